@@ -1,0 +1,481 @@
+"""Array backends: names -> (Array API namespace, device), and moves between host and device.
+
+This is the only module of backprop that names an array library. Everything else receives a
+:class:`Backend` (or an ``xp`` namespace taken from one) and speaks the Python Array API standard.
+
+Precedence of the backend choice, highest first: an explicit ``backend=``/``device=`` argument;
+``with use_backend(...)``; ``set_backend(...)``; the environment variable ``BACKPROP_BACKEND``
+(``"cupy"``, ``"torch:cuda:0"``, ``"array_api_strict:device1"``); the default ``"numpy"``.
+
+Examples
+--------
+>>> import backprop as bp
+>>> with bp.use_backend("numpy"):
+...     bp.get_backend().name
+'numpy'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import importlib.util
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+Array = Any
+
+BACKENDS = ("numpy", "cupy", "torch", "jax", "array_api_strict")
+ENV_VAR = "BACKPROP_BACKEND"
+
+# The module to import for each backend, and how to install it when it is missing.
+_MODULES = {
+    "numpy": "numpy",
+    "cupy": "cupy",
+    "torch": "torch",
+    "jax": "jax",
+    "array_api_strict": "array_api_strict",
+}
+_INSTALL = {
+    "numpy": "pip install numpy",
+    "cupy": "pip install 'backprop[cuda12]' or 'backprop[cuda13]' (cupy-cuda12x / cupy-cuda13x, "
+    "matching your CUDA driver)",
+    "torch": "pip install torch",
+    "jax": "pip install jax",
+    "array_api_strict": "pip install array-api-strict (or 'backprop[test]')",
+}
+_ALIASES = {"np": "numpy", "cp": "cupy", "pytorch": "torch", "strict": "array_api_strict"}
+
+
+class BackendError(ValueError):
+    """A backend or device that cannot be used here (unknown, not installed, no such device)."""
+
+
+class BackendNotInstalledError(BackendError, ImportError):
+    """The array library of a backend is not installed."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace and a device: where a model's arrays live.
+
+    Attributes
+    ----------
+    name : str
+        One of ``BACKENDS``.
+    xp : module
+        The Array API namespace (array-api-compat's wrapper where the library needs one).
+    device : object
+        The library's device object; every array the model makes goes there.
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, device={_device_str(self)!r})"
+
+    # -- dtypes ---------------------------------------------------------------------------
+    def dtype(self, name: str | Any) -> Any:
+        """The namespace's floating dtype for ``"float32"``/``"float64"`` (or a dtype object)."""
+        if not isinstance(name, str):
+            name = _dtype_name(name)
+        if name not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', received {name!r}.")
+        if name == "float64" and not self.supports_float64:
+            raise BackendError(
+                f"{self!r} does not support float64; use dtype='float32' for this device."
+            )
+        return getattr(self.xp, name)
+
+    @property
+    def supports_float64(self) -> bool:
+        """Whether arrays of dtype float64 can live on this device."""
+        if self.name == "array_api_strict":
+            return not any(tag in repr(self.device) for tag in ("no_float64", "no_x64"))
+        if self.name == "torch":
+            return self.device.type != "mps"
+        return True
+
+    @property
+    def int_dtype(self) -> Any:
+        """The integer dtype used for labels and indices on this device."""
+        if self.name == "array_api_strict" and "no_x64" in repr(self.device):
+            return self.xp.int32
+        return self.xp.int64
+
+    # -- host <-> device --------------------------------------------------------------------
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
+        """Put ``x`` (host data or an array of any supported library) on this backend/device.
+
+        Parameters
+        ----------
+        x : array_like
+            NumPy array, list, scalar, or an array of any supported library.
+        dtype : str or dtype, optional
+            ``"float32"``, ``"float64"``, a dtype of this namespace, or None to keep the kind.
+        """
+        if isinstance(dtype, str):
+            dtype = self.dtype(dtype) if dtype.startswith("float") else getattr(self.xp, dtype)
+        if self.owns(x):
+            if dtype is not None and x.dtype != dtype:
+                x = self.xp.astype(x, dtype)
+            return x
+        host = to_numpy(x)
+        if self.name == "numpy":
+            return np.asarray(host, dtype=None if dtype is None else dtype)
+        if self.name == "cupy":
+            with self.device:
+                return self.xp.asarray(host, dtype=dtype)
+        if self.name == "jax":
+            import jax
+
+            return jax.device_put(self.xp.asarray(host, dtype=dtype), self.device)
+        return self.xp.asarray(host, dtype=dtype, device=self.device)
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library on this backend's device."""
+        return array_backend_name(x) == self.name and _same_device(device_of(x), self.device)
+
+    def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
+        """A zero array on this device."""
+        if self.name == "cupy":
+            with self.device:
+                return self.xp.zeros(shape, dtype=dtype)
+        return self.xp.zeros(shape, dtype=dtype, device=self.device)
+
+    def random_uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Array:
+        """U[0, 1) draws of ``shape`` from the seeded host generator, moved to this device.
+
+        Drawing on the host keeps the stream identical on every backend (parity tests).
+        """
+        return self.asarray(rng.random(shape), dtype=dtype)
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        """Copy an array of this backend to a NumPy array on the host."""
+        return to_numpy(x)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (a no-op on synchronous CPU libraries)."""
+        if self.name == "cupy":
+            self.device.synchronize()
+        elif self.name == "torch" and self.device.type == "cuda":
+            importlib.import_module("torch").cuda.synchronize(self.device)
+
+    @property
+    def spec(self) -> str:
+        """``"name"`` or ``"name:device"``: the string form accepted by :func:`resolve`."""
+        dev = _device_str(self)
+        return self.name if dev in ("cpu", "CPU_DEVICE") else f"{self.name}:{dev}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which library does an array belong to?
+
+
+def array_backend_name(x: Any) -> str | None:
+    """The backend name of an array (``"numpy"``, ``"torch"``, ...) or None for host data."""
+    import array_api_compat as compat
+
+    if isinstance(x, np.ndarray | np.generic):
+        return "numpy"
+    if compat.is_cupy_array(x):
+        return "cupy"
+    if compat.is_torch_array(x):
+        return "torch"
+    if compat.is_jax_array(x):
+        return "jax"
+    if type(x).__module__.startswith("array_api_strict"):
+        return "array_api_strict"
+    return None
+
+
+def device_of(x: Array) -> Any:
+    """The device of an array of any supported library (NumPy: ``"cpu"``)."""
+    import array_api_compat as compat
+
+    return compat.device(x)
+
+
+def backend_of(x: Array) -> Backend:
+    """The :class:`Backend` an array lives on (NumPy for lists and other host data)."""
+    name = array_backend_name(x)
+    if name is None or name == "numpy":
+        return resolve("numpy")
+    return _make(name, device_of(x))
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any supported library (or host data) to a NumPy array.
+
+    Examples
+    --------
+    >>> to_numpy([1.0, 2.0])
+    array([1., 2.])
+    """
+    name = array_backend_name(x)
+    if name is None or name == "numpy":
+        return np.asarray(x)
+    if name == "cupy":
+        return x.get()
+    if name == "torch":
+        return x.detach().cpu().numpy()
+    if name == "array_api_strict":
+        strict = importlib.import_module("array_api_strict")
+        return np.asarray(x.to_device(strict.Device("CPU_DEVICE")))
+    return np.asarray(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving names and devices
+
+
+def _import(name: str) -> ModuleType:
+    module = _MODULES[name]
+    if importlib.util.find_spec(module) is None:
+        raise BackendNotInstalledError(
+            f"Backend {name!r} needs the package {module!r}, which is not installed. "
+            f"Install it with: {_INSTALL[name]}."
+        )
+    return importlib.import_module(module)
+
+
+def _parse(spec: str) -> tuple[str, str | None]:
+    name, _, device = spec.strip().partition(":")
+    name = _ALIASES.get(name.lower(), name.lower())
+    return name, (device or None)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend must be a string, one of {list(BACKENDS)}; received {type(name).__name__}."
+        )
+    if name not in BACKENDS:
+        raise BackendError(
+            f"Unknown backend {name!r}. Expected one of {list(BACKENDS)} "
+            "(optionally with a device, e.g. 'torch:cuda:0')."
+        )
+    return name
+
+
+def _cuda_index(device: Any, name: str) -> int:
+    if isinstance(device, bool):
+        raise BackendError(f"device for {name} must be an int or 'cuda:N', received {device!r}.")
+    if isinstance(device, int):
+        return device
+    text = str(device).lower()
+    for prefix in ("cuda:", "gpu:", "cuda", "gpu"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :] or "0"
+            break
+    if not text.isdigit():
+        raise BackendError(
+            f"device {device!r} is not valid for the {name} backend; expected None, an int "
+            "or 'cuda:N'."
+        )
+    return int(text)
+
+
+def _make(name: str, device: Any) -> Backend:
+    """Build a Backend for a validated name and a raw device specification."""
+    if name == "numpy":
+        _import("numpy")
+        import array_api_compat.numpy as xp
+
+        if device not in (None, "cpu", "CPU"):
+            raise BackendError(f"The numpy backend has only the device 'cpu'; received {device!r}.")
+        return Backend("numpy", xp, "cpu")
+    if name == "array_api_strict":
+        strict = _import("array_api_strict")
+        if device is None or (isinstance(device, str) and device.lower() == "cpu"):
+            device = "CPU_DEVICE"
+        if isinstance(device, strict.Device):
+            return Backend(name, strict, device)
+        valid = [d._device for d in strict.__array_namespace_info__().devices()]
+        if str(device) not in valid:
+            raise BackendError(
+                f"array_api_strict has no device {device!r}; expected one of {valid}."
+            )
+        return Backend(name, strict, strict.Device(str(device)))
+    if name == "torch":
+        torch = _import("torch")
+        import array_api_compat.torch as xp
+
+        try:
+            dev = torch.device("cpu" if device is None else device)
+        except (RuntimeError, TypeError) as exc:
+            raise BackendError(f"Invalid torch device {device!r}: {exc}") from None
+        if dev.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if count == 0:
+                raise BackendError(
+                    f"torch device {device!r} requested but torch sees no CUDA GPU "
+                    "(CPU-only build or no driver). Use device='cpu'."
+                )
+            index = 0 if dev.index is None else dev.index
+            if index >= count:
+                raise BackendError(
+                    f"torch device {device!r} does not exist: {count} CUDA device(s) visible."
+                )
+            dev = torch.device("cuda", index)
+        return Backend(name, xp, dev)
+    if name == "jax":
+        jax = _import("jax")
+        # float64 is part of what backprop promises on every backend (gradient checks, parity).
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as xp
+
+        if device is None:
+            return Backend(name, xp, jax.devices()[0])
+        if not isinstance(device, str | int):
+            return Backend(name, xp, device)
+        text = str(device).lower()
+        platform, _, index = text.partition(":")
+        platform = "gpu" if platform in ("cuda", "gpu") else platform
+        if platform.isdigit():
+            platform, index = jax.default_backend(), platform
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError:
+            raise BackendError(f"jax has no {platform!r} devices here.") from None
+        i = int(index or 0)
+        if i >= len(devices):
+            raise BackendError(f"jax device {device!r} does not exist: {len(devices)} visible.")
+        return Backend(name, xp, devices[i])
+    # cupy
+    cupy = _import("cupy")
+    import array_api_compat.cupy as xp
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when there is no driver or no GPU
+        raise BackendError(
+            f"CuPy is installed but no usable CUDA GPU answers ({exc}). Check the NVIDIA driver "
+            "with nvidia-smi, or choose another backend, e.g. backend='numpy'."
+        ) from None
+    if count == 0:
+        raise BackendError("CuPy is installed but no CUDA GPU is visible.")
+    if device is None:
+        return Backend(name, xp, cupy.cuda.Device())
+    if isinstance(device, cupy.cuda.Device):
+        return Backend(name, xp, device)
+    index = _cuda_index(device, "cupy")
+    if index >= count:
+        raise BackendError(
+            f"cupy device {device!r} does not exist: {count} CUDA device(s) visible "
+            f"(valid indices 0..{count - 1})."
+        )
+    return Backend(name, xp, cupy.cuda.Device(index))
+
+
+# ---------------------------------------------------------------------------------------------
+# The current backend: explicit > context manager > set_backend > environment > default
+
+_context: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "backprop_backend", default=None
+)
+_global: Backend | None = None
+
+
+def resolve(backend: str | Backend | None = None, device: Any = None) -> Backend:
+    """Resolve a backend name (and device) into a :class:`Backend`, following the precedence.
+
+    Parameters
+    ----------
+    backend : str or Backend, optional
+        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"``, ``"array_api_strict"``, optionally
+        with ``":device"``; None means "whatever is current" (context, set_backend, env, numpy).
+    device : optional
+        Device for that backend: None (library default), ``"cpu"``, ``"cuda:1"``, an int
+        (CuPy), ``"device1"``/``"no_float64"`` (array_api_strict), a torch device string.
+    """
+    if isinstance(backend, Backend):
+        return backend if device is None else _make(backend.name, device)
+    if backend is None:
+        current = _context.get() or _global
+        if current is not None:
+            return current if device is None else _make(current.name, device)
+        backend = os.environ.get(ENV_VAR) or "numpy"
+    name, spec_device = _parse(_check_name_type(backend))
+    return _make(_check_name(name), device if device is not None else spec_device)
+
+
+def _check_name_type(backend: Any) -> str:
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"backend must be a string such as 'numpy' or 'torch:cuda:0', one of "
+            f"{list(BACKENDS)}; received {type(backend).__name__}."
+        )
+    return backend
+
+
+def set_backend(name: str, device: Any = None) -> Backend:
+    """Set the process-wide default backend (below ``use_backend`` and explicit arguments)."""
+    global _global
+    _global = resolve(_check_name_type(name), device)
+    return _global
+
+
+def get_backend() -> Backend:
+    """The backend a new model would use now."""
+    return resolve(None)
+
+
+@contextlib.contextmanager
+def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
+    """Use a backend inside a ``with`` block (overrides ``set_backend`` and the environment).
+
+    Examples
+    --------
+    >>> with use_backend("numpy") as b:
+    ...     b.device
+    'cpu'
+    """
+    token = _context.set(resolve(_check_name_type(name), device))
+    try:
+        yield _context.get()
+    finally:
+        _context.reset(token)
+
+
+def available_backends() -> list[str]:
+    """Backends that are installed and usable on this machine (cupy only when a GPU answers)."""
+    usable = []
+    for name in BACKENDS:
+        if importlib.util.find_spec(_MODULES[name]) is None:
+            continue
+        try:
+            _make(name, None)
+        except Exception:
+            continue
+        usable.append(name)
+    return usable
+
+
+def _dtype_name(dtype: Any) -> str:
+    text = str(dtype)
+    for name in ("float64", "float32", "float16", "int64", "int32", "bool"):
+        if name in text:
+            return name
+    return text
+
+
+def _device_str(b: Backend) -> str:
+    d = b.device
+    if b.name == "array_api_strict":
+        return d._device
+    if b.name == "cupy":
+        return f"cuda:{d.id}"
+    return str(d)
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    return a == b or str(a) == str(b)

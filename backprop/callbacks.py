@@ -1,0 +1,326 @@
+"""Callbacks: code that runs at the hooks of ``fit`` (Keras's names and behaviour).
+
+Hooks: ``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``,
+``on_batch_end(batch, logs)``. Epoch logs are host floats (``loss``, metrics, ``val_*``);
+batch logs hold only ``{"batch": i, "size": n}``: the batch loss stays on the device so that
+no step waits for a host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class Callback:
+    """Base class; ``self.model`` is set by ``fit`` before ``on_train_begin``."""
+
+    model: Any = None
+    params: dict[str, Any]
+
+    def set_model(self, model: Any) -> None:
+        """Attach the model being trained."""
+        self.model = model
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Attach ``fit``'s settings (``epochs``, ``steps``, ``verbose``, ``samples``)."""
+        self.params = params
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called once before the first epoch."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called once after the last epoch."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Called at the start of each epoch (counted from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Called at the end of each epoch with its host-side logs."""
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each training step."""
+
+
+class CallbackList(Callback):
+    """Runs a list of callbacks in order."""
+
+    def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]):
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    f"callbacks must be Callback instances, received {type(cb).__name__}."
+                )
+            cb.set_model(model)
+            cb.set_params(params)
+        self.callbacks = callbacks
+
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+
+class History(Callback):
+    """Records the epoch logs: ``history.history["loss"]`` is the list of epoch losses.
+
+    ``fit`` returns it.
+    """
+
+    def __init__(self):
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+def _format_logs(logs: dict[str, float]) -> str:
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+class ProgbarLogger(Callback):
+    """Keras-style progress: ``verbose=1`` a bar per epoch, ``verbose=2`` one line per epoch.
+
+    The bar moves with the step count and the clock only (redrawn at most every 0.1 s); the
+    loss and metrics appear at the end of the epoch, when they come back to the host once.
+    """
+
+    def __init__(self, verbose: int = 1, stream: Any = None, width: int = 30):
+        self.verbose, self.stream, self.width = verbose, stream, width
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0 = self._last = time.perf_counter()
+        self.seen = 0
+        if self.verbose == 1:
+            self._write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
+
+    def _bar(self, done: int, total: int) -> str:
+        filled = int(self.width * done / total) if total else self.width
+        arrow = ">" if filled < self.width else ""
+        pad = len(str(total))
+        bar = "=" * max(filled - len(arrow), 0) + arrow + "." * (self.width - filled)
+        return f"{done:{pad}d}/{total} [{bar}]"
+
+    def on_batch_end(self, batch, logs=None):
+        self.seen = batch + 1
+        if self.verbose != 1:
+            return
+        now = time.perf_counter()
+        if now - self._last >= 0.1 and self.seen < self.params["steps"]:
+            self._last = now
+            self._write(f"\r{self._bar(self.seen, self.params['steps'])} - {now - self.t0:.0f}s")
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self.t0
+        steps = self.params["steps"]
+        per_step = f"{1e3 * elapsed / max(steps, 1):.0f}ms/step"
+        text = f"{elapsed:.0f}s {per_step} - {_format_logs(logs or {})}"
+        if self.verbose == 1:
+            self._write(f"\r{self._bar(steps, steps)} - {text}\n")
+        elif self.verbose == 2:
+            self._write(f"Epoch {epoch + 1}/{self.params['epochs']} - {text}\n")
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs, e.g. ``"val_loss"`` (the default) or ``"val_accuracy"``.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    patience : int
+        Epochs without improvement before stopping.
+    mode : {"auto", "min", "max"}
+        Whether smaller or larger is better; ``"auto"`` picks max for accuracy-like names.
+    restore_best_weights : bool
+        Put back the weights of the best epoch when stopping (or at the end of training).
+    baseline : float, optional
+        Stop if the monitored value does not beat this within ``patience`` epochs.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        min_delta: float = 0.0,
+        patience: int = 0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+        baseline: float | None = None,
+        verbose: int = 0,
+    ):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', received {mode!r}.")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be an integer >= 0, received {patience!r}.")
+        self.monitor, self.min_delta, self.patience = monitor, abs(float(min_delta)), patience
+        self.restore_best_weights, self.baseline, self.verbose = (
+            restore_best_weights,
+            baseline,
+            verbose,
+        )
+        if mode == "auto":
+            maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
+            mode = "max" if maximize else "min"
+        self.mode = mode
+
+    def _better(self, value: float, reference: float) -> bool:
+        if self.mode == "min":
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_epoch = 0
+        self.best_weights = None
+        worst = math.inf if self.mode == "min" else -math.inf
+        self.best = worst if self.baseline is None else self.baseline
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, which is not in the epoch logs "
+                f"{sorted(logs)}. Pass validation data for 'val_*' keys, or monitor another key."
+            )
+        value = logs[self.monitor]
+        if self._better(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= max(self.patience, 1):
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            self._restore()
+
+    def on_train_end(self, logs=None):
+        if not self.stopped_epoch:
+            self._restore()
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+
+    def _restore(self) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as an epoch's loss is NaN or infinite."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Epoch {epoch + 1}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, l: ...)``."""
+
+    def __init__(
+        self,
+        on_epoch_begin: Callable | None = None,
+        on_epoch_end: Callable | None = None,
+        on_batch_end: Callable | None = None,
+        on_train_begin: Callable | None = None,
+        on_train_end: Callable | None = None,
+    ):
+        noop2 = lambda a, b=None: None  # noqa: E731
+        noop1 = lambda logs=None: None  # noqa: E731
+        self.on_epoch_begin = on_epoch_begin or noop2
+        self.on_epoch_end = on_epoch_end or noop2
+        self.on_batch_end = on_batch_end or noop2
+        self.on_train_begin = on_train_begin or noop1
+        self.on_train_end = on_train_end or noop1
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at each epoch from ``schedule(epoch, lr) -> new lr``."""
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = self.model.optimizer
+        lr = float(self.schedule(epoch, opt.current_learning_rate()))
+        if not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"The schedule returned learning rate {lr!r}; expected a float > 0.")
+        opt.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.current_learning_rate()
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after epochs: every epoch, or only when ``monitor`` improves.
+
+    ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        mode: str = "auto",
+        verbose: int = 0,
+    ):
+        self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
+        self.verbose = verbose
+        self._stop = EarlyStopping(monitor=monitor, mode=mode)
+        self.best = math.inf if self._stop.mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            if self.monitor not in logs:
+                raise KeyError(
+                    f"ModelCheckpoint monitors {self.monitor!r}, not in the logs {sorted(logs)}."
+                )
+            if not self._stop._better(logs[self.monitor], self.best):
+                return
+            self.best = logs[self.monitor]
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")

@@ -1,0 +1,187 @@
+"""Checks on user input, run once per call before anything touches the model.
+
+Bad input raises ``ValueError``/``TypeError`` saying what was expected and what was received,
+before any array reaches a layer: a wrong shape never crashes deep inside a matmul and a
+rejected call never changes the weights. The checks run on the host for host data and with
+one reduction (one synchronisation per call, never per step) for arrays already on a device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from array_api_compat import array_namespace
+
+from .backend import array_backend_name
+
+Array = Any
+
+
+def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
+    """Raise unless ``value`` is an int >= 1 (bools and floats are refused)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{name} must be a positive integer{' or None' if allow_none else ''}, "
+            f"received {name}={value!r} ({type(value).__name__})."
+        )
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, received {name}={value!r}.")
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """Raise unless ``value`` is a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise TypeError(f"{name} must be a float in [0, 1), received {name}={value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), received {name}={value!r}.")
+    return float(value)
+
+
+def as_array(a: Any, name: str) -> Any:
+    """Host data as a numeric NumPy array; arrays of a supported library are returned as is."""
+    if array_backend_name(a) not in (None, "numpy"):
+        return a
+    try:
+        out = np.asarray(a)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise TypeError(
+            f"{name} must be a numeric array, received {type(a).__name__}: {exc}"
+        ) from None
+    if out.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be numeric (floats or integers), received dtype {out.dtype} "
+            f"({_kind_word(out.dtype.kind)}). Convert it first, e.g. {name}.astype('float32')."
+        )
+    return out
+
+
+def _kind_word(kind: str) -> str:
+    return {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers"}.get(
+        kind, "not numbers"
+    )
+
+
+def _numeric_device_array(a: Any, name: str) -> Any:
+    xp = array_namespace(a)
+    if not (xp.isdtype(a.dtype, "real floating") or xp.isdtype(a.dtype, "integral")):
+        raise TypeError(f"{name} must be a real numeric array, received dtype {a.dtype}.")
+    return xp
+
+
+def check_X(X: Any, n_features: int | None = None, name: str = "X") -> Any:
+    """Validate features: numeric, 2-D ``(n_samples, n_features)``, non-empty, finite.
+
+    Parameters
+    ----------
+    X : array_like
+        Host data or an array of any supported library.
+    n_features : int, optional
+        The number of features the model expects.
+
+    Returns
+    -------
+    array
+        A NumPy array for host input, else ``X`` itself.
+    """
+    X = as_array(X, name)
+    xp = _numeric_device_array(X, name) if not isinstance(X, np.ndarray) else np
+    if X.ndim != 2:
+        hint = (
+            f" If each sample has a single feature, use {name}.reshape(-1, 1)."
+            if X.ndim == 1
+            else ""
+        )
+        raise ValueError(
+            f"Expected {name} to be 2-D of shape (n_samples, n_features), received shape "
+            f"{tuple(X.shape)}.{hint}"
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} is empty: received shape {tuple(X.shape)}.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"The model expects {name} with {n_features} features, received shape {tuple(X.shape)}."
+        )
+    _check_finite(X, xp, name)
+    return X
+
+
+def _check_finite(a: Any, xp: Any, name: str) -> None:
+    if xp is np and a.dtype.kind in "biu":
+        return
+    if xp is not np and not xp.isdtype(a.dtype, "real floating"):
+        return
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
+
+
+def check_y(y: Any, n_samples: int, kind: str, n_outputs: int, name: str = "y") -> Any:
+    """Validate labels against the loss's kind and the model's output width.
+
+    Parameters
+    ----------
+    y : array_like
+        Labels, host data or an array of any supported library.
+    n_samples : int
+        Rows of X; ``y`` must have as many.
+    kind : {"binary", "categorical", "sparse", "regression"}
+        What the loss expects (``Loss.kind``).
+    n_outputs : int
+        Units of the last layer.
+    """
+    y = as_array(y, name)
+    xp = _numeric_device_array(y, name) if not isinstance(y, np.ndarray) else np
+    if y.ndim not in (1, 2):
+        raise ValueError(f"Expected {name} to be 1-D or 2-D, received shape {tuple(y.shape)}.")
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"X and {name} must have the same number of rows: X has {n_samples}, {name} has "
+            f"{y.shape[0]} (shape {tuple(y.shape)})."
+        )
+    _check_finite(y, xp, name)
+    width = 1 if y.ndim == 1 else y.shape[1]
+    if kind == "sparse":
+        if width != 1:
+            raise ValueError(
+                f"sparse_categorical_crossentropy expects integer class labels of shape (n,) "
+                f"or (n, 1), received shape {tuple(y.shape)}. For one-hot labels use "
+                "loss='categorical_crossentropy'."
+            )
+        lo, hi = float(xp.min(y)), float(xp.max(y))
+        integral = bool(xp.all(xp.floor(y) == y)) if _is_float(y, xp) else True
+        if not integral or lo < 0 or hi >= n_outputs:
+            raise ValueError(
+                f"{name} must hold integer classes in [0, {n_outputs - 1}] for a model with "
+                f"{n_outputs} outputs, received values in [{lo:g}, {hi:g}]"
+                f"{'' if integral else ' including non-integers'}."
+            )
+        return y
+    if kind == "categorical" and (y.ndim != 2 or width != n_outputs):
+        raise ValueError(
+            f"categorical_crossentropy expects one-hot {name} of shape (n, {n_outputs}), "
+            f"received shape {tuple(y.shape)}. For integer labels use "
+            "loss='sparse_categorical_crossentropy' or bp.datasets.one_hot(y)."
+        )
+    if width != n_outputs:
+        raise ValueError(
+            f"The model has {n_outputs} output(s) but {name} has shape {tuple(y.shape)}; "
+            f"expected ({n_samples},{' ' + str(n_outputs) if n_outputs > 1 else ''}) "
+            f"or ({n_samples}, {n_outputs})."
+        )
+    if kind in ("binary", "categorical"):
+        lo, hi = float(xp.min(y)), float(xp.max(y))
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{kind} cross-entropy expects {name} in [0, 1], received values in "
+                f"[{lo:g}, {hi:g}]."
+            )
+    return y
+
+
+def _is_float(a: Any, xp: Any) -> bool:
+    if xp is np:
+        return a.dtype.kind == "f"
+    return xp.isdtype(a.dtype, "real floating")

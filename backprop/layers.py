@@ -1,0 +1,350 @@
+"""Layers: each a forward pass that caches what its backward pass needs.
+
+The contract every layer keeps (checked for all of them in ``tests/test_layers.py``):
+
+- ``params`` and ``grads`` are dicts with the same keys; ``backward`` overwrites ``grads``.
+- ``forward(x, training)`` returns ``y`` and caches what backward needs, under names from
+  the math; ``backward(dy)`` returns ``dx = dL/dx`` given ``dy = dL/dy``.
+- Samples are rows: ``x`` has shape ``(n, in_dim)``, ``y`` has shape ``(n, out_dim)``.
+
+A layer ending in an activation (``Dense``, ``Activation``) also exposes ``z`` (the logits of
+the last forward pass) and ``backward_from_logits(dz)``: the model uses them to fuse the output
+activation with its loss (sigmoid + binary cross-entropy, softmax + categorical cross-entropy),
+whose combined gradient ``dz = (y_hat - y) / n`` is exact and never overflows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import activations as _activations
+from . import initializers as _initializers
+from . import regularizers as _regularizers
+
+Array = Any
+
+
+class Layer:
+    """Base class of all layers.
+
+    Attributes
+    ----------
+    params : dict[str, Array]
+        Trainable arrays, e.g. ``{"W": ..., "b": ...}``.
+    grads : dict[str, Array]
+        ``dL/dparam`` from the last ``backward``, same keys as ``params``.
+    """
+
+    def __init__(self, name: str | None = None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, received {type(name).__name__}.")
+        self.name = name or _auto_name(type(self).__name__.lower())
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+        self.backend = None
+        self.xp = None
+        self.input_dim: int | None = None
+        self._has_forward = False
+
+    # -- building ---------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        """Whether ``build`` has run (the layer has its input size and its arrays)."""
+        return self.backend is not None
+
+    def build(self, input_dim: int, backend: Any, rng: Any, dtype: Any) -> None:
+        """Create the parameters for inputs of ``input_dim`` features on ``backend``.
+
+        Parameters
+        ----------
+        input_dim : int
+            Number of input features.
+        backend : backprop.backend.Backend
+            Where the arrays live.
+        rng : numpy.random.Generator
+            Seeded host generator for initial values and random masks.
+        dtype : dtype
+            Floating dtype of the backend's namespace.
+        """
+        self.input_dim, self.backend, self.xp, self.dtype, self.rng = (
+            input_dim,
+            backend,
+            backend.xp,
+            dtype,
+            rng,
+        )
+
+    def output_dim(self, input_dim: int) -> int:
+        """Number of output features for ``input_dim`` input features."""
+        return input_dim
+
+    # -- the math -----------------------------------------------------------------------------
+    def forward(self, x: Array, training: bool = False) -> Array:
+        """Y = f(x) for a batch ``x`` of shape ``(n, in_dim)``."""
+        raise NotImplementedError
+
+    def backward(self, dy: Array) -> Array:
+        """Dx = dL/dx from dy = dL/dy; fills ``grads``."""
+        raise NotImplementedError
+
+    def penalty(self) -> Array | float:
+        """Regularization added to the loss (0.0 when the layer has none)."""
+        return 0.0
+
+    def _check_forward_done(self) -> None:
+        if not self._has_forward:
+            raise RuntimeError(
+                f"{self.name}.backward() called before forward(): run forward(x, training=True) "
+                "first, it caches what the backward pass needs."
+            )
+
+    def _check_built(self) -> None:
+        if not self.built:
+            raise RuntimeError(
+                f"{self.name} is not built: add it to a Sequential model, or call "
+                "build(input_dim, backend, rng, dtype)."
+            )
+
+    # -- description ------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, as plain JSON-able values."""
+        return {"name": self.name}
+
+    def count_params(self) -> int:
+        """Number of scalar parameters."""
+        total = 0
+        for p in self.params.values():
+            size = 1
+            for d in p.shape:
+                size *= d
+            total += size
+        return total
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+_counters: dict[str, int] = {}
+
+
+def _auto_name(prefix: str) -> str:
+    _counters[prefix] = _counters.get(prefix, 0) + 1
+    n = _counters[prefix]
+    return prefix if n == 1 else f"{prefix}_{n - 1}"
+
+
+def _check_positive_int(value: Any, what: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"Expected {what} to be a positive integer"
+            f"{' or None' if allow_none else ''}, received {what}={value!r}."
+        )
+
+
+class Dense(Layer):
+    r"""Fully connected layer: ``y = g(x @ W + b)``.
+
+    forward:   z = x @ W + b,            y = g(z)
+    backward:  dz = dy * g'(z),          dW = x.T @ dz,  db = sum(dz, axis=0),  dx = dz @ W.T
+
+    Parameters
+    ----------
+    units : int
+        Output features (columns of W).
+    activation : str or ActivationFunction, optional
+        ``g``; None means linear.
+    input_dim : int, optional
+        Input features; needed on the first layer only to build before seeing data.
+    kernel_initializer, bias_initializer : str or Initializer
+        Keras defaults: ``"glorot_uniform"`` and ``"zeros"``.
+    kernel_regularizer : str or Regularizer, optional
+        Penalty on W added to the loss.
+    use_bias : bool
+        Whether the layer has ``b``.
+
+    Shapes: ``x (n, in)``, ``W (in, out)``, ``b (out,)``, ``z, y (n, out)``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | _activations.ActivationFunction | None = None,
+        input_dim: int | None = None,
+        kernel_initializer: Any = "glorot_uniform",
+        bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        use_bias: bool = True,
+        name: str | None = None,
+    ):
+        _check_positive_int(units, "units")
+        _check_positive_int(input_dim, "input_dim", allow_none=True)
+        super().__init__(name)
+        self.units = units
+        self.activation = _activations.get(activation)
+        self.input_dim = input_dim
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.use_bias = bool(use_bias)
+
+    def build(self, input_dim, backend, rng, dtype):
+        """Draw ``W (input_dim, units)`` and ``b (units,)`` on the host; move them to the device."""
+        super().build(input_dim, backend, rng, dtype)
+        W = self.kernel_initializer((input_dim, self.units), rng)
+        self.params = {"W": backend.asarray(W, dtype=dtype)}
+        if self.use_bias:
+            self.params["b"] = backend.asarray(self.bias_initializer((self.units,), rng), dtype)
+        self.grads = {}
+
+    def output_dim(self, input_dim):
+        return self.units
+
+    def forward(self, x, training=False):
+        self._check_built()
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"{self.name} expected input of shape (n, {self.input_dim}), "
+                f"received shape {tuple(x.shape)}."
+            )
+        z = x @ self.params["W"]
+        if self.use_bias:
+            z = z + self.params["b"]
+        self.x, self.z = x, z
+        self.y = self.activation.forward(z, self.xp)
+        self._has_forward = True
+        return self.y
+
+    def backward(self, dy):
+        self._check_forward_done()
+        return self.backward_from_logits(self.activation.backward(dy, self.z, self.y, self.xp))
+
+    def backward_from_logits(self, dz: Array) -> Array:
+        """The backward pass from ``dz = dL/dz`` (used when the loss is fused with g)."""
+        self._check_forward_done()
+        xp, W = self.xp, self.params["W"]
+        dW = self.x.T @ dz
+        if self.kernel_regularizer is not None:
+            dW = dW + self.kernel_regularizer.gradient(W, xp)
+        self.grads["W"] = dW
+        if self.use_bias:
+            # b was broadcast over the batch, so its gradient sums over it.
+            self.grads["b"] = xp.sum(dz, axis=0)
+        return dz @ W.T
+
+    def penalty(self):
+        if self.kernel_regularizer is None:
+            return 0.0
+        return self.kernel_regularizer.penalty(self.params["W"], self.xp)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "units": self.units,
+            "activation": self.activation.get_config(),
+            "input_dim": self.input_dim,
+            "kernel_initializer": _initializer_config(self.kernel_initializer),
+            "bias_initializer": _initializer_config(self.bias_initializer),
+            "kernel_regularizer": None
+            if self.kernel_regularizer is None
+            else self.kernel_regularizer.get_config(),
+            "use_bias": self.use_bias,
+        }
+
+
+def _initializer_config(init: Any) -> Any:
+    if isinstance(init, _initializers.Initializer):
+        return init.get_config()
+    return {"name": "custom", "function": getattr(init, "__name__", repr(init))}
+
+
+class Activation(Layer):
+    """Applies an activation function: ``y = g(x)``; backward ``dx = dy * g'(x)``.
+
+    Parameters
+    ----------
+    activation : str or ActivationFunction
+        ``"relu"``, ``"sigmoid"``, ``"softmax"``, ...
+    """
+
+    def __init__(self, activation: str | _activations.ActivationFunction, name: str | None = None):
+        super().__init__(name)
+        self.activation = _activations.get(activation)
+
+    def forward(self, x, training=False):
+        self._check_built()
+        self.z = x
+        self.y = self.activation.forward(x, self.xp)
+        self._has_forward = True
+        return self.y
+
+    def backward(self, dy):
+        self._check_forward_done()
+        return self.activation.backward(dy, self.z, self.y, self.xp)
+
+    def backward_from_logits(self, dz: Array) -> Array:
+        """Fused output activation: the loss already gave dL/dz, the gradient of this input."""
+        self._check_forward_done()
+        return dz
+
+    def get_config(self):
+        return {"name": self.name, "activation": self.activation.get_config()}
+
+
+class Dropout(Layer):
+    """Inverted dropout: zero each input with probability ``rate`` while training.
+
+    forward (training):  m = (u >= rate) / (1 - rate),  u ~ U[0, 1);   y = x * m
+    forward (inference): y = x
+    backward:            dx = dy * m
+
+    Scaling the kept units by 1/(1 - rate) while training keeps E[y] = x, so inference needs
+    no rescaling.
+
+    Parameters
+    ----------
+    rate : float
+        Fraction of inputs to drop, in [0, 1).
+    """
+
+    def __init__(self, rate: float, name: str | None = None):
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be a float in [0, 1), received rate={rate!r}.")
+        super().__init__(name)
+        self.rate = float(rate)
+
+    def forward(self, x, training=False):
+        self._check_built()
+        self._has_forward = True
+        if not training or self.rate == 0.0:
+            self.mask = None
+            return x
+        u = self.backend.random_uniform(self.rng, tuple(x.shape), x.dtype)
+        self.mask = self.xp.astype(u >= self.rate, x.dtype) / (1.0 - self.rate)
+        return x * self.mask
+
+    def backward(self, dy):
+        self._check_forward_done()
+        return dy if self.mask is None else dy * self.mask
+
+    def get_config(self):
+        return {"name": self.name, "rate": self.rate}
+
+
+_REGISTRY = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}
+
+
+def from_config(class_name: str, config: dict[str, Any]) -> Layer:
+    """Rebuild a layer from ``type(layer).__name__`` and ``layer.get_config()``."""
+    if class_name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown layer class {class_name!r}. Expected one of {sorted(_REGISTRY)}."
+        )
+    config = dict(config)
+    for key in ("kernel_initializer", "bias_initializer"):
+        # a user's function cannot be stored; the saved weights replace what it would draw
+        if isinstance(config.get(key), dict) and config[key].get("name") == "custom":
+            config[key] = "zeros"
+    return _REGISTRY[class_name](**config)

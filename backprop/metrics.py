@@ -1,0 +1,169 @@
+"""Metrics, accumulated on the device and read back once per epoch.
+
+A metric gives per-batch *sums* as 0-d arrays on the device (``stats``); the model adds them up
+over the epoch without looking at them, and turns the totals into a number on the host once
+(``result``). That keeps ``fit`` free of a host synchronisation per step.
+
+Labels reach a metric in the layout the loss prepared: ``(n, k)`` floats (one-hot rows for
+categorical and sparse losses).
+
+Examples
+--------
+>>> import array_api_compat.numpy as xp
+>>> m = BinaryAccuracy()
+>>> y, p = xp.asarray([[1.0], [0.0]]), xp.asarray([[0.8], [0.7]])
+>>> m.result([float(s) for s in m.stats(y, p, xp)], n=2, k=1)
+0.5
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+
+
+class Metric:
+    """Base class: ``stats`` (device sums per batch) and ``result`` (host number per epoch)."""
+
+    name = "metric"
+    n_stats = 1  # how many sums ``stats`` returns
+
+    def stats(self, y: Array, y_hat: Array, xp: Any) -> list[Array]:
+        """Sums over the batch, as 0-d arrays on the device."""
+        raise NotImplementedError
+
+    def result(self, totals: list[float], n: int, k: int) -> float:
+        """The metric from the epoch's summed ``stats``, ``n`` samples of ``k`` outputs."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class BinaryAccuracy(Metric):
+    """Fraction of outputs on the right side of ``threshold`` (0.5)."""
+
+    name = "binary_accuracy"
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold = threshold
+
+    def stats(self, y, y_hat, xp):
+        hit = (y_hat > self.threshold) == (y > 0.5)
+        return [xp.sum(xp.astype(hit, y_hat.dtype))]
+
+    def result(self, totals, n, k):
+        return totals[0] / (n * k)
+
+
+class CategoricalAccuracy(Metric):
+    """Fraction of rows whose largest output is the labelled class."""
+
+    name = "categorical_accuracy"
+
+    def stats(self, y, y_hat, xp):
+        hit = xp.argmax(y_hat, axis=-1) == xp.argmax(y, axis=-1)
+        return [xp.sum(xp.astype(hit, y_hat.dtype))]
+
+    def result(self, totals, n, k):
+        return totals[0] / n
+
+
+class Precision(Metric):
+    """TP / (TP + FP) for outputs thresholded at 0.5 (0 when nothing is predicted positive)."""
+
+    name = "precision"
+    n_stats = 2
+
+    def stats(self, y, y_hat, xp):
+        pred = xp.astype(y_hat > 0.5, y_hat.dtype)
+        return [xp.sum(pred * y), xp.sum(pred)]
+
+    def result(self, totals, n, k):
+        return totals[0] / totals[1] if totals[1] else 0.0
+
+
+class Recall(Metric):
+    """TP / (TP + FN) for outputs thresholded at 0.5 (0 when there is no positive label)."""
+
+    name = "recall"
+    n_stats = 2
+
+    def stats(self, y, y_hat, xp):
+        pred = xp.astype(y_hat > 0.5, y_hat.dtype)
+        return [xp.sum(pred * y), xp.sum(y)]
+
+    def result(self, totals, n, k):
+        return totals[0] / totals[1] if totals[1] else 0.0
+
+
+class MeanAbsoluteError(Metric):
+    """mean |y_hat - y|."""
+
+    name = "mae"
+
+    def stats(self, y, y_hat, xp):
+        return [xp.sum(xp.abs(y_hat - y))]
+
+    def result(self, totals, n, k):
+        return totals[0] / (n * k)
+
+
+class MeanSquaredError(Metric):
+    """mean (y_hat - y)^2."""
+
+    name = "mse"
+
+    def stats(self, y, y_hat, xp):
+        d = y_hat - y
+        return [xp.sum(d * d)]
+
+    def result(self, totals, n, k):
+        return totals[0] / (n * k)
+
+
+_REGISTRY: dict[str, type[Metric]] = {
+    cls.name: cls
+    for cls in (
+        BinaryAccuracy,
+        CategoricalAccuracy,
+        Precision,
+        Recall,
+        MeanAbsoluteError,
+        MeanSquaredError,
+    )
+}
+_ALIASES = {
+    "sparse_categorical_accuracy": "categorical_accuracy",
+    "mean_absolute_error": "mae",
+    "mean_squared_error": "mse",
+}
+
+
+def names() -> list[str]:
+    """The names :func:`get` accepts."""
+    return sorted([*_REGISTRY, *_ALIASES, "accuracy", "acc"])
+
+
+def get(identifier: str | Metric, loss_kind: str = "binary", n_outputs: int = 1) -> Metric:
+    """A metric from a name or an instance.
+
+    ``"accuracy"`` (or ``"acc"``) is picked from the loss, as Keras does: binary accuracy for
+    binary cross-entropy (and single-output regression), categorical accuracy otherwise.
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if not isinstance(identifier, str):
+        raise TypeError(
+            f"metrics must be names such as 'accuracy' or Metric instances; received "
+            f"{type(identifier).__name__}."
+        )
+    key = identifier.lower()
+    if key in ("accuracy", "acc"):
+        binary = loss_kind == "binary" or (loss_kind == "regression" and n_outputs == 1)
+        return BinaryAccuracy() if binary else CategoricalAccuracy()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ValueError(f"Unknown metric {identifier!r}. Expected one of {names()}.")
+    return _REGISTRY[key]()

@@ -1,0 +1,588 @@
+"""The Sequential model: a stack of layers, trained by backpropagation.
+
+One training step is the whole algorithm::
+
+    y_hat = forward(x)                      # each layer caches what its backward needs
+    L, dL/dy_hat = loss(y, y_hat)           # or dL/dz when the output activation is fused
+    for layer in reversed(layers):          # the chain rule, layer by layer
+        dy = layer.backward(dy)             # fills layer.grads
+    params = optimizer.apply(params, grads)
+
+``fit`` moves the data onto the model's backend and device once, keeps the epoch's loss and
+metric sums on the device, and reads them back once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import backend as _backend
+from . import callbacks as _callbacks
+from . import data as _data
+from . import layers as _layers
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from .rng import Streams
+
+Array = Any
+
+
+class Sequential:
+    """A linear stack of layers with a Keras-style API.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+        The layers, first to last; more can be added with :meth:`add`.
+    backend : str, optional
+        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"``, ``"array_api_strict"`` (optionally
+        ``"name:device"``); None takes the current backend (``use_backend``, ``set_backend``,
+        ``BACKPROP_BACKEND``, else numpy).
+    device : optional
+        Device on that backend (``"cuda:1"``, ``0``, ``"device1"``, ...).
+    dtype : {"float32", "float64"}
+        Floating dtype of every parameter and activation.
+    seed : int, optional
+        Seeds the initial weights, the shuffling and the dropout masks (identical on every
+        backend).
+
+    Examples
+    --------
+    >>> import numpy as np, backprop as bp
+    >>> model = bp.Sequential([bp.layers.Dense(3, "relu", input_dim=2),
+    ...                        bp.layers.Dense(1, "sigmoid")], seed=0)
+    >>> model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    >>> X = np.array([[0.0, 1.0], [1.0, 0.0]]); y = np.array([1, 0])
+    >>> sorted(model.fit(X, y, epochs=2, verbose=0).history)
+    ['accuracy', 'loss']
+    """
+
+    def __init__(
+        self,
+        layers: list[_layers.Layer] | None = None,
+        *,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: str = "float32",
+        seed: int | None = None,
+        name: str = "sequential",
+    ):
+        self.backend = _backend.resolve(backend, device)
+        self._dtype_name = _backend._dtype_name(dtype)
+        self.dtype = self.backend.dtype(self._dtype_name)
+        self.xp = self.backend.xp
+        self.seed = seed
+        self.streams = Streams(seed)
+        self.name = name
+        self.layers: list[_layers.Layer] = []
+        self.loss: _losses.Loss | None = None
+        self.optimizer: _optimizers.Optimizer | None = None
+        self.metrics: list[tuple[str, _metrics.Metric]] = []
+        self._metric_names: list[str] = []
+        self.stop_training = False
+        self.history: _callbacks.History | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- construction -------------------------------------------------------------------------
+    def add(self, layer: _layers.Layer) -> None:
+        """Append a layer; it is built now if the input size is already known."""
+        if not isinstance(layer, _layers.Layer):
+            raise TypeError(
+                f"Sequential.add expects a Layer such as bp.layers.Dense(4), received "
+                f"{type(layer).__name__}."
+            )
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"Layer {layer.name!r} is already in this model.")
+        self.layers.append(layer)
+        if self.input_dim is not None:  # the first layer knows its input: build what is new
+            self.build(self.input_dim)
+
+    def _build_args(self, layer: _layers.Layer) -> tuple:
+        rng = self.streams.dropout if isinstance(layer, _layers.Dropout) else self.streams.init
+        return self.backend, rng, self.dtype
+
+    def _out_dim(self, upto: int) -> int:
+        dim = self.input_dim
+        for layer in self.layers[:upto]:
+            dim = layer.output_dim(dim)
+        return dim
+
+    @property
+    def built(self) -> bool:
+        """Whether every layer has its parameters."""
+        return bool(self.layers) and all(layer.built for layer in self.layers)
+
+    @property
+    def input_dim(self) -> int | None:
+        """Number of input features (None before the model is built)."""
+        return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_dim(self) -> int:
+        """Number of output units."""
+        return self._out_dim(len(self.layers))
+
+    def build(self, input_dim: int) -> None:
+        """Create every layer's parameters for inputs of ``input_dim`` features."""
+        if not self.layers:
+            raise ValueError("The model has no layers: add some with model.add(...) first.")
+        _data.check_positive_int(input_dim, "input_dim")
+        dim = input_dim
+        for i, layer in enumerate(self.layers):
+            if not layer.built:
+                if i > 0 and layer.input_dim is not None and layer.input_dim != dim:
+                    raise ValueError(
+                        f"{layer.name} was given input_dim={layer.input_dim}, but the layer "
+                        f"before it outputs {dim} features."
+                    )
+                layer.build(dim, *self._build_args(layer))
+            dim = layer.output_dim(dim)
+        self._collect_params()
+
+    def _collect_params(self) -> None:
+        self._param_slots = [(layer, k) for layer in self.layers for k in layer.params]
+
+    # -- compile ------------------------------------------------------------------------------
+    def compile(
+        self,
+        loss: str | _losses.Loss = "binary_crossentropy",
+        optimizer: str | _optimizers.Optimizer = "adam",
+        metrics: list[str | _metrics.Metric] | None = None,
+    ) -> None:
+        """Choose the loss, the optimizer and the metrics reported by ``fit``/``evaluate``.
+
+        Parameters
+        ----------
+        loss : str or Loss
+            ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+            ``"sparse_categorical_crossentropy"``, ``"mse"``, ``"mae"``.
+        optimizer : str or Optimizer
+            ``"sgd"``, ``"rmsprop"``, ``"adagrad"``, ``"adam"``, ``"adamw"``, ``"adamax"``, or an
+            instance for non-default settings.
+        metrics : list, optional
+            Names such as ``"accuracy"``, ``"precision"``, ``"recall"``, ``"mae"``, ``"mse"``.
+        """
+        if not self.layers:
+            raise ValueError("compile() needs layers: add them before compiling.")
+        self.loss = _losses.get(loss)
+        self.optimizer = _optimizers.get(optimizer)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self._metric_specs = list(metrics)
+        self._resolve_metrics()
+
+    def _resolve_metrics(self) -> None:
+        out = self.output_dim if self.built else 1
+        self.metrics = []
+        for spec in self._metric_specs:
+            metric = _metrics.get(spec, self.loss.kind, out)
+            name = spec if isinstance(spec, str) else metric.name
+            self.metrics.append((name, metric))
+
+    def _require_compiled(self, what: str) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError(
+                f"{what}() needs a compiled model: call model.compile(loss=..., optimizer=...) "
+                "first."
+            )
+
+    @property
+    def _fused(self) -> bool:
+        last = self.layers[-1]
+        activation = getattr(last, "activation", None)
+        return (
+            self.loss.fused_activation is not None
+            and activation is not None
+            and activation.name == self.loss.fused_activation
+            and hasattr(last, "backward_from_logits")
+        )
+
+    # -- forward / backward ---------------------------------------------------------------------
+    def forward(self, X: Array, training: bool = False) -> Array:
+        """Run the layers on a batch already on the model's backend; returns ``y_hat``."""
+        if not self.built:
+            raise RuntimeError(
+                "The model is not built: give the first layer input_dim=..., or call fit/predict."
+            )
+        for layer in self.layers:
+            X = layer.forward(X, training)
+        return X
+
+    def backward(self, dy: Array) -> Array:
+        """Backpropagate ``dy = dL/dy_hat`` through every layer; returns ``dL/dX``."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def _loss_and_backward(self, y: Array, y_hat: Array) -> Array:
+        """Loss value (0-d, on the device) and the backward pass that fills every grads dict."""
+        xp, layers = self.xp, self.layers
+        last = layers[-1]
+        if self._fused:
+            loss, dz = self.loss.from_logits(y, last.z, y_hat, xp)
+            dy = last.backward_from_logits(dz)
+        else:
+            loss = self.loss.forward(y, y_hat, xp)
+            dy = last.backward(self.loss.gradient(y, y_hat, xp))
+        for layer in reversed(layers[:-1]):
+            dy = layer.backward(dy)
+        for layer in layers:
+            penalty = layer.penalty()
+            if not isinstance(penalty, float):
+                loss = loss + penalty
+        return loss
+
+    def train_step(self, x: Array, y: Array) -> tuple[Array, Array]:
+        """One step of gradient descent on a batch already on the device.
+
+        Returns the batch loss and ``y_hat`` (both on the device; nothing is read back).
+        """
+        y_hat = self.forward(x, training=True)
+        loss = self._loss_and_backward(y, y_hat)
+        slots = self._param_slots
+        params = [layer.params[k] for layer, k in slots]
+        grads = [layer.grads[k] for layer, k in slots]
+        for (layer, k), W in zip(slots, self.optimizer.apply(params, grads, self.xp), strict=True):
+            layer.params[k] = W
+        return loss, y_hat
+
+    # -- data -----------------------------------------------------------------------------------
+    def _prepare(self, X: Any, y: Any = None, name: str = "X") -> tuple[Array, Array | None]:
+        """Validate, build if needed, and move X (and y, in the loss's layout) to the device."""
+        X = _data.check_X(X, self.input_dim if self.built else None, name=name)
+        if y is not None:
+            self._require_compiled("fit")
+        if not self.built:
+            self.build(X.shape[1])
+            self._resolve_metrics()
+        Y = None
+        if y is not None:
+            y = _data.check_y(y, X.shape[0], self.loss.kind, self.output_dim)
+            label_dtype = self.backend.int_dtype if self.loss.kind == "sparse" else self.dtype
+            Y = self.loss.prepare_targets(
+                self.backend.asarray(y, label_dtype), self.output_dim, self.dtype, self.xp
+            )
+        return self.backend.asarray(X, self.dtype), Y
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        verbose: int = 1,
+        callbacks: list[_callbacks.Callback] | None = None,
+        initial_epoch: int = 0,
+    ) -> _callbacks.History:
+        """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+            NumPy data or an array of any supported library.
+        y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+            Labels in the loss's layout (0/1, one-hot, integer classes or real values).
+        epochs : int
+            Passes over the data.
+        batch_size : int or None
+            Samples per step (None: 32, Keras's default); larger than n means full batch.
+        shuffle : bool
+            Reshuffle the samples each epoch (from the model's seeded host generator).
+        validation_data : (X_val, y_val), optional
+            Evaluated after each epoch; adds ``val_*`` keys to the history.
+        validation_split : float
+            Fraction of the data, taken from the end before shuffling, held out for validation.
+        verbose : {0, 1, 2}
+            Silent, a progress bar per epoch, or one line per epoch.
+        callbacks : list of Callback, optional
+            Hooks called during training.
+        initial_epoch : int
+            Epoch to start counting from (for resuming).
+
+        Returns
+        -------
+        History
+            ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
+        """
+        self._require_compiled("fit")
+        _data.check_positive_int(epochs, "epochs")
+        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+        validation_split = _data.check_fraction(validation_split, "validation_split")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
+        if validation_data is not None and (
+            not isinstance(validation_data, tuple | list) or len(validation_data) != 2
+        ):
+            raise ValueError(
+                "validation_data must be a tuple (X_val, y_val), received "
+                f"{type(validation_data).__name__}."
+            )
+        X, Y = self._prepare(X, y)
+        if validation_data is not None:
+            Xv, Yv = self._prepare(*validation_data, name="X_val")
+        elif validation_split:
+            n_val = int(X.shape[0] * validation_split)
+            if n_val == 0 or n_val == X.shape[0]:
+                raise ValueError(
+                    f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+                    f"{n_val} for validation; need at least one sample on each side."
+                )
+            X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
+        else:
+            Xv = Yv = None
+
+        n = X.shape[0]
+        batch_size = min(batch_size or 32, n)
+        steps = math.ceil(n / batch_size)
+        self.history = _callbacks.History()
+        cbs = [self.history, *(callbacks or [])]
+        if verbose:
+            cbs.append(_callbacks.ProgbarLogger(verbose))
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "samples": n}
+        cb = _callbacks.CallbackList(cbs, self, params)
+
+        self.stop_training = False
+        cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cb.on_epoch_begin(epoch)
+            logs = self._train_epoch(X, Y, batch_size, steps, shuffle, cb)
+            if Xv is not None:
+                val = self._evaluate_device(Xv, Yv)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cb.on_train_end()
+        return self.history
+
+    def _train_epoch(self, X, Y, batch_size, steps, shuffle, cb) -> dict[str, float]:
+        xp, n = self.xp, X.shape[0]
+        if shuffle:
+            # one gather per epoch, then contiguous slices: cheaper than a gather per batch
+            order = self.backend.asarray(self.streams.permutation(n), self.backend.int_dtype)
+            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        total_loss = 0.0
+        totals: list[Any] = []
+        for step in range(steps):
+            lo = step * batch_size
+            hi = min(lo + batch_size, n)
+            xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
+            loss, y_hat = self.train_step(xb, yb)
+            # sums stay on the device; the host sees them once, at the end of the epoch
+            total_loss = total_loss + loss * (hi - lo)
+            totals = self._accumulate(totals, yb, y_hat)
+            cb.on_batch_end(step, {"batch": step, "size": hi - lo})
+        return self._logs(total_loss, totals, n)
+
+    def _accumulate(self, totals: list[Any], y: Array, y_hat: Array) -> list[Any]:
+        stats = [s for _, m in self.metrics for s in m.stats(y, y_hat, self.xp)]
+        if not totals:
+            return stats
+        return [a + b for a, b in zip(totals, stats, strict=True)]
+
+    def _logs(self, total_loss: Any, totals: list[Any], n: int) -> dict[str, float]:
+        """Bring the epoch's device sums to the host in one transfer and finish the metrics."""
+        host = [float(v) for v in self.backend.to_numpy(self.xp.stack([total_loss, *totals]))]
+        logs = {"loss": host[0] / n}
+        i, k = 1, self.output_dim
+        for name, metric in self.metrics:
+            logs[name] = float(metric.result(host[i : i + metric.n_stats], n, k))
+            i += metric.n_stats
+        return logs
+
+    # -- inference --------------------------------------------------------------------------------
+    def evaluate(
+        self, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0
+    ) -> dict[str, float]:
+        """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., "accuracy": ..., ...}``.
+        """
+        self._require_compiled("evaluate")
+        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+        X, Y = self._prepare(X, y)
+        result = self._evaluate_device(X, Y, batch_size)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        return result
+
+    def _evaluate_device(self, X, Y, batch_size: int | None = None) -> dict[str, float]:
+        n = X.shape[0]
+        batch_size = min(batch_size or n, n)
+        total_loss, totals = 0.0, []
+        fused = self._fused
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
+            y_hat = self.forward(xb, training=False)
+            if fused:
+                loss, _ = self.loss.from_logits(yb, self.layers[-1].z, y_hat, self.xp)
+            else:
+                loss = self.loss.forward(yb, y_hat, self.xp)
+            total_loss = total_loss + loss * (hi - lo)
+            totals = self._accumulate(totals, yb, y_hat)
+        for layer in self.layers:
+            penalty = layer.penalty()
+            if not isinstance(penalty, float):
+                total_loss = total_loss + penalty * n
+        return self._logs(total_loss, totals, n)
+
+    def predict(self, X: Any, batch_size: int | None = None) -> Any:
+        """Outputs ``y_hat`` for ``X`` (inference mode).
+
+        The result is of the input's library and device: NumPy in gives NumPy out; a CuPy, torch
+        or array_api_strict array in gives the same library, on the same device, out.
+        """
+        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+        source = _backend.backend_of(X) if _backend.array_backend_name(X) else None
+        Xd, _ = self._prepare(X)
+        n = Xd.shape[0]
+        batch_size = min(batch_size or n, n)
+        parts = [
+            self.forward(Xd[lo : lo + batch_size, ...], training=False)
+            for lo in range(0, n, batch_size)
+        ]
+        out = parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
+        if source is None or source.name == "numpy":
+            return self.backend.to_numpy(out)
+        return source.asarray(out)
+
+    # -- gradients as host arrays ---------------------------------------------------------------
+    def loss_and_gradients(self, X: Any, y: Any, training: bool = False) -> tuple[float, list]:
+        """The loss on ``(X, y)`` and its gradient for each weight array.
+
+        Parameters
+        ----------
+        training : bool
+            Run layers in training mode (dropout active). False by default so that the result
+            is a deterministic function of the weights (what gradient checks need).
+
+        Returns
+        -------
+        loss : float
+        grads : list of numpy.ndarray
+            Aligned with :meth:`get_weights` (W1, b1, W2, b2, ...).
+        """
+        self._require_compiled("loss_and_gradients")
+        X, Y = self._prepare(X, y)
+        y_hat = self.forward(X, training=training)
+        loss = self._loss_and_backward(Y, y_hat)
+        grads = [self.backend.to_numpy(layer.grads[k]) for layer, k in self._param_slots]
+        return float(self.backend.to_numpy(self.xp.asarray(loss))), grads
+
+    # -- weights --------------------------------------------------------------------------------
+    def get_weights(self) -> list:
+        """Copies of the weights as NumPy arrays, in Keras order: W1, b1, W2, b2, ..."""
+        self._require_built("get_weights")
+        return [self.backend.to_numpy(layer.params[k]).copy() for layer, k in self._param_slots]
+
+    def set_weights(self, weights: list) -> None:
+        """Replace the weights from a list shaped like :meth:`get_weights` (checked first)."""
+        self._require_built("set_weights")
+        slots = self._param_slots
+        if not isinstance(weights, list | tuple) or len(weights) != len(slots):
+            received = len(weights) if isinstance(weights, list | tuple) else type(weights).__name__
+            raise ValueError(
+                f"set_weights expects a list of {len(slots)} arrays (as get_weights returns), "
+                f"received {received}."
+            )
+        arrays = []
+        for (layer, k), w in zip(slots, weights, strict=True):
+            w = _data.as_array(w, f"weights for {layer.name}.{k}")
+            expected = tuple(layer.params[k].shape)
+            if tuple(w.shape) != expected:
+                raise ValueError(
+                    f"set_weights: {layer.name}.{k} expects shape {expected}, received "
+                    f"{tuple(w.shape)}."
+                )
+            arrays.append(self.backend.asarray(self.backend.to_numpy(w), self.dtype))
+        for (layer, k), w in zip(slots, arrays, strict=True):
+            layer.params[k] = w
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise RuntimeError(
+                f"{what}() needs a built model: give the first layer input_dim=..., or fit it."
+            )
+
+    def count_params(self) -> int:
+        """Total number of trainable scalars."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    # -- moving and describing ------------------------------------------------------------------
+    def to(self, backend: str, device: Any = None) -> Sequential:
+        """Move the model (weights and optimizer state) to another backend/device; returns self."""
+        target = _backend.resolve(backend, device)
+        dtype = target.dtype(self._dtype_name)
+        for layer in self.layers:
+            if layer.built:
+                for k, p in layer.params.items():
+                    layer.params[k] = target.asarray(p, dtype)
+                layer.backend, layer.xp, layer.dtype = target, target.xp, dtype
+                layer.grads = {}
+                layer._has_forward = False
+        if self.optimizer is not None:
+            for s in self.optimizer.state:
+                for k, v in s.items():
+                    s[k] = target.asarray(v, dtype)
+        self.backend, self.xp, self.dtype = target, target.xp, dtype
+        return self
+
+    def summary(self, print_fn: Any = print) -> str:
+        """Print (and return) a table of the layers, their output shapes and parameter counts."""
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        dim = self.input_dim
+        for layer in self.layers:
+            dim = layer.output_dim(dim) if dim is not None else None
+            shape = f"(None, {dim})" if dim is not None else "?"
+            count = str(layer.count_params()) if layer.built else "0 (unbuilt)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, count))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        out = [f'Model: "{self.name}"  (backend {self.backend.spec}, {self._dtype_name})', line]
+        out.append("".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)))
+        out.append("=" * sum(widths))
+        for r in rows[1:]:
+            out.append("".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        out.append("=" * sum(widths))
+        out.append(f"Total params: {self.count_params()}")
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self) -> dict[str, Any]:
+        """Architecture and settings as JSON-able values (used by ``save``)."""
+        return {
+            "name": self.name,
+            "dtype": self._dtype_name,
+            "seed": self.seed,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+        }
+
+    def save(self, path: str) -> None:
+        """Save architecture, weights, compile settings and optimizer state (no pickle)."""
+        from .io import save
+
+        save(self, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"Sequential({len(self.layers)} layers, backend={self.backend.spec!r}, "
+            f"dtype={self._dtype_name!r})"
+        )

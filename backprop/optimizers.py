@@ -1,0 +1,352 @@
+"""Optimizers: W <- update(W, dW), with Keras's defaults and update rules.
+
+Each optimizer's ``update`` is its paper's equations, written with rebinding (``W = W - ...``)
+so that immutable arrays (JAX) work the same as mutable ones. The step counter ``t`` and the
+learning rate live on the host, so schedules never cost a device round trip; the state
+(``m``, ``v``, ...) lives on the parameters' device.
+
+Gradient clipping (all on the device, no host synchronisation):
+
+- ``clipvalue``: each gradient entry clipped to [-c, c];
+- ``clipnorm``: each gradient array rescaled to norm at most c;
+- ``global_clipnorm``: all gradients rescaled together to a joint norm at most c.
+
+Examples
+--------
+>>> import array_api_compat.numpy as xp
+>>> opt = SGD(learning_rate=0.1)
+>>> opt.apply([xp.asarray([1.0])], [xp.asarray([2.0])])
+[array([0.8])]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from array_api_compat import array_namespace
+
+from . import schedules as _schedules
+
+Array = Any
+
+
+def _check_number(value: Any, what: str, low: float = 0.0, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise TypeError(f"{what} must be a number, received {what}={value!r}.")
+    if value < low or (low_open and value == low):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{what} must be {bound}, received {what}={value!r}.")
+    return float(value)
+
+
+class Optimizer:
+    """Base class.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule
+        Step size, or a schedule ``step -> lr`` (``lr`` is accepted as an alias).
+    clipnorm, clipvalue, global_clipnorm : float, optional
+        Gradient clipping (see the module docstring).
+
+    Attributes
+    ----------
+    iterations : int
+        Steps taken so far (the ``t`` of the update rules is ``iterations + 1``).
+    state : list[dict[str, Array]]
+        Per-parameter state arrays, aligned with the parameter list.
+    """
+
+    name = "optimizer"
+    state_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        learning_rate: float | _schedules.LearningRateSchedule = 0.001,
+        *,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        lr: float | None = None,
+    ):
+        if lr is not None:
+            learning_rate = lr
+        if isinstance(learning_rate, dict):
+            learning_rate = _schedules.get(learning_rate)
+        if not isinstance(learning_rate, _schedules.LearningRateSchedule):
+            learning_rate = _check_number(learning_rate, "learning_rate", 0.0, low_open=True)
+        self.learning_rate = learning_rate
+        self.clipnorm = None if clipnorm is None else _check_number(clipnorm, "clipnorm", 0, True)
+        self.clipvalue = (
+            None if clipvalue is None else _check_number(clipvalue, "clipvalue", 0, True)
+        )
+        self.global_clipnorm = (
+            None
+            if global_clipnorm is None
+            else _check_number(global_clipnorm, "global_clipnorm", 0, True)
+        )
+        self.iterations = 0
+        self.state: list[dict[str, Array]] = []
+
+    # -- the step ---------------------------------------------------------------------------
+    def current_learning_rate(self) -> float:
+        """The learning rate the next step will use."""
+        if isinstance(self.learning_rate, _schedules.LearningRateSchedule):
+            return float(self.learning_rate(self.iterations))
+        return self.learning_rate
+
+    def build(self, params: list[Array]) -> None:
+        """Create zero state arrays like ``params`` (on their device)."""
+        self.state = []
+        for W in params:
+            xp = array_namespace(W)
+            self.state.append({k: xp.zeros_like(W) for k in self.state_names})
+        self._init_state(params)
+
+    def _init_state(self, params: list[Array]) -> None:
+        """Hook for state that does not start at zero."""
+
+    def apply(self, params: list[Array], grads: list[Array], xp: Any = None) -> list[Array]:
+        """One step: returns the updated parameters (the inputs are not modified).
+
+        Parameters
+        ----------
+        params, grads : list of arrays
+            Aligned lists; ``grads[i]`` has the shape of ``params[i]``.
+        xp : namespace, optional
+            Their namespace (looked up once from the first array when omitted).
+        """
+        if len(params) != len(grads):
+            raise ValueError(
+                f"Expected as many gradients as parameters, received {len(grads)} gradients "
+                f"for {len(params)} parameters."
+            )
+        xp = xp or array_namespace(params[0])
+        if len(self.state) != len(params):
+            self.build(params)
+        grads = self._clip(grads, xp)
+        lr = self.current_learning_rate()
+        self.iterations += 1
+        t = self.iterations
+        return [
+            self.update(W, dW, s, lr, t, xp)
+            for W, dW, s in zip(params, grads, self.state, strict=True)
+        ]
+
+    def update(self, W: Array, dW: Array, s: dict[str, Array], lr: float, t: int, xp: Any) -> Array:
+        """The update rule for one parameter; rebinds the entries of its state dict ``s``."""
+        raise NotImplementedError
+
+    def _clip(self, grads: list[Array], xp: Any) -> list[Array]:
+        if self.clipvalue is not None:
+            c = self.clipvalue
+            grads = [xp.clip(g, -c, c) for g in grads]
+        if self.clipnorm is not None:
+            c = self.clipnorm
+            grads = [g * (c / xp.maximum(xp.sqrt(xp.sum(g * g)), c)) for g in grads]
+        if self.global_clipnorm is not None:
+            c = self.global_clipnorm
+            norm = xp.sqrt(sum(xp.sum(g * g) for g in grads))
+            scale = c / xp.maximum(norm, c)
+            grads = [g * scale for g in grads]
+        return grads
+
+    # -- description ------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments as JSON-able values (schedules as their config dicts)."""
+        lr = self.learning_rate
+        config = {
+            "name": self.name,
+            "learning_rate": lr.get_config() if hasattr(lr, "get_config") else lr,
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
+        config.update({k: getattr(self, k) for k in self._hyper})
+        return config
+
+    _hyper: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum (Keras's form).
+
+    m = momentum * m - lr * dW
+    W = W + m                                   (classical)
+    W = W + momentum * m - lr * dW              (Nesterov)
+    Without momentum: W = W - lr * dW.  Defaults: lr 0.01, momentum 0.
+    """
+
+    name = "sgd"
+    _hyper = ("momentum", "nesterov")
+
+    def __init__(self, learning_rate=0.01, momentum: float = 0.0, nesterov: bool = False, **kw):
+        super().__init__(learning_rate, **kw)
+        self.momentum = _check_number(momentum, "momentum")
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1), received momentum={momentum!r}.")
+        self.nesterov = bool(nesterov)
+        self.state_names = ("m",) if self.momentum else ()
+
+    def update(self, W, dW, s, lr, t, xp):
+        if not self.momentum:
+            return W - lr * dW
+        s["m"] = m = self.momentum * s["m"] - lr * dW
+        if self.nesterov:
+            return W + self.momentum * m - lr * dW
+        return W + m
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Keras's form; lr 1e-3, rho 0.9, eps 1e-7).
+
+    v = rho * v + (1 - rho) * dW^2
+    W = W - lr * dW / (sqrt(v) + eps)
+    centered=True also tracks g = rho * g + (1 - rho) * dW and uses v - g^2 for v.
+    """
+
+    name = "rmsprop"
+    _hyper = ("rho", "epsilon", "centered")
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, centered=False, **kw):
+        super().__init__(learning_rate, **kw)
+        self.rho = _check_number(rho, "rho")
+        self.epsilon = _check_number(epsilon, "epsilon")
+        self.centered = bool(centered)
+        self.state_names = ("v", "g") if self.centered else ("v",)
+
+    def update(self, W, dW, s, lr, t, xp):
+        s["v"] = v = self.rho * s["v"] + (1.0 - self.rho) * (dW * dW)
+        if self.centered:
+            s["g"] = g = self.rho * s["g"] + (1.0 - self.rho) * dW
+            v = v - g * g
+        return W - lr * dW / (xp.sqrt(v) + self.epsilon)
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Keras's form; lr 1e-3, initial accumulator 0.1, eps 1e-7).
+
+    v = v + dW^2
+    W = W - lr * dW / sqrt(v + eps)
+    """
+
+    name = "adagrad"
+    state_names = ("v",)
+    _hyper = ("initial_accumulator_value", "epsilon")
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kw):
+        super().__init__(learning_rate, **kw)
+        self.initial_accumulator_value = _check_number(
+            initial_accumulator_value, "initial_accumulator_value"
+        )
+        self.epsilon = _check_number(epsilon, "epsilon")
+
+    def _init_state(self, params):
+        for s in self.state:
+            s["v"] = s["v"] + self.initial_accumulator_value
+
+    def update(self, W, dW, s, lr, t, xp):
+        s["v"] = v = s["v"] + dW * dW
+        return W - lr * dW / xp.sqrt(v + self.epsilon)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, in Keras's form; lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7).
+
+    m = beta1 * m + (1 - beta1) * dW
+    v = beta2 * v + (1 - beta2) * dW^2
+    W = W - lr_t * m / (sqrt(v) + eps),   lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+
+    Folding the bias corrections m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t) into
+    lr_t is the paper's "efficient version" (and Keras's): eps then sits beside sqrt(v)
+    instead of sqrt(v_hat).
+    """
+
+    name = "adam"
+    state_names = ("m", "v")
+    _hyper = ("beta1", "beta2", "epsilon")
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, **kw):
+        super().__init__(learning_rate, **kw)
+        self.beta1 = _check_number(beta1, "beta1")
+        self.beta2 = _check_number(beta2, "beta2")
+        for what, b in (("beta1", self.beta1), ("beta2", self.beta2)):
+            if b >= 1:
+                raise ValueError(f"{what} must be in [0, 1), received {what}={b!r}.")
+        self.epsilon = _check_number(epsilon, "epsilon")
+
+    def _moments(self, dW, s):
+        s["m"] = m = self.beta1 * s["m"] + (1.0 - self.beta1) * dW
+        s["v"] = v = self.beta2 * s["v"] + (1.0 - self.beta2) * (dW * dW)
+        return m, v
+
+    def update(self, W, dW, s, lr, t, xp):
+        m, v = self._moments(dW, s)
+        lr_t = lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        return W - lr_t * m / (xp.sqrt(v) + self.epsilon)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter; Keras's default decay 0.004).
+
+    W = W - lr * weight_decay * W, then the Adam step.
+    """
+
+    name = "adamw"
+    _hyper = ("beta1", "beta2", "epsilon", "weight_decay")
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kw):
+        super().__init__(learning_rate, **kw)
+        self.weight_decay = _check_number(weight_decay, "weight_decay")
+
+    def update(self, W, dW, s, lr, t, xp):
+        return super().update(W - (lr * self.weight_decay) * W, dW, s, lr, t, xp)
+
+
+class Adamax(Adam):
+    """Adamax, Adam's infinity-norm variant (lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7).
+
+    m = beta1 * m + (1 - beta1) * dW
+    u = max(beta2 * u, |dW|)
+    W = W - lr / (1 - beta1^t) * m / (u + eps)
+    """
+
+    name = "adamax"
+    state_names = ("m", "u")
+
+    def update(self, W, dW, s, lr, t, xp):
+        s["m"] = m = self.beta1 * s["m"] + (1.0 - self.beta1) * dW
+        s["u"] = u = xp.maximum(self.beta2 * s["u"], xp.abs(dW))
+        return W - (lr / (1.0 - self.beta1**t)) * m / (u + self.epsilon)
+
+
+_REGISTRY: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, RMSprop, Adagrad, Adam, AdamW, Adamax)
+}
+
+
+def names() -> list[str]:
+    """The names :func:`get` accepts."""
+    return sorted(_REGISTRY)
+
+
+def get(identifier: str | dict | Optimizer) -> Optimizer:
+    """An optimizer from a name (``"adam"``), a config dict or an instance (used as is)."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str | dict):
+        config = {"name": identifier} if isinstance(identifier, str) else dict(identifier)
+        name = config.pop("name", None)
+        key = name.lower() if isinstance(name, str) else name
+        if key not in _REGISTRY:
+            raise ValueError(f"Unknown optimizer {name!r}. Expected one of {names()}.")
+        return _REGISTRY[key](**config)
+    raise TypeError(
+        "optimizer must be a name such as 'adam' or an Optimizer instance; received "
+        f"{type(identifier).__name__}."
+    )

@@ -1,0 +1,84 @@
+"""Weight penalties added to the loss: R(W) and its gradient dR/dW.
+
+Examples
+--------
+>>> import array_api_compat.numpy as xp
+>>> r = L2(0.5)
+>>> float(r.penalty(xp.asarray([1.0, 2.0]), xp)), r.gradient(xp.asarray([1.0, 2.0]), xp)
+(2.5, array([1., 2.]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+
+
+class Regularizer:
+    """R(W) = l1 * sum|W| + l2 * sum W^2, dR/dW = l1 * sign(W) + 2 * l2 * W (Keras's form)."""
+
+    name = "l1_l2"
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        for arg, value in (("l1", l1), ("l2", l2)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{arg} must be a number >= 0, received {value!r}.")
+        self.l1, self.l2 = float(l1), float(l2)
+
+    def penalty(self, W: Array, xp: Any) -> Array:
+        """R(W), a 0-d array on W's device."""
+        out = 0.0
+        if self.l1:
+            out = out + self.l1 * xp.sum(xp.abs(W))
+        if self.l2:
+            out = out + self.l2 * xp.sum(W * W)
+        return out
+
+    def gradient(self, W: Array, xp: Any) -> Array:
+        """dR/dW, the shape of W."""
+        out = 0.0
+        if self.l1:
+            out = out + self.l1 * xp.sign(W)
+        if self.l2:
+            out = out + (2.0 * self.l2) * W
+        return out
+
+    def get_config(self) -> dict:
+        """The arguments that rebuild this regularizer with :func:`get`."""
+        return {"name": "l1_l2", "l1": self.l1, "l2": self.l2}
+
+    def __repr__(self) -> str:
+        return f"Regularizer(l1={self.l1}, l2={self.l2})"
+
+
+def L1(l1: float = 0.01) -> Regularizer:
+    """R(W) = l1 * sum|W| (Keras default 0.01)."""
+    return Regularizer(l1=l1)
+
+
+def L2(l2: float = 0.01) -> Regularizer:
+    """R(W) = l2 * sum W^2 (Keras default 0.01)."""
+    return Regularizer(l2=l2)
+
+
+def get(identifier: str | dict | Regularizer | None) -> Regularizer | None:
+    """A regularizer from ``"l1"``, ``"l2"``, ``"l1_l2"``, a config dict, an instance or None."""
+    if identifier is None or isinstance(identifier, Regularizer):
+        return identifier
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        config.pop("name", None)
+        return Regularizer(**config)
+    if isinstance(identifier, str):
+        makers = {"l1": L1, "l2": L2, "l1_l2": lambda: Regularizer(0.01, 0.01)}
+        if identifier.lower() not in makers:
+            raise ValueError(
+                f"Unknown regularizer {identifier!r}. Expected one of {sorted(makers)} "
+                "or a Regularizer(l1=..., l2=...)."
+            )
+        return makers[identifier.lower()]()
+    raise TypeError(
+        f"kernel_regularizer must be 'l1', 'l2', a Regularizer or None; received "
+        f"{type(identifier).__name__}."
+    )

@@ -1,0 +1,116 @@
+"""Learning-rate schedules: the step number (host int) -> the learning rate (host float).
+
+They are evaluated on the host once per step, so a schedule never costs a device round trip.
+
+Examples
+--------
+>>> ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)(10)
+0.05
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class LearningRateSchedule:
+    """Base class: ``schedule(step) -> learning rate``; ``step`` counts from 0."""
+
+    name = "schedule"
+
+    def __call__(self, step: int) -> float:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The arguments that rebuild this schedule with :func:`get`."""
+        return {"name": self.name, **{k: v for k, v in vars(self).items()}}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+def _positive(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{what} must be a positive number, received {what}={value!r}.")
+    return value
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """lr = initial_learning_rate * decay_rate ** (step / decay_steps) (floored if staircase)."""
+
+    name = "exponential_decay"
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool = False,
+    ):
+        self.initial_learning_rate = float(
+            _positive(initial_learning_rate, "initial_learning_rate")
+        )
+        self.decay_steps = _positive(decay_steps, "decay_steps")
+        self.decay_rate = float(_positive(decay_rate, "decay_rate"))
+        self.staircase = bool(staircase)
+
+    def __call__(self, step):
+        p = step / self.decay_steps
+        if self.staircase:
+            p = math.floor(p)
+        return self.initial_learning_rate * self.decay_rate**p
+
+
+class StepDecay(LearningRateSchedule):
+    """lr = initial_learning_rate * gamma ** floor(step / step_size) (PyTorch's StepLR)."""
+
+    name = "step_decay"
+
+    def __init__(self, initial_learning_rate: float, step_size: int, gamma: float = 0.1):
+        self.initial_learning_rate = float(
+            _positive(initial_learning_rate, "initial_learning_rate")
+        )
+        self.step_size = int(_positive(step_size, "step_size"))
+        self.gamma = float(_positive(gamma, "gamma"))
+
+    def __call__(self, step):
+        return self.initial_learning_rate * self.gamma ** (step // self.step_size)
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay from ``initial_learning_rate`` to ``alpha * initial_learning_rate``.
+
+    lr = initial * ((1 - alpha) * (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2 + alpha)
+    """
+
+    name = "cosine_decay"
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, alpha: float = 0.0):
+        self.initial_learning_rate = float(
+            _positive(initial_learning_rate, "initial_learning_rate")
+        )
+        self.decay_steps = int(_positive(decay_steps, "decay_steps"))
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], received alpha={alpha!r}.")
+        self.alpha = float(alpha)
+
+    def __call__(self, step):
+        frac = min(step, self.decay_steps) / self.decay_steps
+        cosine = 0.5 * (1.0 + math.cos(math.pi * frac))
+        return self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+
+
+_REGISTRY = {cls.name: cls for cls in (ExponentialDecay, StepDecay, CosineDecay)}
+
+
+def get(identifier: dict | LearningRateSchedule) -> LearningRateSchedule:
+    """A schedule from a config dict or an instance."""
+    if isinstance(identifier, LearningRateSchedule):
+        return identifier
+    config = dict(identifier)
+    name = config.pop("name", None)
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown schedule {name!r}. Expected one of {sorted(_REGISTRY)}.")
+    return _REGISTRY[name](**config)
