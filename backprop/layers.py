@@ -87,9 +87,9 @@ class Layer:
         """Dx = dL/dx from dy = dL/dy; fills ``grads``."""
         raise NotImplementedError
 
-    def penalty(self) -> Array | float:
-        """Regularization added to the loss (0.0 when the layer has none)."""
-        return 0.0
+    def penalty(self) -> Array | None:
+        """Regularization added to the loss (None when the layer has none)."""
+        return None
 
     def _check_forward_done(self) -> None:
         if not self._has_forward:
@@ -236,7 +236,7 @@ class Dense(Layer):
 
     def penalty(self):
         if self.kernel_regularizer is None:
-            return 0.0
+            return None
         return self.kernel_regularizer.penalty(self.params["W"], self.xp)
 
     def get_config(self):

@@ -233,7 +233,7 @@ class Sequential:
             dy = layer.backward(dy)
         for layer in layers:
             penalty = layer.penalty()
-            if not isinstance(penalty, float):
+            if penalty is not None:
                 loss = loss + penalty
         return loss
 
@@ -252,22 +252,37 @@ class Sequential:
         return loss, y_hat
 
     # -- data -----------------------------------------------------------------------------------
-    def _prepare(self, X: Any, y: Any = None, name: str = "X") -> tuple[Array, Array | None]:
-        """Validate, build if needed, and move X (and y, in the loss's layout) to the device."""
-        X = _data.check_X(X, self.input_dim if self.built else None, name=name)
+    def _check(
+        self, X: Any, y: Any = None, name: str = "X", n_features: int | None = None
+    ) -> tuple[Any, Any]:
+        """Validate X (and y against the loss and output width) without touching the model."""
+        X = _data.check_X(X, n_features or self.input_dim, name=name)
         if y is not None:
-            self._require_compiled("fit")
+            n_out = self._out_dim_from(X.shape[1])
+            y = _data.check_y(y, X.shape[0], self.loss.kind, n_out, name="y" + name[1:])
+        return X, y
+
+    def _out_dim_from(self, input_dim: int) -> int:
+        dim = input_dim
+        for layer in self.layers:
+            dim = layer.output_dim(dim)
+        return dim
+
+    def _to_device(self, X: Any, y: Any = None) -> tuple[Array, Array | None]:
+        """Build if needed, then move checked X (and y, in the loss's layout) to the device."""
         if not self.built:
             self.build(X.shape[1])
             self._resolve_metrics()
         Y = None
         if y is not None:
-            y = _data.check_y(y, X.shape[0], self.loss.kind, self.output_dim)
             label_dtype = self.backend.int_dtype if self.loss.kind == "sparse" else self.dtype
             Y = self.loss.prepare_targets(
                 self.backend.asarray(y, label_dtype), self.output_dim, self.dtype, self.xp
             )
         return self.backend.asarray(X, self.dtype), Y
+
+    def _prepare(self, X: Any, y: Any = None) -> tuple[Array, Array | None]:
+        return self._to_device(*self._check(X, y))
 
     # -- training ---------------------------------------------------------------------------------
     def fit(
@@ -326,9 +341,13 @@ class Sequential:
                 "validation_data must be a tuple (X_val, y_val), received "
                 f"{type(validation_data).__name__}."
             )
-        X, Y = self._prepare(X, y)
+        # every check runs before the model is built or touched
+        X, y = self._check(X, y)
         if validation_data is not None:
-            Xv, Yv = self._prepare(*validation_data, name="X_val")
+            Xv, yv = self._check(*validation_data, name="X_val", n_features=X.shape[1])
+        X, Y = self._to_device(X, y)
+        if validation_data is not None:
+            Xv, Yv = self._to_device(Xv, yv)
         elif validation_split:
             n_val = int(X.shape[0] * validation_split)
             if n_val == 0 or n_val == X.shape[0]:
@@ -435,7 +454,7 @@ class Sequential:
             totals = self._accumulate(totals, yb, y_hat)
         for layer in self.layers:
             penalty = layer.penalty()
-            if not isinstance(penalty, float):
+            if penalty is not None:
                 total_loss = total_loss + penalty * n
         return self._logs(total_loss, totals, n)
 
@@ -451,7 +470,7 @@ class Sequential:
         n = Xd.shape[0]
         batch_size = min(batch_size or n, n)
         parts = [
-            self.forward(Xd[lo : lo + batch_size, ...], training=False)
+            self.forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
             for lo in range(0, n, batch_size)
         ]
         out = parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)

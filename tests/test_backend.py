@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+from conftest import HAS_CUPY, HAS_TORCH
+
+import backprop as bp
+from backprop import backend as B
+
+
+def test_default_is_numpy(monkeypatch):
+    monkeypatch.delenv(B.ENV_VAR, raising=False)
+    assert bp.get_backend().name == "numpy"
+
+
+def test_precedence_explicit_context_global_env_default(monkeypatch):
+    monkeypatch.setattr(B, "_global", None)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict:device1")
+    env = bp.get_backend()
+    assert (env.name, env.device) == ("array_api_strict", B.resolve("strict:device1").device)
+
+    bp.set_backend("array_api_strict")  # beats the environment
+    assert bp.get_backend().device == B.resolve("array_api_strict").device
+    with bp.use_backend("numpy"):  # beats set_backend
+        assert bp.get_backend().name == "numpy"
+        # an explicit argument beats the context
+        model = bp.Sequential([bp.layers.Dense(1, input_dim=2)], backend="array_api_strict")
+        assert model.backend.name == "array_api_strict"
+        assert bp.Sequential([bp.layers.Dense(1, input_dim=2)]).backend.name == "numpy"
+    assert bp.get_backend().name == "array_api_strict"
+    monkeypatch.setattr(B, "_global", None)
+    assert bp.get_backend().device == env.device
+
+
+def test_use_backend_restores_on_error():
+    before = bp.get_backend()
+    with pytest.raises(RuntimeError), bp.use_backend("array_api_strict", "device1"):
+        raise RuntimeError("inside")
+    assert bp.get_backend() == before
+
+
+def test_env_var_with_device(monkeypatch):
+    monkeypatch.setattr(B, "_global", None)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict:no_float64")
+    b = bp.get_backend()
+    assert not b.supports_float64
+    with pytest.raises(bp.BackendError, match="float64"):
+        b.dtype("float64")
+
+
+def test_unknown_backend_lists_valid_names():
+    with pytest.raises(bp.BackendError, match=r"Unknown backend 'tensorflow'.*numpy.*cupy"):
+        B.resolve("tensorflow")
+    with pytest.raises(TypeError, match="backend must be a string"):
+        B.resolve(3)
+
+
+def test_unknown_device():
+    with pytest.raises(bp.BackendError, match="numpy backend has only the device 'cpu'"):
+        B.resolve("numpy", "cuda:0")
+    with pytest.raises(bp.BackendError, match="no device 'device9'.*device1"):
+        B.resolve("array_api_strict", "device9")
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+def test_torch_devices():
+    assert B.resolve("torch").device.type == "cpu"
+    assert B.resolve("torch:cpu").name == "torch"
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(bp.BackendError, match="no CUDA GPU"):
+            B.resolve("torch", "cuda:0")
+    with pytest.raises(bp.BackendError, match="Invalid torch device"):
+        B.resolve("torch", "banana")
+
+
+def test_missing_library_names_the_install(monkeypatch):
+    real = B.importlib.util.find_spec
+    monkeypatch.setattr(
+        B.importlib.util, "find_spec", lambda name: None if name == "cupy" else real(name)
+    )
+    with pytest.raises(bp.BackendNotInstalledError, match=r"cupy.*backprop\[cuda12\]"):
+        B.resolve("cupy")
+    assert "cupy" not in bp.available_backends()
+
+
+@pytest.mark.skipif(HAS_CUPY, reason="a GPU answers here")
+def test_cupy_without_gpu_is_a_clear_error():
+    if B.importlib.util.find_spec("cupy") is None:
+        pytest.skip("cupy not installed")
+    with pytest.raises(bp.BackendError, match="GPU"):
+        B.resolve("cupy")
+
+
+def test_available_backends():
+    names = bp.available_backends()
+    assert names[0] == "numpy"
+    assert "array_api_strict" in names
+    assert ("torch" in names) == HAS_TORCH
+    assert ("cupy" in names) == HAS_CUPY
+
+
+def test_host_device_roundtrip(backend):
+    host = np.arange(6.0).reshape(2, 3)
+    a = backend.asarray(host, "float32")
+    assert backend.owns(a)
+    assert a.dtype == backend.xp.float32
+    assert B.device_of(a) == backend.device or str(B.device_of(a)) == str(backend.device)
+    back = bp.to_numpy(a)
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, host.astype(np.float32))
+    assert B.backend_of(a).name == backend.name
+
+
+def test_asarray_between_libraries(backend):
+    strict = B.resolve("array_api_strict", "device1")
+    a = strict.asarray(np.ones((2, 2)), "float32")
+    b = backend.asarray(a, "float32")  # through the host, onto the target device
+    assert backend.owns(b)
+    np.testing.assert_array_equal(bp.to_numpy(b), np.ones((2, 2), np.float32))
+
+
+def test_to_numpy_of_host_data():
+    np.testing.assert_array_equal(bp.to_numpy([[1, 2]]), np.array([[1, 2]]))
+
+
+def test_spec_roundtrip():
+    for spec in ("numpy", "array_api_strict", "array_api_strict:device1"):
+        assert B.resolve(spec).spec == spec
+        assert B.resolve(B.resolve(spec).spec) == B.resolve(spec)
+
+
+def test_dtype_names():
+    b = B.resolve("numpy")
+    assert b.dtype("float32") == np.float32
+    with pytest.raises(ValueError, match="float32' or 'float64"):
+        b.dtype("int8")

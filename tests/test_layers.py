@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+from conftest import assert_close, numeric_grad
+
+import backprop as bp
+from backprop import layers as L
+from backprop.activations import names as activation_names
+
+ELEMENTWISE = [a for a in activation_names() if a != "softmax"]
+
+
+def build(layer, backend, in_dim=3, dtype="float64", seed=0):
+    layer.build(in_dim, backend, np.random.default_rng(seed), backend.dtype(dtype))
+    return layer
+
+
+def layer_cases():
+    return [
+        ("dense-" + a, lambda a=a: L.Dense(4, activation=a)) for a in [*ELEMENTWISE, "softmax"]
+    ] + [
+        ("dense-nobias", lambda: L.Dense(2, use_bias=False)),
+        (
+            "dense-l1l2",
+            lambda: L.Dense(2, "tanh", kernel_regularizer=bp.regularizers.Regularizer(0.1, 0.2)),
+        ),
+        ("activation-sigmoid", lambda: L.Activation("sigmoid")),
+        ("activation-softmax", lambda: L.Activation("softmax")),
+        ("dropout", lambda: L.Dropout(0.4)),
+    ]
+
+
+CASES = layer_cases()
+
+
+@pytest.mark.parametrize("make", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_layer_contract_and_gradients(make, backend64, rng):
+    """Every layer: params/grads keys match, outputs stay on the device, and backward equals
+    float64 central differences of the scalar sum(forward(x) * r) in x and in every param."""
+    b = backend64
+    layer = build(make(), b)
+    x_host = rng.uniform(-2, 2, (5, 3))
+    # keep inputs away from ReLU kinks so central differences measure a slope
+    x_host = np.where(np.abs(x_host) < 0.1, 0.5, x_host)
+    out_dim = layer.output_dim(3)
+    r = rng.normal(size=(5, out_dim))
+    seed = 7
+
+    def forward(x_np, params=None):
+        if params is not None:
+            for k, v in params.items():
+                layer.params[k] = b.asarray(v, "float64")
+        layer.rng = np.random.default_rng(seed)  # the same dropout mask every call
+        return layer.forward(b.asarray(x_np, "float64"), training=True)
+
+    def scalar(x_np, params=None):
+        y = bp.to_numpy(forward(x_np, params))
+        value = float(np.sum(y * r))
+        if params is not None and layer.penalty() is not None:
+            value += float(bp.to_numpy(layer.penalty()))
+        return value
+
+    y = forward(x_host)
+    assert b.owns(y) and y.shape == (5, out_dim)
+    dx = layer.backward(b.asarray(r, "float64"))
+    assert b.owns(dx) and dx.shape == (5, 3)
+    assert set(layer.grads) == set(layer.params)
+    for k, g in layer.grads.items():
+        assert b.owns(g) and g.shape == layer.params[k].shape
+
+    assert_close(dx, numeric_grad(scalar, x_host), b, rtol=1e-6, atol=1e-8)
+    params_host = {k: bp.to_numpy(v) for k, v in layer.params.items()}
+    for k in params_host:
+
+        def f(p, k=k):
+            return scalar(x_host, {**params_host, k: p})
+
+        expected = numeric_grad(f, params_host[k])
+        forward(x_host, params_host)
+        layer.backward(b.asarray(r, "float64"))
+        assert_close(layer.grads[k], expected, b, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_backward_before_forward_is_an_error(make, backend):
+    layer = build(make(), backend, dtype="float32")
+    dy = backend.zeros((2, layer.output_dim(3)), backend.xp.float32)
+    with pytest.raises(RuntimeError, match=r"backward\(\) called before forward\(\)"):
+        layer.backward(dy)
+
+
+def test_unbuilt_layer_forward_is_an_error():
+    with pytest.raises(RuntimeError, match="not built"):
+        L.Dense(2).forward(np.zeros((1, 2)))
+
+
+def test_dense_shapes_follow_the_math(backend):
+    layer = build(L.Dense(5, input_dim=3), backend, dtype="float32")
+    assert layer.params["W"].shape == (3, 5) and layer.params["b"].shape == (5,)
+    assert layer.count_params() == 20
+    with pytest.raises(
+        ValueError, match=r"expected input of shape \(n, 3\), received shape \(2, 4\)"
+    ):
+        layer.forward(backend.zeros((2, 4), backend.xp.float32))
+
+
+def test_dense_defaults_are_keras(rng):
+    layer = L.Dense(3)
+    assert layer.activation.name == "linear"
+    assert layer.kernel_initializer.name == "glorot_uniform"
+    assert layer.bias_initializer.name == "zeros"
+    b = bp.backend.resolve("numpy")
+    build(layer, b, in_dim=200)
+    W = bp.to_numpy(layer.params["W"])
+    limit = np.sqrt(6 / (200 + 3))
+    assert np.abs(W).max() <= limit and np.abs(W).max() > 0.9 * limit
+    assert not bp.to_numpy(layer.params["b"]).any()
+
+
+def test_dropout_scales_and_is_identity_at_inference(backend):
+    layer = build(L.Dropout(0.25), backend, in_dim=4000, dtype="float32")
+    x = backend.asarray(np.ones((50, 4000)), "float32")
+    y = bp.to_numpy(layer.forward(x, training=True))
+    kept = y != 0
+    # kept entries are scaled by 1/(1 - rate) so that E[y] = x
+    np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
+    # 200,000 Bernoulli(0.75) draws: the kept fraction is within 5 standard deviations
+    assert abs(kept.mean() - 0.75) < 5 * np.sqrt(0.75 * 0.25 / kept.size)
+    assert_close(layer.forward(x, training=False), np.ones((50, 4000)), backend)
+
+
+def test_dropout_same_seed_same_mask_on_every_backend(backend):
+    masks = []
+    for b in (bp.backend.resolve("numpy"), backend):
+        layer = build(L.Dropout(0.5), b, in_dim=6, dtype="float32", seed=3)
+        masks.append(bp.to_numpy(layer.forward(b.asarray(np.ones((4, 6)), "float32"), True)))
+    np.testing.assert_array_equal(masks[0], masks[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"units": 0}, r"units to be a positive integer, received units=0"),
+        ({"units": 2.5}, r"received units=2.5"),
+        ({"units": 2, "input_dim": -1}, r"input_dim=-1"),
+        ({"units": 2, "activation": "swishy"}, r"Unknown activation 'swishy'.*relu"),
+        ({"units": 2, "kernel_initializer": "nope"}, r"Unknown initializer 'nope'.*he_uniform"),
+    ],
+)
+def test_dense_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        L.Dense(**kwargs)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, "0.5"])
+def test_dropout_bad_rate(rate):
+    with pytest.raises(ValueError, match="rate must be a float in"):
+        L.Dropout(rate)
+
+
+def test_from_config_roundtrip():
+    layer = L.Dense(3, "leaky_relu", input_dim=2, kernel_regularizer="l2", name="d")
+    again = L.from_config("Dense", layer.get_config())
+    assert again.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="Unknown layer class 'Conv2D'"):
+        L.from_config("Conv2D", {})
