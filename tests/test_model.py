@@ -147,7 +147,7 @@ def test_same_seed_same_weights_different_seed_different():
 
 
 def test_predict_returns_the_input_library(backend, circles):
-    X, y = circles
+    X, _ = circles
     model = seed_net(backend=backend)
     out_np = model.predict(X)
     assert isinstance(out_np, np.ndarray) and out_np.shape == (200, 1)
@@ -192,15 +192,16 @@ def test_parity_float64(backend64, circles):
 
 
 def test_parity_float32(backend, circles):
-    """float32 runs agree with NumPy's to a few hundred units of float32 eps after 3 epochs
-    (21 Adam steps): the libraries may order a matmul's additions differently, and Adam's
-    division by sqrt(v) amplifies last-bit differences of small gradients."""
+    """float32 runs agree with NumPy's: loss curves to a few eps, weights to a few hundred eps
+    after 21 Adam steps (measured: 1 and 190 eps for torch and jax). The libraries may order a
+    matmul's additions differently, and Adam's division by sqrt(v) amplifies last-bit
+    differences of small gradients into the weights."""
     X, y = circles
     ref_hist, ref_w = _train("numpy", "float32", X, y)
     hist, w = _train(backend, "float32", X, y)
-    tol = 256 * eps("float32")
     for k in ref_hist:
-        np.testing.assert_allclose(hist[k], ref_hist[k], rtol=tol)
+        np.testing.assert_allclose(hist[k], ref_hist[k], rtol=8 * eps("float32"))
+    tol = 512 * eps("float32")
     for a, b in zip(w, ref_w, strict=True):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
@@ -217,13 +218,15 @@ def test_float64_and_float32_agree_roughly(circles):
 ARCHS = {
     "seed-bce": (lambda: [Dense(4, "relu", input_dim=2), Dense(6, "relu"), Dense(6, "relu"),
                           Dense(4, "relu"), Dense(1, "sigmoid")], "binary_crossentropy", 2, 1),
-    "tanh-gelu-cce": (lambda: [Dense(8, "tanh", input_dim=5), Dense(8, "gelu"), Dense(3, "softmax")],
+    "tanh-gelu-cce": (lambda: [Dense(8, "tanh", input_dim=5), Dense(8, "gelu"),
+                               Dense(3, "softmax")],
                       "categorical_crossentropy", 5, 3),
     "elu-sparse": (lambda: [Dense(7, "elu", input_dim=4), Dense(4, "softmax")],
                    "sparse_categorical_crossentropy", 4, 4),
     "leaky-mse": (lambda: [Dense(6, "leaky_relu", input_dim=3), Dense(2)], "mse", 3, 2),
     "sigmoid-mae": (lambda: [Dense(6, "sigmoid", input_dim=3), Dense(2)], "mae", 3, 2),
-    "act-layer-l2": (lambda: [Dense(5, "relu", input_dim=3, kernel_regularizer=bp.regularizers.L2(0.1)),
+    "act-layer-l2": (lambda: [Dense(5, "relu", input_dim=3,
+                                    kernel_regularizer=bp.regularizers.L2(0.1)),
                               Dense(1), Activation("sigmoid")], "binary_crossentropy", 3, 1),
     "softmax-mse": (lambda: [Dense(5, "tanh", input_dim=3), Dense(3, "softmax")], "mse", 3, 3),
     "sigmoid-mse": (lambda: [Dense(5, "linear", input_dim=3), Dense(2, "sigmoid")], "mse", 3, 2),
@@ -373,7 +376,8 @@ BAD_FIT = {
     "epochs-float": (TypeError, "epochs=2.5", dict(epochs=2.5)),
     "batch-0": (ValueError, "batch_size=0", dict(batch_size=0)),
     "batch-float": (TypeError, "batch_size=3.0", dict(batch_size=3.0)),
-    "split-1": (ValueError, r"validation_split must be in \[0, 1\), received", dict(validation_split=1.0)),
+    "split-1": (ValueError, r"validation_split must be in \[0, 1\), received",
+                dict(validation_split=1.0)),
     "split-neg": (ValueError, "validation_split", dict(validation_split=-0.1)),
     "val-nan": (ValueError, "X_val contains NaN", dict(validation_data=(_nan_x(), GOOD_Y))),
     "val-shape": (ValueError, "X_val with 2 features",
