@@ -12,6 +12,7 @@ Examples
 from . import (
     activations,
     callbacks,
+    datasets,
     initializers,
     layers,
     losses,
@@ -45,6 +46,7 @@ __all__ = [
     "activations",
     "available_backends",
     "callbacks",
+    "datasets",
     "get_backend",
     "gradcheck",
     "initializers",

@@ -179,8 +179,8 @@ def _two_counts(n_samples: Any, names: tuple[str, str]) -> tuple[int, int]:
 def _finish(
     X: np.ndarray, y: np.ndarray, shuffle: bool, noise: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    # shuffle first, then noise, as scikit-learn does, so the noise added to the i-th returned
-    # point does not depend on whether the data were shuffled
+    # noise is drawn last (scikit-learn's order too), so one seed gives the same order of
+    # points with and without noise: changing only the noise changes only the positions
     if shuffle:
         order = rng.permutation(len(y))
         X, y = X[order], y[order]
@@ -544,6 +544,8 @@ def make_blobs(
     ((5, 2), [2, 3], [[0.0, 0.0], [5.0, 5.0]])
     """
     per_center: list[int] | None = None
+    if isinstance(n_samples, np.ndarray) and n_samples.ndim == 0:
+        n_samples = n_samples.item()
     if _is_int(n_samples):
         total = _check_int(n_samples, "n_samples")
     elif isinstance(n_samples, list | tuple | np.ndarray):
@@ -855,6 +857,11 @@ def train_test_split(
             f"lengths {lengths}."
         )
     n = lengths[0]
+    if n < 2:
+        raise ValueError(
+            "train_test_split needs at least 2 samples to give a train and a test set, "
+            f"received n_samples={n}."
+        )
     shuffle = _check_bool(shuffle, "shuffle")
     n_train, n_test = _split_sizes(n, test_size, train_size)
     rng = _rng(seed, random_state)

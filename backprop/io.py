@@ -26,7 +26,12 @@ def save(model: Any, path: str | os.PathLike) -> None:
     """Write ``model`` to ``path`` (``.npz`` is appended by NumPy when missing)."""
     if not model.built:
         raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
-    config = {"format": FORMAT, "version": VERSION, "model": model.get_config()}
+    config = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.get_config(),
+        "rng_state": model.streams.get_state(),
+    }
     arrays: dict[str, np.ndarray] = {}
     for i, w in enumerate(model.get_weights()):
         arrays[f"weight_{i}"] = w
@@ -70,6 +75,8 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
     model = Sequential(
         layers, backend=backend, device=device, dtype=mc["dtype"], seed=mc["seed"], name=mc["name"]
     )
+    if "rng_state" in config:  # the next shuffles and dropout masks continue the saved streams
+        model.streams.set_state(config["rng_state"])
     n_weights = sum(1 for k in arrays if k.startswith("weight_"))
     model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
     compiled = config.get("compile")

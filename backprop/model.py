@@ -363,7 +363,8 @@ class Sequential:
         batch_size = min(batch_size or 32, n)
         steps = math.ceil(n / batch_size)
         self.history = _callbacks.History()
-        cbs = [self.history, *(callbacks or [])]
+        # History after the user's callbacks, so it records what they add to the logs
+        cbs = [*(callbacks or []), self.history]
         if verbose:
             cbs.append(_callbacks.ProgbarLogger(verbose))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose, "samples": n}

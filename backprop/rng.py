@@ -38,6 +38,15 @@ class Streams:
         self.shuffle = np.random.default_rng(shuffle)
         self.dropout = np.random.default_rng(dropout)
 
+    def get_state(self) -> dict:
+        """The generators' states, as JSON-able dicts (saved with a model for exact resumes)."""
+        return {k: getattr(self, k).bit_generator.state for k in ("init", "shuffle", "dropout")}
+
+    def set_state(self, state: dict) -> None:
+        """Restore states from :meth:`get_state`, in place (layers keep their references)."""
+        for k, v in state.items():
+            getattr(self, k).bit_generator.state = v
+
     def permutation(self, n: int) -> np.ndarray:
         """A random order of ``range(n)`` from the shuffle stream (int64, on the host)."""
         return self.shuffle.permutation(n)

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop import callbacks as C
+from backprop.layers import Dense
+
+
+def _model(lr=0.01, seed=0):
+    model = bp.Sequential([Dense(8, "relu", input_dim=2), Dense(1, "sigmoid")], seed=seed)
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(lr), metrics=["acc"])
+    return model
+
+
+def test_hooks_run_in_keras_order(circles):
+    X, y = circles
+    events = []
+    cb = C.LambdaCallback(
+        on_train_begin=lambda logs: events.append("train_begin"),
+        on_epoch_begin=lambda e, logs: events.append(f"epoch_begin {e}"),
+        on_batch_end=lambda b, logs: events.append(f"batch {b}"),
+        on_epoch_end=lambda e, logs: events.append(f"epoch_end {e} {sorted(logs)}"),
+        on_train_end=lambda logs: events.append("train_end"),
+    )
+    _model().fit(X, y, epochs=2, batch_size=100, callbacks=[cb], verbose=0)
+    assert events == [
+        "train_begin",
+        "epoch_begin 0", "batch 0", "batch 1", "epoch_end 0 ['acc', 'loss']",
+        "epoch_begin 1", "batch 0", "batch 1", "epoch_end 1 ['acc', 'loss']",
+        "train_end",
+    ]  # fmt: skip
+
+
+class _Scripted(C.Callback):
+    """Replaces the monitored value by a script, to test EarlyStopping deterministically."""
+
+    def __init__(self, values):
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+        self.model._snapshots.append(self.model.get_weights())
+
+
+def test_early_stopping_restores_the_best_weights(circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    stop = C.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    script = [1.0, 0.5, 0.7, 0.4, 0.45, 0.41, 0.1]
+    h = model.fit(X, y, epochs=7, callbacks=[_Scripted(script), stop], verbose=0)
+    assert len(h.history["loss"]) == 6  # stopped after two epochs without improving on 0.4
+    assert stop.stopped_epoch == 5 and stop.best_epoch == 3 and stop.best == 0.4
+    for a, b in zip(model.get_weights(), model._snapshots[3], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_min_delta_mode_and_baseline(circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    stop = C.EarlyStopping(monitor="val_loss", min_delta=0.2, patience=1)
+    model.fit(X, y, epochs=5, callbacks=[_Scripted([1.0, 0.9, 0.85, 0.5, 0.1]), stop], verbose=0)
+    assert stop.stopped_epoch == 1  # 0.9 is not 0.2 better than 1.0
+    assert C.EarlyStopping(monitor="val_accuracy").mode == "max"
+    assert C.EarlyStopping(monitor="loss").mode == "min"
+    with pytest.raises(ValueError, match="mode must be"):
+        C.EarlyStopping(mode="up")
+
+
+def test_early_stopping_missing_key_is_explained(circles):
+    X, y = circles
+    with pytest.raises(KeyError, match="Pass validation data"):
+        _model().fit(X, y, epochs=2, callbacks=[C.EarlyStopping()], verbose=0)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_terminate_on_nan(circles, capsys):
+    X, y = circles
+    model = _model(lr=1e30)  # diverges to inf/NaN within an epoch
+    h = model.fit(X, y, epochs=5, callbacks=[C.TerminateOnNaN()], verbose=0)
+    assert len(h.history["loss"]) < 5
+    assert not np.isfinite(h.history["loss"][-1])
+    assert "terminating" in capsys.readouterr().out
+
+
+def test_learning_rate_scheduler(circles):
+    X, y = circles
+    model = _model(lr=0.1)
+    sched = C.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+    h = model.fit(X, y, epochs=3, callbacks=[sched], verbose=0)
+    assert h.history["learning_rate"] == [0.05, 0.025, 0.0125]
+    with pytest.raises(ValueError, match="learning rate"):
+        model.fit(X, y, epochs=1, callbacks=[C.LearningRateScheduler(lambda e, lr: -1)], verbose=0)
+
+
+def test_model_checkpoint(tmp_path, circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    every = C.ModelCheckpoint(str(tmp_path / "e{epoch:02d}.npz"), save_best_only=False)
+    best = C.ModelCheckpoint(str(tmp_path / "best.npz"), monitor="val_loss", save_best_only=True)
+    script = _Scripted([0.5, 0.3, 0.6])
+    model.fit(X, y, epochs=3, callbacks=[script, every, best], verbose=0)
+    assert sorted(p.name for p in tmp_path.glob("e*.npz")) == ["e01.npz", "e02.npz", "e03.npz"]
+    saved = bp.load(tmp_path / "best.npz").get_weights()
+    for a, b in zip(saved, model._snapshots[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_callbacks_must_be_callbacks(circles):
+    X, y = circles
+    with pytest.raises(TypeError, match="Callback instances"):
+        _model().fit(X, y, callbacks=[print], verbose=0)
+
+
+def test_history_is_returned_and_kept(circles):
+    X, y = circles
+    model = _model()
+    h = model.fit(X, y, epochs=2, verbose=0)
+    assert model.history is h and h.epoch == [0, 1]

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+import backprop as bp
+from backprop.layers import Dense, Dropout
+
+
+def _trained(circles, **kw):
+    X, y = circles
+    model = bp.Sequential(
+        [
+            Dense(8, "leaky_relu", input_dim=2, kernel_regularizer="l2"),
+            Dropout(0.1),
+            Dense(1, "sigmoid", kernel_initializer="he_normal"),
+        ],
+        seed=0,
+        **kw,
+    )
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(0.01), metrics=["acc"])
+    model.fit(X, y, epochs=3, verbose=0)
+    return model
+
+
+def test_save_load_roundtrip_on_every_backend(tmp_path, circles, backend):
+    X, y = circles
+    model = _trained(circles)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = bp.load(path, backend=backend.name, device=backend.device)
+    assert loaded.backend == backend
+    assert loaded.get_config() == model.get_config()
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X), rtol=1e-5, atol=1e-7)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+    # training resumes exactly: same optimizer state, same next step
+    assert loaded.evaluate(X, y) == pytest.approx(model.evaluate(X, y), rel=1e-5)
+
+
+def test_resumed_training_matches_uninterrupted(tmp_path, circles):
+    X, y = circles
+    a = _trained(circles)
+    a.save(tmp_path / "a.npz")
+    b = bp.load(tmp_path / "a.npz")
+    # the shuffle order and the dropout masks continue from the saved generator states
+    a.fit(X, y, epochs=1, verbose=0)
+    b.fit(X, y, epochs=1, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_file_has_no_pickle(tmp_path, circles):
+    path = tmp_path / "m.npz"
+    _trained(circles).save(path)
+    with np.load(path, allow_pickle=False) as f:  # would raise if anything were pickled
+        config = json.loads(str(f["__config__"]))
+        assert all(f[k].dtype != object for k in f.files)
+    assert config["format"] == "backprop-sequential"
+
+
+def test_uncompiled_model_roundtrip(tmp_path):
+    model = bp.Sequential([Dense(3, "relu", input_dim=2)], seed=1)
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert loaded.loss is None
+    np.testing.assert_array_equal(loaded.get_weights()[0], model.get_weights()[0])
+
+
+def test_custom_initializer_function_is_saved(tmp_path):
+    def tiny(shape, rng):
+        return rng.normal(0, 1e-3, shape)
+
+    model = bp.Sequential([Dense(3, input_dim=2, kernel_initializer=tiny)], seed=1)
+    model.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(
+        bp.load(tmp_path / "m.npz").get_weights()[0], model.get_weights()[0]
+    )
+
+
+def test_not_a_model_file(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.ones(2))
+    with pytest.raises(ValueError, match="not a backprop model file"):
+        bp.load(tmp_path / "x.npz")
+
+
+def test_unbuilt_model_cannot_be_saved(tmp_path):
+    with pytest.raises(RuntimeError, match="built model"):
+        bp.Sequential([Dense(3)]).save(tmp_path / "m.npz")
