@@ -52,6 +52,8 @@ class Loss:
     def __call__(self, y: Array, y_hat: Array, xp: Any = None) -> Array:
         """The loss value (a 0-d array on the inputs' device)."""
         xp = xp or array_namespace(y_hat)
+        if y_hat.ndim == 1:  # a column of single outputs, as Keras accepts
+            y_hat = xp.reshape(y_hat, (-1, 1))
         return self.forward(self.prepare_targets(y, y_hat.shape[-1], y_hat.dtype, xp), y_hat, xp)
 
     def prepare_targets(self, y: Array, n_outputs: int, dtype: Any, xp: Any) -> Array:

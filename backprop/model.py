@@ -15,6 +15,7 @@ metric sums on the device, and reads them back once per epoch.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from . import backend as _backend
@@ -27,6 +28,14 @@ from . import optimizers as _optimizers
 from .rng import Streams
 
 Array = Any
+
+
+class DeadNetworkWarning(RuntimeWarning):
+    """A hidden ReLU layer outputs zero for every training sample: nothing below it can learn."""
+
+
+# rows of the training data used to look for dead layers: enough to see a live unit
+_DEAD_CHECK_ROWS = 512
 
 
 class Sequential:
@@ -371,6 +380,8 @@ class Sequential:
         cb = _callbacks.CallbackList(cbs, self, params)
 
         self.stop_training = False
+        probe = X[: min(n, _DEAD_CHECK_ROWS), ...]
+        warned = self._warn_dead(probe, when="at initialisation" if epochs else "")
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
@@ -378,11 +389,51 @@ class Sequential:
             if Xv is not None:
                 val = self._evaluate_device(Xv, Yv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
+            if not warned:
+                warned = self._warn_dead(probe, when=f"after epoch {epoch + 1}")
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         cb.on_train_end()
         return self.history
+
+    def dead_layers(self, X: Any) -> list[str]:
+        """Names of the hidden ReLU layers whose every unit is inactive (z <= 0) on all of X.
+
+        Such a layer outputs zeros, so its gradient and that of every layer below it are zero:
+        the network predicts a constant and cannot recover. With small nets and Glorot
+        initialisation it happens for a few seeds in a hundred, often before training starts.
+        """
+        X = X if self.backend.owns(X) else self._prepare(X)[0]
+        self.forward(X, training=False)
+        hidden = [
+            layer
+            for layer in self.layers[:-1]
+            if getattr(getattr(layer, "activation", None), "name", None) == "relu"
+        ]
+        if not hidden:
+            return []
+        xp = self.xp
+        flags = xp.stack([xp.all(layer.z <= 0) for layer in hidden])
+        return [
+            layer.name
+            for layer, dead in zip(hidden, self.backend.to_numpy(flags), strict=True)
+            if dead
+        ]
+
+    def _warn_dead(self, X: Array, when: str) -> bool:
+        dead = self.dead_layers(X)
+        if dead:
+            warnings.warn(
+                f"Dead network {when}: every unit of hidden layer(s) {', '.join(dead)} is "
+                "inactive (ReLU input <= 0) on the training data, so no gradient reaches the "
+                "layers below and the model predicts a constant. Remedies: another seed, "
+                "kernel_initializer='he_uniform', activation='leaky_relu', or a lower learning "
+                "rate.",
+                DeadNetworkWarning,
+                stacklevel=3,
+            )
+        return bool(dead)
 
     def _train_epoch(self, X, Y, batch_size, steps, shuffle, cb) -> dict[str, float]:
         xp, n = self.xp, X.shape[0]
@@ -594,6 +645,15 @@ class Sequential:
                 for layer in self.layers
             ],
         }
+
+    def explain(self, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -> str:
+        """Print one training step on ``batch`` rows as the equations of backpropagation.
+
+        Runs on a copy: the model is not changed. See :mod:`backprop.explain`.
+        """
+        from .explain import explain
+
+        return explain(self, X, y, batch=batch, print_fn=print_fn)
 
     def save(self, path: str) -> None:
         """Save architecture, weights, compile settings and optimizer state (no pickle)."""

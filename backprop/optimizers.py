@@ -169,7 +169,8 @@ class Optimizer:
     _hyper: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        items = self.get_config().items()
+        args = ", ".join(f"{k}={v!r}" for k, v in items if k != "name" and v is not None)
         return f"{type(self).__name__}({args})"
 
 

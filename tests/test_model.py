@@ -325,7 +325,7 @@ def test_no_host_sync_per_step(monkeypatch, circles):
     X, y = circles
     counts = {"n": 0}
     cls = array_api_strict._array_object.Array
-    for method in ("__float__", "__bool__", "__int__", "__index__", "__array__", "to_device"):
+    for method in ("__float__", "__bool__", "__int__", "__index__", "__array__"):
         original = getattr(cls, method)
 
         def counting(self, *a, _orig=original, **kw):
@@ -342,7 +342,9 @@ def test_no_host_sync_per_step(monkeypatch, circles):
         model.fit(Xd, yd, epochs=2, batch_size=batch_size, verbose=0)
         syncs.append(counts["n"])
     assert syncs[0] == syncs[1]
-    assert syncs[0] <= 12  # input checks once per fit, the metrics once per epoch
+    # per fit: 4 input checks (X finite; y finite, min, max) and the dead-layer probe before
+    # training; per epoch (2): one transfer of the loss and metric sums, one dead-layer probe
+    assert syncs[0] == 4 + 1 + 2 * 2
 
 
 # -- bad input: clear errors, weights untouched ---------------------------------------------------

@@ -1,0 +1,166 @@
+"""One training step, printed layer by layer as the equations of backpropagation.
+
+For learners who want to see the algorithm happen: ``model.explain(X, y)`` runs the forward
+pass, the loss, the backward pass and the optimizer's update on a small batch, on a copy of the
+model (the model itself is not changed), and prints every equation with the shapes of its
+arrays and summary values (norm, min, max).
+
+Notation (the article's): ``A0 = X``; for layer l, ``Zl = A(l-1) @ Wl + bl`` and
+``Al = g(Zl)``; backward, ``dZl = dAl * g'(Zl)``, ``dWl = A(l-1).T @ dZl``,
+``dbl = sum(dZl, axis=0)``, ``dA(l-1) = dZl @ Wl.T``. The mean over the m samples of the batch
+is taken in the loss, so ``1/m`` sits inside ``dZ`` of the last layer (``dZ = (A - Y) / m``
+for the fused sigmoid/softmax + cross-entropy): the same numbers as ``dW = A.T @ dZ / m``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .backend import to_numpy
+from .layers import Dense
+from .optimizers import get as get_optimizer
+
+
+def _stats(a: Any) -> str:
+    h = np.asarray(to_numpy(a), dtype=np.float64)
+    return f"norm {np.linalg.norm(h):.4g}, min {h.min():.4g}, max {h.max():.4g}"
+
+
+def _shape(a: Any) -> str:
+    return str(tuple(a.shape))
+
+
+def _describe(layer: Any) -> str:
+    if isinstance(layer, Dense):
+        shapes = f"W {_shape(layer.params['W'])}" + (
+            f", b {_shape(layer.params['b'])}" if "b" in layer.params else ""
+        )
+        return f"Dense({layer.units}, {layer.activation.name}): {shapes}"
+    return repr(layer)
+
+
+def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -> str:
+    """Run one training step on the first ``batch`` rows of ``(X, y)`` and describe it.
+
+    Parameters
+    ----------
+    model : Sequential
+        A compiled model (built or not); it is copied, not changed.
+    X, y : array_like
+        Data; only the first ``batch`` rows are used.
+    batch : int
+        Rows in the batch (small, so the printout stays readable).
+    print_fn : callable or None
+        Where the text goes (None: only return it).
+
+    Returns
+    -------
+    str
+        The printed text.
+    """
+    from .io import _clone
+
+    model._require_compiled("explain")
+    Xc, yc = model._check(X, y)
+    m = min(batch, Xc.shape[0])
+    work = _clone_built(model, Xc.shape[1], _clone)
+    Xd, Y = work._prepare(Xc[:m], yc[:m])
+    xp, lines = work.xp, []
+    out = lines.append
+
+    def row(equation: str, a: Any = None, stats: bool = True) -> None:
+        shape = _shape(a) if a is not None else ""
+        tail = f"  {_stats(a)}" if (a is not None and stats) else ""
+        out(f"    {equation:34s}{shape:>10s}{tail}")
+
+    out(
+        f"One training step on a batch of m = {m} samples "
+        f"({work.backend.spec}, {work._dtype_name})."
+    )
+    out("")
+    out("Forward propagation")
+    row("A0 = X", Xd)
+    A, L = Xd, len(work.layers)
+    for i, layer in enumerate(work.layers, start=1):
+        A = layer.forward(A, training=True)
+        out(f"  Layer {i}: {_describe(layer)}")
+        if isinstance(layer, Dense):
+            g = layer.activation.name
+            row(f"Z{i} = A{i - 1} @ W{i} + b{i}", layer.z)
+            row(f"A{i} = {g}(Z{i})", A)
+            if g == "relu":
+                active = to_numpy(xp.any(layer.z > 0, axis=0))
+                dead = "   <- DEAD LAYER: no unit is active" if not active.any() else ""
+                out(f"    {'':46s}active units: {int(active.sum())}/{layer.units}{dead}")
+        else:
+            row(f"A{i} = {type(layer).__name__.lower()}(A{i - 1})", A)
+
+    out("")
+    last, fused = work.layers[-1], work._fused
+    if fused:
+        loss, dZ_last = work.loss.from_logits(Y, last.z, A, xp)
+    else:
+        loss, dZ_last = work.loss.forward(Y, A, xp), None
+    for layer in work.layers:
+        if layer.penalty() is not None:
+            loss = loss + layer.penalty()
+    out(f"Loss  L = {work.loss.name}(Y, A{L}) = {float(to_numpy(xp.asarray(loss))):.6g}")
+    out("")
+    out("Backward propagation (the chain rule, from the last layer to the first)")
+    dA = None
+    for i in range(L, 0, -1):
+        layer = work.layers[i - 1]
+        out(f"  Layer {i}:")
+        if i == L and fused:
+            dZ = dZ_last
+            row(f"dZ{i} = (A{i} - Y) / m", dZ)
+            out(f"    {'':46s}(fused {last.activation.name} + {work.loss.name})")
+        elif i == L:
+            dA = work.loss.gradient(Y, A, xp)
+            row(f"dA{i} = dL/dA{i}", dA)
+        if isinstance(layer, Dense):
+            if not (i == L and fused):
+                dZ = layer.activation.backward(dA, layer.z, layer.y, xp)
+                row(f"dZ{i} = dA{i} * {layer.activation.name}'(Z{i})", dZ)
+            dA = layer.backward_from_logits(dZ)
+            row(f"dW{i} = A{i - 1}.T @ dZ{i}", layer.grads["W"])
+            if "b" in layer.grads:
+                row(f"db{i} = sum(dZ{i}, axis=0)", layer.grads["b"])
+            if i > 1:
+                row(f"dA{i - 1} = dZ{i} @ W{i}.T", dA)
+        else:
+            dA = layer.backward_from_logits(dZ) if i == L and fused else layer.backward(dA)
+            row(f"dA{i - 1} = backward of {type(layer).__name__}", dA)
+    out("")
+    opt = work.optimizer
+    out(f"Update: {opt!r}, learning rate {opt.current_learning_rate():g}")
+    slots = work._param_slots
+    index = {id(layer): i for i, layer in enumerate(work.layers, start=1)}
+    old = [layer.params[k] for layer, k in slots]
+    new = opt.apply(old, [layer.grads[k] for layer, k in slots], xp)
+    for (layer, k), W0, W1 in zip(slots, old, new, strict=True):
+        i = index[id(layer)]
+        out(f"    {f'{k}{i} <- {k}{i} - step(d{k}{i})':34s}{_shape(W1):>10s}  change: "
+            f"{_stats(W1 - W0)}")  # fmt: skip
+    text = "\n".join(lines)
+    if print_fn is not None:
+        print_fn(text)
+    return text
+
+
+def _clone_built(model: Any, n_features: int, clone: Any) -> Any:
+    if model.built:
+        return clone(model)
+    from .model import Sequential
+
+    twin = Sequential(
+        [type(layer)(**layer.get_config()) for layer in model.layers],
+        backend=model.backend,
+        dtype=model._dtype_name,
+        seed=model.seed,
+    )
+    twin.build(n_features)
+    twin.compile(model.loss, get_optimizer(model.optimizer.get_config()))
+    return twin
