@@ -389,7 +389,8 @@ class Sequential:
             if Xv is not None:
                 val = self._evaluate_device(Xv, Yv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
-            if not warned:
+            # the last batch's flags come back with the metrics; a full probe confirms them
+            if logs.pop("_dead_in_last_batch", False) and not warned:
                 warned = self._warn_dead(probe, when=f"after epoch {epoch + 1}")
             cb.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -406,11 +407,7 @@ class Sequential:
         """
         X = X if self.backend.owns(X) else self._prepare(X)[0]
         self.forward(X, training=False)
-        hidden = [
-            layer
-            for layer in self.layers[:-1]
-            if getattr(getattr(layer, "activation", None), "name", None) == "relu"
-        ]
+        hidden = self._relu_hidden()
         if not hidden:
             return []
         xp = self.xp
@@ -452,7 +449,15 @@ class Sequential:
             total_loss = total_loss + loss * (hi - lo)
             totals = self._accumulate(totals, yb, y_hat)
             cb.on_batch_end(step, {"batch": step, "size": hi - lo})
-        return self._logs(total_loss, totals, n)
+        dead = [xp.astype(xp.all(layer.z <= 0), total_loss.dtype) for layer in self._relu_hidden()]
+        return self._logs(total_loss, [*totals, *dead], n, n_extra=len(dead))
+
+    def _relu_hidden(self) -> list[_layers.Layer]:
+        return [
+            layer
+            for layer in self.layers[:-1]
+            if getattr(getattr(layer, "activation", None), "name", None) == "relu"
+        ]
 
     def _accumulate(self, totals: list[Any], y: Array, y_hat: Array) -> list[Any]:
         stats = [s for _, m in self.metrics for s in m.stats(y, y_hat, self.xp)]
@@ -460,10 +465,17 @@ class Sequential:
             return stats
         return [a + b for a, b in zip(totals, stats, strict=True)]
 
-    def _logs(self, total_loss: Any, totals: list[Any], n: int) -> dict[str, float]:
-        """Bring the epoch's device sums to the host in one transfer and finish the metrics."""
+    def _logs(self, total_loss: Any, totals: list[Any], n: int, n_extra: int = 0) -> dict:
+        """Bring the epoch's device sums to the host in one transfer and finish the metrics.
+
+        ``n_extra`` trailing entries of ``totals`` are dead-layer flags of the last batch.
+        """
         host = [float(v) for v in self.backend.to_numpy(self.xp.stack([total_loss, *totals]))]
-        logs = {"loss": host[0] / n}
+        logs: dict[str, Any] = {}
+        if n_extra:
+            logs["_dead_in_last_batch"] = any(host[-n_extra:])
+            host = host[:-n_extra]
+        logs = {"loss": host[0] / n, **logs}
         i, k = 1, self.output_dim
         for name, metric in self.metrics:
             logs[name] = float(metric.result(host[i : i + metric.n_stats], n, k))

@@ -11,6 +11,7 @@ import importlib.util
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import backprop as bp
 from backprop.backend import Backend, resolve
@@ -29,6 +30,10 @@ def _cupy_usable() -> bool:
         return False
     return True
 
+
+# The suite's matrices are small: one BLAS thread is fastest for them, and spares the 2-core
+# machines the thread oversubscription that makes OpenBLAS 10-30x slower under load.
+threadpool_limits(1)
 
 HAS_TORCH = _has("torch")
 HAS_JAX = _has("jax")

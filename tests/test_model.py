@@ -343,8 +343,8 @@ def test_no_host_sync_per_step(monkeypatch, circles):
         syncs.append(counts["n"])
     assert syncs[0] == syncs[1]
     # per fit: 4 input checks (X finite; y finite, min, max) and the dead-layer probe before
-    # training; per epoch (2): one transfer of the loss and metric sums, one dead-layer probe
-    assert syncs[0] == 4 + 1 + 2 * 2
+    # training; per epoch (2): one transfer of the loss, metric sums and dead-layer flags
+    assert syncs[0] == 4 + 1 + 2
 
 
 # -- bad input: clear errors, weights untouched ---------------------------------------------------

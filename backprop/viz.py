@@ -1,0 +1,1186 @@
+"""Figures that make backpropagation visible: data, decision boundaries, training, activations.
+
+Every function returns a :class:`matplotlib.figure.Figure` (or, for :func:`animate_training`,
+a :class:`matplotlib.animation.Animation`) built with matplotlib's object-oriented API: no
+pyplot state is created, nothing is shown, and the caller saves or displays the result
+(``fig.savefig("boundary.png")``; in a notebook the figure displays itself).
+
+matplotlib is an optional dependency (the ``viz`` extra, ``pip install 'backprop[viz]'``). It is
+imported by the functions, never by ``import backprop.viz``, so the rest of the library works
+without it and importing this module costs nothing.
+
+Models on any backend are welcome: the functions hand NumPy arrays to ``model.predict`` (which
+then answers in NumPy) and copy everything else to the host with :func:`backprop.to_numpy`.
+
+========================== ===================================================================
+:func:`plot_dataset`        two-feature points colored by class
+:func:`plot_decision_boundary` the model's P(class 1) (or its argmax regions) over the plane
+:func:`prediction_grid`     the grid of predictions the two functions above and below draw
+:func:`animate_training`    the classification regions epoch by epoch, optionally as a GIF
+:func:`plot_history`        loss and metrics per epoch, training and validation
+:func:`plot_activations`    g(z) and g'(z) of the elementwise activations
+:func:`plot_architecture`   the layer diagram: neurons in columns, connections, labels
+:func:`plot_loss_surface`   gradient descent on a two-parameter loss surface
+========================== ===================================================================
+
+Examples
+--------
+>>> from backprop import viz
+>>> fig = viz.plot_activations(["relu", "sigmoid"])
+>>> [ax.get_title() for ax in fig.axes]
+['relu', 'sigmoid']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from . import activations as _activations
+from .backend import to_numpy
+from .callbacks import Callback
+
+if TYPE_CHECKING:  # for the annotations only: importing matplotlib here would defeat laziness
+    from matplotlib.animation import Animation
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "animate_training",
+    "plot_activations",
+    "plot_architecture",
+    "plot_dataset",
+    "plot_decision_boundary",
+    "plot_history",
+    "plot_loss_surface",
+    "prediction_grid",
+]
+
+# Binary pictures use one diverging map everywhere, so that a point's color in plot_dataset is
+# the color of its class's region in plot_decision_boundary and in the animation.
+_BINARY_CMAP = "RdBu"
+_DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "linear")
+
+
+def _plt() -> Any:
+    """Import matplotlib (and the submodules used here) on first use; return the package.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is missing, with the command that installs it.
+    """
+    try:
+        import matplotlib
+        import matplotlib.animation
+        import matplotlib.collections
+        import matplotlib.colors
+        import matplotlib.figure
+        import matplotlib.patches
+        import matplotlib.ticker
+    except ImportError as exc:
+        raise ImportError(
+            "backprop.viz needs matplotlib, which is not installed: "
+            "pip install 'backprop[viz]' (matplotlib) to draw figures."
+        ) from exc
+    return matplotlib
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    # A bare Figure needs no pyplot state: nothing to close, nothing leaks when tests make many.
+    # The constrained layout keeps titles, labels and colorbars from overlapping.
+    return _plt().figure.Figure(figsize=figsize, layout="constrained")
+
+
+def _root_figure(ax: Axes) -> Figure:
+    try:
+        return ax.get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10 has no root=, and .figure is the root there
+        return ax.figure
+
+
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return _root_figure(ax), ax
+    fig = _new_figure(figsize)
+    return fig, fig.add_subplot()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data helpers
+
+
+def _points(X: Any, name: str = "X") -> np.ndarray:
+    """X on the host as float64, checked to hold two features (the plane we can draw)."""
+    X = np.asarray(to_numpy(X), dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != 2 or X.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (n_samples, 2) with n_samples >= 1 to be drawn in the "
+            f"plane, received shape {X.shape}."
+        )
+    return X
+
+
+def _labels(y: Any, n: int) -> np.ndarray:
+    """Class labels as integers: one-hot rows become their argmax, (n, 1) columns are raveled."""
+    y = np.asarray(to_numpy(y))
+    if y.ndim == 2 and y.shape[1] > 1:
+        y = np.argmax(y, axis=1)
+    y = y.reshape(-1)
+    if y.shape[0] != n:
+        raise ValueError(f"y must hold one label per point ({n}), received {y.shape[0]} labels.")
+    as_float = y.astype(np.float64)
+    if not np.all(np.isfinite(as_float)) or np.any(np.round(as_float) != as_float) or y.min() < 0:
+        raise ValueError(
+            "y must hold class labels 0, 1, ... (or one-hot rows) to color the points."
+        )
+    return y.astype(np.int64)
+
+
+def _class_colors(n_classes: int) -> list[Any]:
+    mpl = _plt()
+    if n_classes <= 2:
+        # near the two ends of the diverging map: a point has the color of its class's region
+        cmap = mpl.colormaps[_BINARY_CMAP]
+        return [cmap(0.1), cmap(0.9)]
+    cmap = mpl.colormaps["tab10" if n_classes <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n_classes)]
+
+
+def _scatter_classes(ax: Axes, X: np.ndarray, y: np.ndarray, n_classes: int, size: float) -> None:
+    colors = _class_colors(n_classes)
+    for k in range(n_classes):
+        mask = y == k
+        if np.any(mask):
+            ax.scatter(
+                X[mask, 0],
+                X[mask, 1],
+                s=size,
+                color=colors[k],
+                # a dark rim keeps a point visible on the region of its own class's color
+                edgecolors="black",
+                linewidths=0.4,
+                label=f"class {k}",
+                zorder=3,
+            )
+
+
+def _marker_size(n: int) -> float:
+    # big dots for a handful of points, small ones for thousands, so a cloud never turns solid
+    return float(np.clip(6000.0 / max(n, 1), 10.0, 40.0))
+
+
+def _legend(ax: Axes, loc: str = "best") -> None:
+    # legend dots of a readable size, whatever the size of the dots in the cloud
+    legend = ax.legend(loc=loc, framealpha=0.9)
+    for handle in legend.legend_handles:
+        handle.set_sizes([40.0])
+
+
+def _decorate_plane(ax: Axes, title: str | None) -> None:
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_aspect("equal", adjustable="box")
+    if title:
+        ax.set_title(title)
+
+
+def plot_dataset(X: Any, y: Any, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Scatter a two-feature data set, one color per class.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, 2)
+        The points (NumPy or any supported library).
+    y : array_like, shape (n_samples,) or (n_samples, n_classes)
+        Integer labels, or one-hot rows.
+    ax : matplotlib.axes.Axes, optional
+        Draw here; by default a new figure is made.
+    title : str, optional
+        Axes title (default ``"Data set: n points, k classes"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the axes.
+    """
+    X = _points(X)
+    y = _labels(y, X.shape[0])
+    n_classes = int(y.max()) + 1
+    fig, ax = _figure_and_axes(ax, (5.6, 5.0))
+    _scatter_classes(ax, X, y, n_classes, _marker_size(X.shape[0]))
+    _decorate_plane(ax, title or f"Data set: {X.shape[0]} points, {n_classes} classes")
+    _legend(ax)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision boundaries
+
+
+def _grid_axes(X: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, received {resolution!r}.")
+    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
+        raise ValueError(f"margin must be a number >= 0, received {margin!r}.")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    # one margin for both axes (a fraction of the larger span) keeps circles round in the plot;
+    # a data set of identical points still gets a unit-wide window
+    span = float(np.max(hi - lo))
+    pad = margin * span if span > 0 else 0.5
+    return (
+        np.linspace(lo[0] - pad, hi[0] + pad, resolution),
+        np.linspace(lo[1] - pad, hi[1] + pad, resolution),
+    )
+
+
+def _predict_host(model: Any, points: np.ndarray) -> np.ndarray:
+    # NumPy in gives NumPy out on every backend; to_numpy covers models that answer otherwise
+    out = np.asarray(to_numpy(model.predict(points)), dtype=np.float64)
+    return out.reshape(points.shape[0], -1)
+
+
+def prediction_grid(
+    model: Any, X: Any, resolution: int = 200, margin: float = 0.1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's outputs on a regular grid covering the data, from one ``predict`` call.
+
+    Parameters
+    ----------
+    model : Sequential
+        A model with two inputs, on any backend.
+    X : array_like, shape (n_samples, 2)
+        The data whose bounding box, widened by ``margin``, the grid covers.
+    resolution : int
+        Grid points along each axis.
+    margin : float
+        Padding on every side, as a fraction of the larger of the two data spans.
+
+    Returns
+    -------
+    xx, yy : numpy.ndarray, shape (resolution, resolution)
+        The grid coordinates (``numpy.meshgrid`` layout: rows follow ``x2``, columns ``x1``).
+    out : numpy.ndarray, shape (resolution, resolution, n_outputs)
+        ``model.predict`` at each grid point, float64 on the host.
+
+    Examples
+    --------
+    >>> import backprop as bp
+    >>> model = bp.Sequential([bp.layers.Dense(1, "sigmoid", input_dim=2)], seed=0)
+    >>> xx, yy, out = prediction_grid(model, [[0.0, 0.0], [1.0, 1.0]], resolution=5)
+    >>> xx.shape, out.shape
+    ((5, 5), (5, 5, 1))
+    """
+    X = _points(X)
+    gx, gy = _grid_axes(X, resolution, margin)
+    xx, yy = np.meshgrid(gx, gy)
+    out = _predict_host(model, np.column_stack([xx.ravel(), yy.ravel()]))
+    return xx, yy, out.reshape(resolution, resolution, -1)
+
+
+def _accuracy(out: np.ndarray, y: np.ndarray) -> float | None:
+    """Accuracy of host predictions (n, k) against integer labels; None for non-probabilities."""
+    if out.shape[1] == 1:
+        if np.any(out < 0) or np.any(out > 1):
+            return None  # a regression output: no class threshold to speak of
+        return float(np.mean((out[:, 0] >= 0.5) == (y == 1)))
+    return float(np.mean(np.argmax(out, axis=1) == y))
+
+
+def plot_decision_boundary(
+    model: Any,
+    X: Any,
+    y: Any,
+    ax: Axes | None = None,
+    resolution: int = 200,
+    margin: float = 0.1,
+    title: str | None = None,
+    colorbar: bool = True,
+) -> Figure:
+    """The classification regions of a two-input model, with the data on top.
+
+    A single output (sigmoid) is drawn as filled contours of ``P(class 1)`` on a fixed 0..1
+    scale with its colorbar and the ``P = 0.5`` decision line; ``k > 1`` outputs (softmax) as
+    the regions of the argmax class, separated by thin lines.
+
+    Parameters
+    ----------
+    model : Sequential
+        A model with two inputs, on any backend.
+    X : array_like, shape (n_samples, 2)
+        The points to draw; the grid covers their bounding box plus ``margin``.
+    y : array_like, shape (n_samples,) or (n_samples, n_classes)
+        Their labels (integers or one-hot).
+    ax : matplotlib.axes.Axes, optional
+        Draw here; by default a new figure is made.
+    resolution : int
+        Grid points along each axis (``resolution**2`` predictions, in one ``predict`` call).
+    margin : float
+        Padding around the data, as a fraction of its larger span.
+    title : str, optional
+        Axes title; by default ``"Decision boundary"`` with the accuracy on these points.
+    colorbar : bool
+        Add the probability colorbar (single-output models).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the axes.
+    """
+    mpl = _plt()
+    X = _points(X)
+    y = _labels(y, X.shape[0])
+    gx, gy = _grid_axes(X, resolution, margin)
+    xx, yy = np.meshgrid(gx, gy)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+    # the grid and the data in one predict call: one transfer each way on a device backend
+    out = _predict_host(model, np.concatenate([grid, X], axis=0))
+    out_grid, out_X = out[: grid.shape[0]], out[grid.shape[0] :]
+    k = out.shape[1]
+    n_classes = max(int(y.max()) + 1, k if k > 1 else 2)
+
+    fig, ax = _figure_and_axes(ax, (6.4, 5.2))
+    if k == 1:
+        Z = out_grid[:, 0].reshape(resolution, resolution)
+        probabilities = bool(np.all((Z >= 0) & (Z <= 1)))
+        # fixed levels on [0, 1] so that the same color means the same probability in every
+        # figure and every frame; a regression output gets levels fitted to its range
+        levels = np.linspace(0.0, 1.0, 11) if probabilities else 12
+        cs = ax.contourf(xx, yy, Z, levels=levels, cmap=_BINARY_CMAP, alpha=0.7)
+        if Z.min() < 0.5 < Z.max():
+            ax.contour(xx, yy, Z, levels=[0.5], colors="k", linewidths=1.5)
+        if colorbar:
+            cbar = fig.colorbar(cs, ax=ax, shrink=0.9)
+            cbar.set_label("P(class 1)" if probabilities else "model output")
+            if probabilities:
+                # the decision threshold, marked on the scale as it is drawn on the plane
+                cbar.ax.axhline(0.5, color="k", linewidth=1.5)
+    else:
+        Z = np.argmax(out_grid, axis=1).reshape(resolution, resolution)
+        colors = _class_colors(n_classes)[:k]
+        cmap = mpl.colors.ListedColormap(colors)
+        edges = np.arange(k + 1) - 0.5
+        ax.contourf(xx, yy, Z, levels=edges, cmap=cmap, alpha=0.35)
+        crossed = [v for v in edges[1:-1] if Z.min() < v < Z.max()]
+        if crossed:  # matplotlib warns about a contour with no line
+            ax.contour(xx, yy, Z, levels=crossed, colors="k", linewidths=0.8)
+    _scatter_classes(ax, X, y, n_classes, _marker_size(X.shape[0]))
+    if title is None:
+        acc = _accuracy(out_X, y)
+        title = "Decision boundary" + (f" (accuracy {acc:.1%})" if acc is not None else "")
+    _decorate_plane(ax, title)
+    ax.set_xlim(gx[0], gx[-1])
+    ax.set_ylim(gy[0], gy[-1])
+    _legend(ax)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Training animation
+
+
+def _accuracy_key(logs: Mapping[str, float]) -> str | None:
+    for key in ("accuracy", "acc", "binary_accuracy", "categorical_accuracy"):
+        if key in logs:
+            return key
+    return None
+
+
+def _frame_title(epoch: int, logs: Mapping[str, float]) -> str:
+    parts = [f"Epoch {epoch}"]
+    if "loss" in logs:
+        parts.append(f"loss {logs['loss']:.4f}")
+    key = _accuracy_key(logs)
+    if key is not None:
+        parts.append(f"accuracy {logs[key]:.1%}")
+    return " | ".join(parts)
+
+
+def _frame_image(out: np.ndarray) -> np.ndarray:
+    # what a frame shows: P(class 1) for one output, the argmax class for several
+    if out.shape[-1] == 1:
+        return out[..., 0]
+    return np.argmax(out, axis=-1).astype(np.float64)
+
+
+def animate_training(
+    model: Any,
+    X: Any,
+    y: Any,
+    epochs: int = 50,
+    path: str | None = None,
+    fps: int = 10,
+    batch_size: int = 32,
+    interval: int = 1,
+    resolution: int = 100,
+    margin: float = 0.1,
+    dpi: float | None = None,
+    **fit_kwargs: Any,
+) -> Animation:
+    """Train a compiled model and animate its classification regions epoch by epoch.
+
+    The model is trained by one ``model.fit(X, y, epochs=epochs, ...)`` call whose callback
+    records the predicted grid every ``interval`` epochs (so ``model.history`` holds the whole
+    run, and callbacks such as early stopping work); the frames are rendered afterwards from
+    those host arrays, which keeps drawing cheap and independent of the backend.
+
+    Parameters
+    ----------
+    model : Sequential
+        A compiled model with two inputs, on any backend. It is trained in place.
+    X : array_like, shape (n_samples, 2)
+        Training points.
+    y : array_like, shape (n_samples,) or (n_samples, n_classes)
+        Their labels, in the layout the model's loss expects.
+    epochs : int
+        Epochs to train.
+    path : str, optional
+        Where to save the animation as a GIF (matplotlib's Pillow writer; no ImageMagick).
+    fps : int
+        Frames per second of the saved GIF.
+    batch_size : int
+        Passed to ``fit``.
+    interval : int
+        Epochs per frame.
+    resolution : int
+        Grid points along each axis of the drawn regions.
+    margin : float
+        Padding around the data, as a fraction of its larger span.
+    dpi : float, optional
+        Dots per inch of the saved GIF (default the figure's, 100: 640 x 520 pixels).
+    **fit_kwargs
+        More arguments for ``fit`` (``validation_data``, ``callbacks``, ``verbose``, ...).
+
+    Returns
+    -------
+    matplotlib.animation.Animation
+        One frame before training (epoch 0), one after every ``interval`` epochs, and one after
+        the last epoch: ``1 + ceil(epochs / interval)`` frames when training runs to the end.
+        Its title shows the epoch with the training loss and accuracy of that epoch.
+
+    Notes
+    -----
+    An animation that is never saved or displayed makes matplotlib warn when it is deleted;
+    give ``path``, or keep the result and call ``anim.save(...)`` or display it.
+    """
+    mpl = _plt()
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, received {epochs!r}.")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ValueError(f"interval (epochs per frame) must be an int >= 1, received {interval!r}.")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or fps <= 0:
+        raise ValueError(f"fps must be a positive number, received {fps!r}.")
+    if getattr(model, "loss", None) is None:
+        raise RuntimeError(
+            "animate_training() trains the model: call model.compile(loss=..., optimizer=...) "
+            "first."
+        )
+    Xh = _points(X)
+    y_host = to_numpy(y)
+    gx, gy = _grid_axes(Xh, resolution, margin)
+    xx, yy = np.meshgrid(gx, gy)
+    grid = np.column_stack([xx.ravel(), yy.ravel()])
+
+    def snapshot() -> np.ndarray:
+        return _predict_host(model, grid).reshape(resolution, resolution, -1)
+
+    # frame 0: the untrained model; its loss and accuracy come from evaluate, as there is no
+    # epoch log yet (and an unbuilt model is built by this first predict)
+    out0 = snapshot()
+    n_out = out0.shape[-1]
+    frames: list[tuple[int, np.ndarray, dict[str, float]]] = [
+        (0, _frame_image(out0), dict(model.evaluate(Xh, y_host)))
+    ]
+
+    class _Recorder(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            done = epoch + 1
+            if done % interval == 0 or done == epochs:
+                frames.append((done, _frame_image(snapshot()), dict(logs or {})))
+
+    callbacks = [*(fit_kwargs.pop("callbacks", None) or []), _Recorder()]
+    fit_kwargs.setdefault("verbose", 0)
+    history = model.fit(
+        Xh, y_host, epochs=epochs, batch_size=batch_size, callbacks=callbacks, **fit_kwargs
+    )
+    if history.epoch and frames[-1][0] != history.epoch[-1] + 1:
+        # training stopped early between two recorded frames: show where it ended
+        logs = {k: v[-1] for k, v in history.history.items()}
+        frames.append((history.epoch[-1] + 1, _frame_image(snapshot()), logs))
+
+    labels = _labels(y_host, Xh.shape[0])
+    n_classes = max(int(labels.max()) + 1, n_out if n_out > 1 else 2)
+    image0 = frames[0][1]
+
+    # a fixed layout, not the constrained one: the title changes width from frame to frame and
+    # must not move the axes, and a layout engine would cost an extra draw per frame
+    fig = mpl.figure.Figure(figsize=(6.4, 5.2))
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.1, top=0.92)
+    ax = fig.add_subplot()
+    extent = (gx[0], gx[-1], gy[0], gy[-1])
+    if n_out == 1:
+        im = ax.imshow(
+            image0,
+            origin="lower",
+            extent=extent,
+            cmap=_BINARY_CMAP,
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="bilinear",
+            alpha=0.7,
+            aspect="equal",
+        )
+        cbar = fig.colorbar(im, ax=ax, shrink=0.9)
+        cbar.set_label("P(class 1)")
+        line_levels = [0.5]
+    else:
+        cmap = mpl.colors.ListedColormap(_class_colors(n_classes)[:n_out])
+        im = ax.imshow(
+            image0,
+            origin="lower",
+            extent=extent,
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=n_out - 0.5,
+            interpolation="nearest",
+            alpha=0.45,
+            aspect="equal",
+        )
+        line_levels = [k - 0.5 for k in range(1, n_out)]
+    _scatter_classes(ax, Xh, labels, n_classes, _marker_size(Xh.shape[0]))
+    _decorate_plane(ax, _frame_title(frames[0][0], frames[0][2]))
+    ax.set_xlim(gx[0], gx[-1])
+    ax.set_ylim(gy[0], gy[-1])
+    _legend(ax, "upper right")  # "best" would search for a place on every frame
+
+    boundary: list[Any] = []
+
+    def draw(i: int) -> list[Any]:
+        epoch, image, logs = frames[i]
+        im.set_data(image)
+        for artist in boundary:
+            artist.remove()
+        boundary.clear()
+        # only levels the image crosses: matplotlib warns about a contour with no line
+        crossed = [v for v in line_levels if image.min() < v < image.max()]
+        if crossed:
+            boundary.append(ax.contour(xx, yy, image, levels=crossed, colors="k", linewidths=1.2))
+        ax.set_title(_frame_title(epoch, logs))
+        return [im, *boundary]
+
+    draw(0)
+    anim = mpl.animation.FuncAnimation(
+        fig, draw, frames=len(frames), interval=1000.0 / fps, blit=False, repeat=True
+    )
+    if path is not None:
+        anim.save(str(path), writer=mpl.animation.PillowWriter(fps=fps), dpi=dpi)
+    return anim
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves
+
+
+def _history_dict(history: Any) -> tuple[dict[str, list[float]], list[int] | None]:
+    """The ``{key: per-epoch values}`` dict and epoch numbers of a History, a model or a dict."""
+    epochs = None
+    obj = history
+    # a model has .history (a History), a History has .history (the dict): unwrap to the dict
+    for _ in range(3):
+        if isinstance(obj, Mapping):
+            break
+        epochs = getattr(obj, "epoch", epochs)
+        obj = getattr(obj, "history", None)
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError(
+            "plot_history expects a History (what fit returns), a trained model or a non-empty "
+            f"dict of per-epoch lists, received {type(history).__name__}."
+        )
+    return {k: [float(v) for v in vs] for k, vs in obj.items()}, epochs
+
+
+def plot_history(history: Any, title: str | None = None) -> Figure:
+    """Loss and metrics per epoch, for training and (when recorded) validation.
+
+    Parameters
+    ----------
+    history : History or dict or Sequential
+        What ``fit`` returns, its ``.history`` dict (``{"loss": [...], "val_loss": [...],
+        "accuracy": [...], ...}``), or a model that has been fit.
+    title : str, optional
+        Figure title (default ``"Training history"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels, loss and the other metrics (training solid, validation dashed, same
+        color); one panel when no metric besides the loss was recorded.
+    """
+    data, epochs = _history_dict(history)
+    n = max(len(v) for v in data.values())
+    x = np.asarray(epochs) + 1 if epochs is not None and len(epochs) == n else np.arange(1, n + 1)
+    metrics = [k for k in data if not k.startswith("val_") and k != "loss"]
+    # a validation key without its training twin still gets drawn
+    metrics += [
+        k[4:] for k in data if k.startswith("val_") and k != "val_loss" and k[4:] not in data
+    ]
+    has_loss = "loss" in data or "val_loss" in data
+    panels = (["loss"] if has_loss else []) + (["metrics"] if metrics else [])
+    fig = _new_figure((5.2 * len(panels) + 0.6, 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+
+    def curves(ax: Axes, key: str, color: Any) -> None:
+        if key in data:
+            ax.plot(x[: len(data[key])], data[key], color=color, lw=2, label=f"train {key}")
+        if f"val_{key}" in data:
+            v = data[f"val_{key}"]
+            ax.plot(x[: len(v)], v, color=color, lw=2, ls="--", label=f"validation {key}")
+
+    for ax, panel in zip(axes, panels, strict=True):
+        if panel == "loss":
+            curves(ax, "loss", "C0")
+            ax.set_title("Loss")
+            ax.set_ylabel("loss")
+        else:
+            for i, key in enumerate(metrics):
+                curves(ax, key, f"C{(i + 1) % 10}")
+            ax.set_title("Metrics" if len(metrics) > 1 else metrics[0].capitalize())
+            ax.set_ylabel("value" if len(metrics) > 1 else metrics[0])
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+        if n < 12:  # few epochs: whole-number ticks, not 0.5 steps
+            ax.set_xticks(x)
+    fig.suptitle(title or "Training history")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation functions
+
+
+def _activation_label(act: _activations.ActivationFunction) -> str:
+    extra = {k: v for k, v in act.get_config().items() if k != "name"}
+    if not extra:
+        return act.name
+    args = ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in extra.items()
+    )
+    return f"{act.name} ({args})"
+
+
+def plot_activations(
+    names: Sequence[str | _activations.ActivationFunction] | None = None,
+    ncols: int = 4,
+    z_range: tuple[float, float] = (-5.0, 5.0),
+) -> Figure:
+    """One panel per activation: g(z) and its derivative g'(z).
+
+    Parameters
+    ----------
+    names : sequence of str or ActivationFunction, optional
+        Activations to draw (default: sigmoid, tanh, relu, leaky_relu, elu, gelu, linear).
+        Softmax is refused: it is not elementwise, so it has no g'(z) curve.
+    ncols : int
+        Panels per row.
+    z_range : (float, float)
+        The interval of z drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(names)`` axes titled with the activation names, a legend for the figure.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or softmax.
+    """
+    import array_api_compat.numpy as xp
+
+    acts = [_activations.get(n) for n in (_DEFAULT_ACTIVATIONS if names is None else names)]
+    if not acts:
+        raise ValueError("plot_activations needs at least one activation name.")
+    for act in acts:
+        if act.name == "softmax":
+            raise ValueError(
+                "softmax is not elementwise (each output depends on the whole row), so it has "
+                "no g(z), g'(z) curve; leave it out of names."
+            )
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be an int >= 1, received {ncols!r}.")
+    ncols = min(ncols, len(acts))
+    nrows = math.ceil(len(acts) / ncols)
+    # an odd count of points puts z = 0 on the grid, so kinks are drawn where they are
+    z = xp.linspace(float(z_range[0]), float(z_range[1]), 401, dtype=xp.float64)
+    fig = _new_figure((3.1 * ncols, 2.8 * nrows + 0.5))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(acts):
+            ax.remove()  # no empty frames in the last row
+            continue
+        act = acts[i]
+        g = act.forward(z, xp)
+        dg = act.derivative(z, g, xp)
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.axvline(0.0, color="0.6", lw=0.8)
+        ax.plot(np.asarray(z), np.asarray(g), color="C0", lw=2.2, label="g(z)")
+        ax.plot(np.asarray(z), np.asarray(dg), color="C1", lw=1.8, ls="--", label="g'(z)")
+        ax.set_title(_activation_label(act))
+        ax.grid(True, alpha=0.3)
+        if i // ncols == nrows - 1 or i + ncols >= len(acts):
+            ax.set_xlabel("z")
+            ax.tick_params(labelbottom=True)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2)
+    fig.suptitle("Activation functions g(z) and their derivatives g'(z)")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Architecture diagram
+
+
+def _columns(model: Any) -> list[dict[str, Any]]:
+    """The diagram's columns: the input, then one per Dense (or unknown) layer.
+
+    Activation and Dropout layers add no neurons: they annotate the column before them.
+    """
+    layers = list(getattr(model, "layers", []))
+    if not layers:
+        raise ValueError("plot_architecture needs a model with layers.")
+    width = getattr(model, "input_dim", None) or getattr(layers[0], "input_dim", None)
+    if width is None:
+        raise ValueError(
+            "plot_architecture needs the input size: give the first layer input_dim=... "
+            "(e.g. Dense(4, 'relu', input_dim=2)), or fit the model first."
+        )
+    columns = [{"units": int(width), "activation": None, "notes": []}]
+    for layer in layers:
+        units = getattr(layer, "units", None)
+        if units is not None:  # Dense: a new column of neurons
+            act = getattr(layer, "activation", None)
+            columns.append(
+                {
+                    "units": int(units),
+                    "activation": getattr(act, "name", None),
+                    "notes": [],
+                    "params": width * units + (units if getattr(layer, "use_bias", True) else 0),
+                }
+            )
+            width = units
+        elif hasattr(layer, "activation"):  # an Activation layer: the previous column's g
+            columns[-1]["activation"] = layer.activation.name
+        elif hasattr(layer, "rate"):  # Dropout: a note under the column it acts on
+            columns[-1]["notes"].append(f"dropout {layer.rate:g}")
+        else:  # any other layer: its own column, named by its type
+            out = int(layer.output_dim(width))
+            columns.append(
+                {
+                    "units": out,
+                    "activation": type(layer).__name__,
+                    "notes": [],
+                    "params": layer.count_params() if getattr(layer, "built", False) else 0,
+                }
+            )
+            width = out
+    return columns
+
+
+def plot_architecture(
+    model: Any,
+    ax: Axes | None = None,
+    max_neurons: int = 12,
+    title: str | None = None,
+) -> Figure:
+    """The layer diagram: one circle per neuron, in a column per layer, fully connected.
+
+    Columns are labeled input / hidden k / output with their unit counts and activations. A
+    layer wider than ``max_neurons`` shows its first and last neurons around a vertical
+    ellipsis; its label still gives the true count.
+
+    Parameters
+    ----------
+    model : Sequential
+        Built, or with ``input_dim`` on its first layer.
+    ax : matplotlib.axes.Axes, optional
+        Draw here; by default a new figure is made.
+    max_neurons : int
+        Most neurons drawn per column (at least 3).
+    title : str, optional
+        Axes title (default: the layer widths, e.g. ``"2-4-6-6-4-1 network, 103 parameters"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; each drawn neuron is a :class:`matplotlib.patches.Circle` in ``ax.patches``.
+    """
+    mpl = _plt()
+    if isinstance(max_neurons, bool) or not isinstance(max_neurons, int) or max_neurons < 3:
+        raise ValueError(f"max_neurons must be an int >= 3, received {max_neurons!r}.")
+    columns = _columns(model)
+    n_cols = len(columns)
+    dx, radius = 2.6, 0.32
+    # the rows a column occupies: all its neurons, or max_neurons slots, the middle one an
+    # ellipsis
+    rows = [min(c["units"], max_neurons) for c in columns]
+    tallest = max(rows)
+    bottom = -(tallest - 1) / 2.0 - radius
+    n_label_lines = max(2 + bool(c["activation"]) + len(c["notes"]) for c in columns)
+    xlim = (-dx * 0.45, (n_cols - 1) * dx + dx * 0.45)
+    ylim = (bottom - 0.55 - 0.42 * n_label_lines, -bottom + 0.3)
+    # the figure takes the diagram's proportions (the axes are equal-aspect), at about half an
+    # inch per neuron, within a size that suits a page or a screen
+    w, h = xlim[1] - xlim[0], ylim[1] - ylim[0]
+    scale = min(0.5, 13.0 / w, 9.0 / h)
+    fig, ax = _figure_and_axes(ax, (max(w * scale, 4.0) + 0.2, h * scale + 0.5))
+
+    palette = {"input": "#8fd18f", "hidden": "#8fb8e8", "output": "#f4a582"}
+    edge = {"input": "#2d7a2d", "hidden": "#2c5d9e", "output": "#b2452a"}
+    centers: list[np.ndarray] = []
+    for i, (col, n_rows) in enumerate(zip(columns, rows, strict=True)):
+        role = "input" if i == 0 else "output" if i == n_cols - 1 else "hidden"
+        col["role"] = role
+        ys = (np.arange(n_rows) - (n_rows - 1) / 2.0)[::-1]
+        if col["units"] > n_rows:
+            gap = n_rows // 2
+            # the middle slot shows the ellipsis: three dots, not a neuron
+            ax.plot(
+                [i * dx] * 3,
+                ys[gap] + np.array([-0.22, 0.0, 0.22]),
+                ls="none",
+                marker="o",
+                ms=2.5,
+                color="0.25",
+                zorder=4,
+            )
+            ys = np.delete(ys, gap)
+        centers.append(ys)
+        for yc in ys:
+            ax.add_patch(
+                mpl.patches.Circle(
+                    (i * dx, yc),
+                    radius,
+                    facecolor=palette[role],
+                    edgecolor=edge[role],
+                    linewidth=1.4,
+                    zorder=3,
+                )
+            )
+
+    # every drawn neuron of a column to every drawn neuron of the next: a LineCollection is one
+    # artist however many edges there are
+    segments = [
+        [(i * dx, ya), ((i + 1) * dx, yb)]
+        for i in range(n_cols - 1)
+        for ya in centers[i]
+        for yb in centers[i + 1]
+    ]
+    ax.add_collection(
+        mpl.collections.LineCollection(segments, colors="0.55", linewidths=0.6, alpha=0.6, zorder=1)
+    )
+
+    hidden = 0
+    for i, col in enumerate(columns):
+        if col["role"] == "input":
+            name = "input"
+        elif col["role"] == "output":
+            name = "output"
+        else:
+            hidden += 1
+            name = f"hidden {hidden}"
+        lines = [name, f"{col['units']} unit" + ("s" if col["units"] != 1 else "")]
+        if col["activation"]:
+            lines.append(col["activation"])
+        lines += col["notes"]
+        ax.text(
+            i * dx,
+            bottom - 0.45,
+            "\n".join(lines),
+            ha="center",
+            va="top",
+            fontsize=10,
+            color=edge[col["role"]],
+            fontweight="bold" if col["role"] != "hidden" else "normal",
+        )
+    widths = "-".join(str(c["units"]) for c in columns)
+    if title is None:
+        built = getattr(model, "built", False)
+        n_params = model.count_params() if built else sum(c.get("params", 0) for c in columns)
+        title = f"{widths} network, {n_params:,} parameters"
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.axis("off")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient descent on a loss surface
+
+
+def _bowl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a * a + 1.6 * a * b + b * b
+
+
+def _bowl_grad(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return 2.0 * a + 1.6 * b, 1.6 * a + 2.0 * b
+
+
+def _rosenbrock(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (1.0 - a) ** 2 + 100.0 * (b - a * a) ** 2
+
+
+def _rosenbrock_grad(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return -2.0 * (1.0 - a) - 400.0 * a * (b - a * a), 200.0 * (b - a * a)
+
+
+class _Surface(NamedTuple):
+    """A built-in loss surface and the defaults that make a telling picture of it."""
+
+    title: str
+    loss: Callable[[Any, Any], Any]
+    grad: Callable[[Any, Any], tuple[Any, Any]]
+    start: tuple[float, float]
+    learning_rate: float
+    steps: int
+    extent: tuple[float, float, float, float]
+    minimum: tuple[float, float]
+    log_scale: bool  # draw log10 L: the loss spans decades
+    view: tuple[float, float]  # elevation and azimuth of the 3-D panel
+
+
+_SURFACES = {
+    "bowl": _Surface(
+        "a tilted bowl", _bowl, _bowl_grad, (-2.4, 0.4), 0.5, 30, (-3.0, 3.0, -3.0, 3.0),
+        (0.0, 0.0), False, (35, -60),
+    ),
+    # seen along its valley: from the side, the near wall hides the floor and the path
+    "rosenbrock": _Surface(
+        "the Rosenbrock function", _rosenbrock, _rosenbrock_grad, (-1.2, 1.0), 1.5e-3, 4000,
+        (-2.0, 2.0, -1.0, 3.0), (1.0, 1.0), True, (45, -110),
+    ),
+}  # fmt: skip
+
+
+def _gradient_descent(
+    grad: Callable[[Any, Any], tuple[Any, Any]], start: Sequence[float], lr: float, steps: int
+) -> np.ndarray:
+    """Plain gradient descent ``w <- w - lr * grad(w)``; returns the ``(steps + 1, 2)`` path."""
+    path = np.empty((steps + 1, 2))
+    path[0] = start
+    for t in range(steps):
+        # a diverging run overflows: that is reported below, as the error it is, not warned
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = np.asarray(grad(path[t, 0], path[t, 1]), dtype=np.float64)
+            path[t + 1] = path[t] - lr * g
+        if not np.all(np.isfinite(path[t + 1])):
+            raise ValueError(
+                f"gradient descent diverged at step {t + 1} with learning_rate={lr}: "
+                "use a smaller learning rate."
+            )
+    return path
+
+
+def plot_loss_surface(
+    loss: str | Callable[[np.ndarray, np.ndarray], np.ndarray] = "bowl",
+    *,
+    grad: Callable[[Any, Any], tuple[Any, Any]] | None = None,
+    start: tuple[float, float] | None = None,
+    learning_rate: float | None = None,
+    steps: int | None = None,
+    extent: tuple[float, float, float, float] | None = None,
+    surface: bool = True,
+    ax: Axes | None = None,
+    resolution: int = 150,
+) -> Figure:
+    """Gradient descent on a two-parameter loss: the surface, its contours and the path.
+
+    Built-in losses of the parameters ``(w1, w2)``:
+
+    - ``"bowl"``: the tilted quadratic ``L = w1^2 + 1.6 w1 w2 + w2^2`` (minimum 0 at the
+      origin). Its Hessian has eigenvalues 3.6 across the valley and 0.4 along it, so a step
+      that is fast along the valley overshoots across it: the path zigzags down.
+    - ``"rosenbrock"``: ``L = (1 - w1)^2 + 100 (w2 - w1^2)^2`` (minimum 0 at ``(1, 1)``), a
+      curved, flat-bottomed valley where gradient descent is slow.
+
+    Each step is ``w <- w - learning_rate * dL/dw``.
+
+    Parameters
+    ----------
+    loss : {"bowl", "rosenbrock"} or callable
+        A built-in loss, or ``f(w1, w2)`` that works elementwise on NumPy arrays (then ``grad``,
+        ``start``, ``learning_rate``, ``steps`` and ``extent`` are required).
+    grad : callable, optional
+        ``grad(w1, w2) -> (dL/dw1, dL/dw2)`` for a custom loss.
+    start : (float, float), optional
+        The starting parameters (built-ins have a default).
+    learning_rate : float, optional
+        Step size (bowl 0.5, rosenbrock 1.5e-3 by default).
+    steps : int, optional
+        Number of gradient steps (bowl 30, rosenbrock 4000 by default).
+    extent : (w1_min, w1_max, w2_min, w2_max), optional
+        The window drawn.
+    surface : bool
+        Add the 3-D surface panel next to the contour panel (ignored when ``ax`` is given).
+    ax : matplotlib.axes.Axes, optional
+        Draw the contour panel here; by default a new figure is made.
+    resolution : int
+        Grid points along each axis of the contours.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The contour panel (filled contours, the path with markers and arrows, start, end and
+        minimum), preceded by the 3-D surface with the same path when ``surface``.
+    """
+    mpl = _plt()
+    minimum = None
+    if isinstance(loss, str):
+        if loss not in _SURFACES:
+            raise ValueError(f"Unknown loss surface {loss!r}. Expected one of {sorted(_SURFACES)}.")
+        spec = _SURFACES[loss]
+        name, f, log_scale, view, minimum = (
+            spec.title,
+            spec.loss,
+            spec.log_scale,
+            spec.view,
+            spec.minimum,
+        )
+        grad = grad or spec.grad
+        start = start if start is not None else spec.start
+        learning_rate = learning_rate if learning_rate is not None else spec.learning_rate
+        steps = steps if steps is not None else spec.steps
+        extent = extent if extent is not None else spec.extent
+    elif callable(loss):
+        missing = [
+            k
+            for k, v in {
+                "grad": grad,
+                "start": start,
+                "learning_rate": learning_rate,
+                "steps": steps,
+                "extent": extent,
+            }.items()
+            if v is None
+        ]
+        if missing:
+            raise ValueError(f"A custom loss needs {', '.join(missing)} as well.")
+        name, f, log_scale = getattr(loss, "__name__", "custom loss"), loss, False
+        view = (35, -60)
+    else:
+        raise TypeError(
+            f"loss must be 'bowl', 'rosenbrock' or a callable, received {type(loss).__name__}."
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int >= 1, received {steps!r}.")
+    if not isinstance(learning_rate, int | float) or learning_rate <= 0:
+        raise ValueError(f"learning_rate must be a positive number, received {learning_rate!r}.")
+
+    path = _gradient_descent(grad, start, float(learning_rate), steps)
+    w1 = np.linspace(extent[0], extent[1], resolution)
+    w2 = np.linspace(extent[2], extent[3], resolution)
+    A, B = np.meshgrid(w1, w2)
+    L = np.asarray(f(A, B), dtype=np.float64)
+    path_loss = np.asarray(f(path[:, 0], path[:, 1]), dtype=np.float64)
+
+    if ax is not None:
+        fig, ax2d, ax3d = _root_figure(ax), ax, None
+    else:
+        fig = _new_figure((12.0, 5.2) if surface else (6.4, 5.2))
+        ax3d = fig.add_subplot(1, 2, 1, projection="3d") if surface else None
+        ax2d = fig.add_subplot(1, 2, 2) if surface else fig.add_subplot()
+
+    ticker = mpl.ticker.MaxNLocator(nbins=20)
+    if log_scale:
+        # a loss spanning decades is drawn as log10 L (floored at 1e-3): on a linear scale its
+        # valley floor, where gradient descent crawls, would be one flat color
+        D, label = np.log10(np.maximum(L, 1e-3)), "$\\log_{10} L(w_1, w_2)$"
+    else:
+        D, label = L, "$L(w_1, w_2)$"
+    levels = ticker.tick_values(float(D.min()), float(D.max()))
+    cs = ax2d.contourf(A, B, D, levels=levels, cmap="viridis", extend="neither")
+    ax2d.contour(A, B, D, levels=levels[::2], colors="white", linewidths=0.5, alpha=0.5)
+    fig.colorbar(cs, ax=ax2d, shrink=0.9, label=label)
+
+    # markers and arrows on at most ~40 points: thousands of steps would otherwise be a smear
+    stride = max(1, math.ceil(steps / 40))
+    idx = np.unique(np.append(np.arange(0, steps + 1, stride), steps))
+    shown = path[idx]
+    ax2d.plot(path[:, 0], path[:, 1], color="#ff5a36", lw=1.4, zorder=3, label="gradient descent")
+    ax2d.plot(shown[:, 0], shown[:, 1], ls="none", marker="o", ms=3.5, color="#ff5a36", zorder=4)
+    ax2d.quiver(
+        shown[:-1, 0],
+        shown[:-1, 1],
+        np.diff(shown[:, 0]),
+        np.diff(shown[:, 1]),
+        angles="xy",
+        scale_units="xy",
+        scale=1.0,
+        color="#ff5a36",
+        width=0.004,
+        zorder=4,
+    )
+    ax2d.plot(
+        *path[0],
+        marker="o",
+        ms=9,
+        color="white",
+        mec="k",
+        ls="none",
+        zorder=5,
+        label=f"start, L = {path_loss[0]:.3g}",
+    )
+    ax2d.plot(
+        *path[-1],
+        marker="X",
+        ms=10,
+        color="#ff5a36",
+        mec="k",
+        ls="none",
+        zorder=5,
+        label=f"after {steps} steps, L = {path_loss[-1]:.3g}",
+    )
+    if minimum is not None:
+        ax2d.plot(
+            *minimum, marker="*", ms=14, color="gold", mec="k", ls="none", zorder=5, label="minimum"
+        )
+    ax2d.set_xlim(extent[0], extent[1])
+    ax2d.set_ylim(extent[2], extent[3])
+    ax2d.set_xlabel("$w_1$")
+    ax2d.set_ylabel("$w_2$")
+    ax2d.set_title(f"Gradient descent on {name}, learning rate {learning_rate:g}")
+    ax2d.legend(loc="best", fontsize=8, framealpha=0.9)
+
+    if ax3d is not None:
+        # a coarser mesh is enough for the surface and keeps the 3-D render fast
+        step = max(1, resolution // 60)
+        # log10(1 + L): the log scale without the spikes log10 L has in a narrow valley
+        Ls = np.log10(1.0 + L) if log_scale else L
+        ax3d.plot_surface(
+            A[::step, ::step],
+            B[::step, ::step],
+            Ls[::step, ::step],
+            cmap="viridis",
+            norm=None,
+            alpha=0.75,
+            linewidth=0,
+            antialiased=True,
+        )
+        pz = np.log10(1.0 + path_loss) if log_scale else path_loss
+        ax3d.plot(
+            shown[:, 0], shown[:, 1], pz[idx], color="#ff5a36", marker="o", ms=3, lw=1.5, zorder=5
+        )
+        ax3d.set_xlabel("$w_1$")
+        ax3d.set_ylabel("$w_2$")
+        ax3d.set_zlabel("$\\log_{10}(1 + L)$" if log_scale else "$L$")
+        ax3d.set_title("Loss surface")
+        for axis in (ax3d.xaxis, ax3d.yaxis, ax3d.zaxis):  # fewer ticks: none overlap in 3-D
+            axis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
+        ax3d.view_init(elev=view[0], azim=view[1])
+    return fig

@@ -1,0 +1,398 @@
+"""backprop.viz: every figure is built, populated and correct, for models on any backend."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot: no window, ever
+
+import io
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.animation import Animation
+from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.contour import ContourSet
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+from PIL import Image
+
+import backprop as bp
+from backprop import callbacks, datasets, viz
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# numpy, and array_api_strict on its fake device that refuses silent host conversion (like a GPU)
+BACKENDS = [
+    pytest.param(("numpy", None), id="numpy"),
+    pytest.param(("array_api_strict", "device1"), id="array_api_strict:device1"),
+]
+
+
+def _model(spec=("numpy", None), hidden=8, out=1, out_activation="sigmoid", compiled=True):
+    name, device = spec
+    model = bp.Sequential(
+        [bp.layers.Dense(hidden, "relu", input_dim=2), bp.layers.Dense(out, out_activation)],
+        backend=name,
+        device=device,
+        seed=0,
+    )
+    if compiled:
+        loss = "binary_crossentropy" if out == 1 else "sparse_categorical_crossentropy"
+        model.compile(loss=loss, optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def circles():
+    return datasets.make_circles(120, factor=0.3, noise=0.1, seed=0)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def trained(request, circles):
+    X, y = circles
+    model = _model(request.param)
+    model.fit(X, y, epochs=15, batch_size=32, verbose=0)
+    return model
+
+
+def _oracle(model, points):
+    """The 2-h-1 network's P(class 1), computed here in NumPy from its weights."""
+    W1, b1, W2, b2 = model.get_weights()
+    h = np.maximum(points @ W1 + b1, 0.0)
+    return 1.0 / (1.0 + np.exp(-(h @ W2 + b2)))[:, 0]
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes]
+
+
+def _render(fig):
+    """Draw the figure for real (to PNG in memory): draw-time warnings are errors here."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=40)
+    assert buf.getbuffer().nbytes > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# lazy import
+
+
+def test_import_does_not_import_matplotlib():
+    code = "import backprop.viz, sys; print('matplotlib' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_figures_never_need_pyplot(monkeypatch, circles):
+    # no global figure state: with pyplot unimportable, figures and animations are still made
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    X, y = circles
+    assert isinstance(viz.plot_dataset(X, y), Figure)
+    assert isinstance(viz.plot_loss_surface(steps=3), Figure)
+
+
+def test_missing_matplotlib_names_the_viz_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` sees if absent
+    with pytest.raises(ImportError, match=r"pip install 'backprop\[viz\]' \(matplotlib\)"):
+        viz._plt()
+    with pytest.raises(ImportError, match=r"backprop\[viz\]"):
+        viz.plot_activations()
+
+
+# ---------------------------------------------------------------------------------------------
+# plot_dataset
+
+
+def test_plot_dataset(circles):
+    X, y = circles
+    fig = viz.plot_dataset(X, y)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in dots] == [np.sum(y == 0), np.sum(y == 1)]
+    assert "120 points" in ax.get_title()
+    assert ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class 0", "class 1"]
+
+
+def test_plot_dataset_takes_any_backend_one_hot_and_an_axes(circles):
+    import array_api_strict as xps
+
+    X, y = circles
+    base = Figure()
+    ax = base.add_subplot()
+    dev = xps.Device("device1")
+    Xd = xps.asarray(X, device=dev)
+    fig = viz.plot_dataset(Xd, datasets.one_hot(y), ax=ax, title="rings")
+    assert fig is base and ax.get_title() == "rings"
+    assert len([c for c in ax.collections if isinstance(c, PathCollection)]) == 2
+
+
+def test_plot_dataset_needs_two_features():
+    with pytest.raises(ValueError, match=r"\(n_samples, 2\)"):
+        viz.plot_dataset(np.zeros((5, 3)), np.zeros(5))
+
+
+# ---------------------------------------------------------------------------------------------
+# decision boundaries
+
+
+@pytest.mark.parametrize("resolution", [30])
+def test_prediction_grid_is_the_models_prediction(trained, circles, resolution):
+    X, _ = circles
+    xx, yy, out = viz.prediction_grid(trained, X, resolution=resolution)
+    assert xx.shape == yy.shape == (resolution, resolution)
+    assert out.shape == (resolution, resolution, 1) and out.dtype == np.float64
+    # the grid covers the data with a margin
+    assert xx.min() < X[:, 0].min() and xx.max() > X[:, 0].max()
+    assert yy.min() < X[:, 1].min() and yy.max() > X[:, 1].max()
+    expected = _oracle(trained, np.column_stack([xx.ravel(), yy.ravel()]))
+    np.testing.assert_allclose(out[..., 0].ravel(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_decision_boundary_draws_the_predicted_probabilities(trained, circles):
+    X, y = circles
+    res = 30
+    fig = viz.plot_decision_boundary(trained, X, y, resolution=res)
+    assert isinstance(fig, Figure)
+    ax, cbar_ax = fig.axes  # the plane and its colorbar
+    assert cbar_ax.get_ylabel() == "P(class 1)"
+    assert "accuracy" in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    lines = [c for c in ax.collections if isinstance(c, ContourSet) and not c.filled]
+    assert len(filled) == 1 and [list(c.levels) for c in lines] == [[0.5]]
+    cs = filled[0]
+    np.testing.assert_allclose(cs.levels, np.linspace(0, 1, 11))
+
+    # probe grid nodes well inside one band (their 3x3 neighbourhood shares it): the drawn band
+    # there must be the band of the probability computed independently from the weights
+    xx, yy, _ = viz.prediction_grid(trained, X, resolution=res)
+    P = _oracle(trained, np.column_stack([xx.ravel(), yy.ravel()])).reshape(res, res)
+    band = np.clip(np.searchsorted(cs.levels, P, side="right") - 1, 0, len(cs.levels) - 2)
+    paths = cs.get_paths()
+    probed = set()
+    for i in range(1, res - 1):
+        for j in range(1, res - 1):
+            b = band[i, j]
+            if b in probed or np.any(band[i - 1 : i + 2, j - 1 : j + 2] != b):
+                continue
+            point = (xx[i, j], yy[i, j])
+            assert paths[b].contains_point(point), (point, P[i, j])
+            assert not any(p.contains_point(point) for k, p in enumerate(paths) if k != b)
+            probed.add(b)
+    assert len(probed) >= 2  # both sides of the boundary were probed
+
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert sum(len(c.get_offsets()) for c in dots) == len(X)
+    if trained.backend.name == "numpy":  # drawing is the same for every backend: once is enough
+        _render(fig)
+
+
+def test_decision_boundary_softmax_regions():
+    X, y = datasets.make_blobs(90, centers=3, seed=0)
+    model = _model(hidden=8, out=3, out_activation="softmax")
+    model.fit(X, y, epochs=5, verbose=0)
+    base = Figure()
+    ax = base.add_subplot()
+    fig = viz.plot_decision_boundary(model, X, y, ax=ax, resolution=30)
+    assert fig is base and len(fig.axes) == 1  # argmax regions need no colorbar
+    filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+    np.testing.assert_allclose(filled[0].levels, [-0.5, 0.5, 1.5, 2.5])
+    assert len([c for c in ax.collections if isinstance(c, PathCollection)]) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# animation
+
+
+@pytest.mark.parametrize(("spec", "interval", "frames"), [
+    pytest.param(("numpy", None), 1, 4, id="numpy"),  # epochs 0, 1, 2, 3
+    pytest.param(("array_api_strict", "device1"), 2, 3, id="array_api_strict:device1"),  # 0, 2, 3
+])  # fmt: skip
+def test_animate_training_writes_a_gif(tmp_path, circles, spec, interval, frames):
+    X, y = circles
+    model = _model(spec)
+    seen = []
+    user = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    path = tmp_path / "training.gif"
+    anim = viz.animate_training(
+        model, X, y, epochs=3, path=str(path), fps=5, interval=interval, resolution=30, dpi=40,
+        callbacks=[user],
+    )  # fmt: skip
+    assert isinstance(anim, Animation)
+    assert path.stat().st_size > 0
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == frames
+        assert gif.size == (256, 208)  # 6.4 x 5.2 inches at dpi=40
+        first = np.asarray(gif.convert("RGB"))
+        gif.seek(gif.n_frames - 1)
+        last = np.asarray(gif.convert("RGB"))
+    assert not np.array_equal(first, last)  # the regions (and the title) moved
+    assert seen == [0, 1, 2]  # the user's callbacks still run
+    assert len(model.history.history["loss"]) == 3  # one fit: the whole run is in history
+
+
+def test_animate_training_needs_a_compiled_model(circles):
+    X, y = circles
+    with pytest.raises(RuntimeError, match="compile"):
+        viz.animate_training(_model(compiled=False), X, y, epochs=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# history
+
+
+def test_plot_history_train_and_validation(circles):
+    X, y = circles
+    model = _model()
+    history = model.fit(X, y, epochs=3, validation_data=(X, y), verbose=0)
+    for source in (history, history.history, model):
+        fig = viz.plot_history(source)
+        assert isinstance(fig, Figure)
+        loss_ax, metric_ax = fig.axes
+        assert loss_ax.get_title() == "Loss" and loss_ax.get_xlabel() == "epoch"
+        assert [line.get_label() for line in loss_ax.get_lines()] == [
+            "train loss",
+            "validation loss",
+        ]
+        assert [line.get_label() for line in metric_ax.get_lines()] == [
+            "train accuracy",
+            "validation accuracy",
+        ]
+        np.testing.assert_allclose(loss_ax.get_lines()[0].get_xdata(), [1, 2, 3])
+        np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), history.history["loss"])
+
+
+def test_plot_history_loss_only_and_empty():
+    fig = viz.plot_history({"loss": [0.9, 0.5, 0.4]})
+    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 1
+    with pytest.raises(ValueError, match="History"):
+        viz.plot_history({})
+
+
+# ---------------------------------------------------------------------------------------------
+# activations
+
+
+def test_plot_activations_default_panels():
+    fig = viz.plot_activations()
+    names = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "linear"]
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(names)  # the unused slot of the grid is removed
+    for ax, name in zip(fig.axes, names, strict=True):
+        assert ax.get_title().split(" ")[0] == name
+        g, dg = [line for line in ax.get_lines() if line.get_label() in ("g(z)", "g'(z)")]
+        assert len(g.get_xdata()) == len(dg.get_xdata()) > 100
+    sigmoid = fig.axes[0].get_lines()[-2]
+    z = np.asarray(sigmoid.get_xdata())
+    np.testing.assert_allclose(sigmoid.get_ydata(), 1 / (1 + np.exp(-z)), atol=1e-12)
+    np.testing.assert_allclose(z[[0, -1]], [-5, 5])
+    _render(fig)
+
+
+def test_plot_activations_names_and_softmax():
+    fig = viz.plot_activations(["tanh", bp.activations.LeakyReLU(0.2)], ncols=4)
+    assert _titles(fig) == ["tanh", "leaky_relu (alpha=0.2)"]
+    with pytest.raises(ValueError, match="not elementwise"):
+        viz.plot_activations(["relu", "softmax"])
+
+
+# ---------------------------------------------------------------------------------------------
+# architecture
+
+
+def _circles(ax):
+    return [p for p in ax.patches if isinstance(p, Circle)]
+
+
+def test_plot_architecture_one_circle_per_neuron():
+    model = _model(compiled=False)  # 2-8-1
+    fig = viz.plot_architecture(model)
+    assert isinstance(fig, Figure)
+    (ax,) = fig.axes
+    assert len(_circles(ax)) == 2 + 8 + 1
+    (edges,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(edges.get_segments()) == 2 * 8 + 8 * 1
+    texts = " ".join(t.get_text() for t in ax.texts)
+    for word in ("input", "hidden 1", "output", "8 units", "relu", "sigmoid"):
+        assert word in texts
+    assert ax.get_title() == "2-8-1 network, 33 parameters"
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
+def test_plot_architecture_caps_wide_layers(spec):
+    name, device = spec
+    model = bp.Sequential(
+        [
+            bp.layers.Dense(50, input_dim=3),
+            bp.layers.Activation("tanh"),
+            bp.layers.Dropout(0.5),
+            bp.layers.Dense(1, "sigmoid"),
+        ],
+        backend=name,
+        device=device,
+        seed=0,
+    )
+    fig = viz.plot_architecture(model, max_neurons=12)
+    (ax,) = fig.axes
+    assert len(_circles(ax)) == 3 + 11 + 1  # 11 neurons and an ellipsis stand for 50
+    texts = " ".join(t.get_text() for t in ax.texts)
+    assert "50 units" in texts and "tanh" in texts and "dropout 0.5" in texts
+    assert ax.get_title() == f"3-50-1 network, {model.count_params()} parameters"
+
+
+def test_plot_architecture_needs_the_input_size():
+    model = bp.Sequential([bp.layers.Dense(4, "relu"), bp.layers.Dense(1)])
+    with pytest.raises(ValueError, match="input_dim"):
+        viz.plot_architecture(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss surface
+
+
+def _path_line(ax):
+    (line,) = [line for line in ax.get_lines() if line.get_label() == "gradient descent"]
+    return np.column_stack([line.get_xdata(), line.get_ydata()])
+
+
+def test_plot_loss_surface_bowl():
+    fig = viz.plot_loss_surface(start=(-2.0, 1.0), learning_rate=0.3, steps=20)
+    assert isinstance(fig, Figure)
+    ax3d, ax2d, cbar = fig.axes
+    assert ax3d.name == "3d" and ax3d.collections  # the surface
+    assert "learning rate 0.3" in ax2d.get_title()
+    assert ax2d.get_xlabel() and ax2d.get_ylabel() and cbar.get_ylabel()
+    path = _path_line(ax2d)
+    assert path.shape == (21, 2)
+    np.testing.assert_allclose(path[0], [-2.0, 1.0])
+    # w <- w - lr * grad L on L = a^2 + 1.6ab + b^2, checked by hand for the first step
+    a, b = -2.0, 1.0
+    np.testing.assert_allclose(path[1], [a - 0.3 * (2 * a + 1.6 * b), b - 0.3 * (1.6 * a + 2 * b)])
+    loss = path[:, 0] ** 2 + 1.6 * path[:, 0] * path[:, 1] + path[:, 1] ** 2
+    assert np.all(np.diff(loss) < 0)  # a stable step size on a quadratic: loss always falls
+    assert ax2d.get_legend() is not None
+
+
+def test_plot_loss_surface_rosenbrock_custom_and_errors():
+    base = Figure()
+    ax = base.add_subplot()
+    fig = viz.plot_loss_surface("rosenbrock", ax=ax)
+    assert fig is base and len(fig.axes) == 2  # the contour panel and its colorbar, no 3-D
+    path = _path_line(ax)
+    assert np.linalg.norm(path[-1] - 1.0) < np.linalg.norm(path[0] - 1.0)
+
+    fig = viz.plot_loss_surface(
+        lambda a, b: a**2 + b**2, grad=lambda a, b: (2 * a, 2 * b), start=(1.0, 1.0),
+        learning_rate=0.25, steps=4, extent=(-1.5, 1.5, -1.5, 1.5), surface=False,
+    )  # fmt: skip
+    np.testing.assert_allclose(_path_line(fig.axes[0])[:, 0], [1, 0.5, 0.25, 0.125, 0.0625])
+    with pytest.raises(ValueError, match="grad"):
+        viz.plot_loss_surface(lambda a, b: a * b, start=(0, 0))
+    with pytest.raises(ValueError, match="diverged"):
+        viz.plot_loss_surface(learning_rate=5.0, steps=1000, surface=False)
+    with pytest.raises(ValueError, match="Unknown loss surface"):
+        viz.plot_loss_surface("saddle")
