@@ -71,6 +71,8 @@ class VarianceScaling(Initializer):
             raise ValueError(
                 f"distribution must be 'normal' or 'uniform', received {distribution!r}."
             )
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ValueError(f"scale must be a positive number, received scale={scale!r}.")
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
     def __call__(self, shape, rng):

@@ -86,6 +86,12 @@ class Optimizer:
             if global_clipnorm is None
             else _check_number(global_clipnorm, "global_clipnorm", 0, True)
         )
+        clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
+        if len(clips) > 1:
+            raise ValueError(
+                "Set at most one of clipnorm, clipvalue and global_clipnorm (as Keras); received "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}."
+            )
         self.iterations = 0
         self.state: list[dict[str, Array]] = []
 
@@ -207,7 +213,7 @@ class RMSprop(Optimizer):
     """RMSprop (Keras's form; lr 1e-3, rho 0.9, eps 1e-7).
 
     v = rho * v + (1 - rho) * dW^2
-    W = W - lr * dW / (sqrt(v) + eps)
+    W = W - lr * dW / sqrt(v + eps)
     centered=True also tracks g = rho * g + (1 - rho) * dW and uses v - g^2 for v.
     """
 
@@ -217,6 +223,8 @@ class RMSprop(Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, centered=False, **kw):
         super().__init__(learning_rate, **kw)
         self.rho = _check_number(rho, "rho")
+        if self.rho >= 1:
+            raise ValueError(f"rho must be in [0, 1), received rho={rho!r}.")
         self.epsilon = _check_number(epsilon, "epsilon")
         self.centered = bool(centered)
         self.state_names = ("v", "g") if self.centered else ("v",)
@@ -226,7 +234,7 @@ class RMSprop(Optimizer):
         if self.centered:
             s["g"] = g = self.rho * s["g"] + (1.0 - self.rho) * dW
             v = v - g * g
-        return W - lr * dW / (xp.sqrt(v) + self.epsilon)
+        return W - lr * dW / xp.sqrt(v + self.epsilon)
 
 
 class Adagrad(Optimizer):

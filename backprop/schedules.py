@@ -72,6 +72,8 @@ class StepDecay(LearningRateSchedule):
         self.initial_learning_rate = float(
             _positive(initial_learning_rate, "initial_learning_rate")
         )
+        if isinstance(step_size, bool) or not isinstance(step_size, int):
+            raise TypeError(f"step_size must be a positive integer, received {step_size!r}.")
         self.step_size = int(_positive(step_size, "step_size"))
         self.gamma = float(_positive(gamma, "gamma"))
 
@@ -92,7 +94,7 @@ class CosineDecay(LearningRateSchedule):
             _positive(initial_learning_rate, "initial_learning_rate")
         )
         self.decay_steps = int(_positive(decay_steps, "decay_steps"))
-        if not 0.0 <= alpha <= 1.0:
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], received alpha={alpha!r}.")
         self.alpha = float(alpha)
 
@@ -109,6 +111,12 @@ def get(identifier: dict | LearningRateSchedule) -> LearningRateSchedule:
     """A schedule from a config dict or an instance."""
     if isinstance(identifier, LearningRateSchedule):
         return identifier
+    if not isinstance(identifier, dict):
+        raise TypeError(
+            "a schedule must be a LearningRateSchedule or a config dict such as "
+            "{'name': 'cosine_decay', 'initial_learning_rate': 0.1, 'decay_steps': 1000}; "
+            f"received {identifier!r}."
+        )
     config = dict(identifier)
     name = config.pop("name", None)
     if name not in _REGISTRY:

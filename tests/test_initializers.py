@@ -193,3 +193,9 @@ def test_get_unknown_name_lists_names():
 def test_variance_scaling_bad_arguments(kw, arg):
     with pytest.raises(ValueError, match=arg):
         I.VarianceScaling(**kw)
+
+
+@pytest.mark.parametrize("scale", [0, -1.0])
+def test_variance_scaling_scale_must_be_positive(scale):
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        I.VarianceScaling(scale=scale)

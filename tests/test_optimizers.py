@@ -55,7 +55,7 @@ def reference(kind: str, hp: dict, params, grad_steps, lrs):
                 if hp.get("centered"):
                     s["g"] = rho * s.get("g", 0.0) + (1 - rho) * g
                     denom = s["v"] - s["g"] ** 2
-                W = W - lr * g / (np.sqrt(denom) + e)
+                W = W - lr * g / np.sqrt(denom + e)
             elif kind == "adagrad":
                 s["v"] = s.get("v", hp["initial_accumulator_value"]) + g**2
                 W = W - lr * g / np.sqrt(s["v"] + hp["epsilon"])
@@ -470,3 +470,13 @@ def test_minimizes_a_quadratic(make, spec):
         (W,) = opt.apply([W], [a * (W - c)], xp)
     assert b.owns(W)
     assert f(W) < f0 / 100
+
+
+def test_only_one_clipping_option():
+    with pytest.raises(ValueError, match="at most one of clipnorm, clipvalue and global_clipnorm"):
+        O.Adam(clipnorm=1.0, clipvalue=0.5)
+
+
+def test_rmsprop_rho_below_one():
+    with pytest.raises(ValueError, match="rho must be in"):
+        O.RMSprop(rho=1.5)

@@ -107,3 +107,20 @@ def test_get_unknown_lists_names():
 def test_bad_arguments(make, arg):
     with pytest.raises(ValueError, match=arg):
         make()
+
+
+def test_get_rejects_a_bare_name():
+    with pytest.raises(TypeError, match="config dict"):
+        S.get("cosine_decay")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: S.StepDecay(0.1, step_size=2.5),
+        lambda: S.CosineDecay(0.1, decay_steps=10, alpha="x"),
+    ],
+)
+def test_more_bad_arguments(make):
+    with pytest.raises((TypeError, ValueError)):
+        make()
