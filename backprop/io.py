@@ -1,15 +1,33 @@
-"""Saving and loading models without pickle: one ``.npz`` file of arrays plus a JSON header.
+"""Saving and loading models: one ``.npz`` of plain arrays plus a JSON document, never a pickle.
 
-The file holds the architecture (``Sequential.get_config``), the weights, the compile settings
-and the optimizer's state, all as plain arrays and JSON text, so loading never executes code
-(``numpy.load(..., allow_pickle=False)``). Weights are stored as host NumPy arrays and can be
-loaded onto any backend and device.
+The format (version 1)
+----------------------
+A NumPy ``.npz`` (zip) archive with
+
+- ``weight_0 ... weight_{k-1}``: the weights in Keras order (W1, b1, W2, b2, ...);
+- ``opt_{i}_{name}``: the optimizer's state for weight i (``m``, ``v``, ...), when compiled;
+- ``__config__``: a 0-d unicode array holding a JSON document::
+
+    {"format": "backprop-sequential", "version": 1, "library_version": "0.1.0",
+     "model": {"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]},
+     "compile": {"loss", "optimizer", "metrics", "iterations", "state_keys"} or absent,
+     "rng_state": {...}, "arrays": ["weight_0", ...], "checksum": "sha256:<hex>"}
+
+The checksum is SHA-256 over every listed array's name, dtype, shape and bytes, in order.
+Loading uses ``allow_pickle=False`` and rebuilds layers, losses and optimizers only from the
+registries of known names, so a crafted file cannot run code. Writes go to a temporary file in
+the same folder that is renamed over the target, so a crash mid-save leaves the previous file
+intact. Damaged, foreign, future-version or tampered files raise ``ValueError`` naming the file
+and the problem; a missing file raises ``FileNotFoundError``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -17,24 +35,45 @@ import numpy as np
 from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
+from .backend import BackendError
 
 FORMAT = "backprop-sequential"
 VERSION = 1
 
 
-def save(model: Any, path: str | os.PathLike) -> None:
-    """Write ``model`` to ``path`` (``.npz`` is appended by NumPy when missing)."""
+def _checksum(arrays: dict[str, np.ndarray], names: list[str]) -> str:
+    h = hashlib.sha256()
+    for name in names:
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _with_suffix(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def save(model: Any, path: str | os.PathLike) -> str:
+    """Write ``model`` to ``path`` atomically; returns the path written.
+
+    ``.npz`` is appended when ``path`` lacks it (as ``numpy.savez`` does).
+    """
+    from . import __version__
+
     if not model.built:
         raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
-    config = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": model.get_config(),
-        "rng_state": model.streams.get_state(),
-    }
     arrays: dict[str, np.ndarray] = {}
     for i, w in enumerate(model.get_weights()):
         arrays[f"weight_{i}"] = w
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "library_version": __version__,
+        "model": model.get_config(),
+        "rng_state": model.streams.get_state(),
+    }
     if model.loss is not None:
         opt = model.optimizer
         config["compile"] = {
@@ -47,8 +86,72 @@ def save(model: Any, path: str | os.PathLike) -> None:
         for i, s in enumerate(opt.state):
             for k, v in s.items():
                 arrays[f"opt_{i}_{k}"] = model.backend.to_numpy(v)
+    config["arrays"] = list(arrays)
+    config["checksum"] = _checksum(arrays, config["arrays"])
     arrays["__config__"] = np.array(json.dumps(config))
-    np.savez(path, **arrays)
+
+    target = _with_suffix(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        _replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
+
+
+def _replace(src: str, dst: str) -> None:
+    """The rename that makes a save visible (a separate function so tests can interrupt it)."""
+    os.replace(src, dst)
+
+
+def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The JSON document and the arrays of a model file, with every failure as ValueError."""
+    if not os.path.exists(path):
+        if os.path.exists(_with_suffix(path)):
+            path = _with_suffix(path)
+        else:
+            raise FileNotFoundError(f"No model file at {path!r}.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path} is empty: not a backprop model file.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError(f"{path} holds a single array, not a backprop model file.")
+            names = f.files
+            if "__config__" not in names:
+                raise ValueError(f"{path} is not a backprop model file (no __config__ entry).")
+            config = json.loads(str(f["__config__"]))
+            arrays = {k: f[k] for k in names if k != "__config__"}
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is damaged or not a backprop model file: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is damaged or not a backprop model file: {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{path} is not a backprop model file (format {found!r}).")
+    version = config.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise ValueError(
+            f"{path} has format version {version!r}; this backprop reads versions up to "
+            f"{VERSION}. Upgrade backprop to load it."
+        )
+    listed = config.get("arrays")
+    if not isinstance(listed, list) or sorted(listed) != sorted(arrays):
+        raise ValueError(f"{path} is damaged: its arrays do not match the list in its header.")
+    if _checksum(arrays, listed) != config.get("checksum"):
+        raise ValueError(f"{path} is damaged: checksum mismatch (the arrays were altered).")
+    return config, arrays
 
 
 def load(path: str | os.PathLike, backend: str | None = None, device: Any = None) -> Any:
@@ -60,34 +163,51 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
         The ``.npz`` file.
     backend, device : optional
         Where to put the model; None follows the usual precedence (current backend).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        A damaged, foreign, future-version or tampered file (the message says which).
     """
     from .model import Sequential
 
-    with np.load(path, allow_pickle=False) as f:
-        if "__config__" not in f:
-            raise ValueError(f"{path} is not a backprop model file (no __config__ entry).")
-        config = json.loads(str(f["__config__"]))
-        arrays = {k: f[k] for k in f.files if k != "__config__"}
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a backprop model file (format {config.get('format')!r}).")
-    mc = config["model"]
-    layers = [_layers.from_config(spec["class_name"], spec["config"]) for spec in mc["layers"]]
-    model = Sequential(
-        layers, backend=backend, device=device, dtype=mc["dtype"], seed=mc["seed"], name=mc["name"]
-    )
-    if "rng_state" in config:  # the next shuffles and dropout masks continue the saved streams
-        model.streams.set_state(config["rng_state"])
-    n_weights = sum(1 for k in arrays if k.startswith("weight_"))
-    model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
-    compiled = config.get("compile")
-    if compiled is not None:
-        optimizer = _optimizers.get(compiled["optimizer"])
-        model.compile(_losses.get(compiled["loss"]), optimizer, compiled["metrics"])
-        optimizer.state = [
-            {k: model.backend.asarray(arrays[f"opt_{i}_{k}"], model.dtype) for k in keys}
-            for i, keys in enumerate(compiled["state_keys"])
-        ]
-        optimizer.iterations = compiled["iterations"]
+    path = os.fspath(path)
+    config, arrays = _read(path)
+    try:
+        mc = config["model"]
+        layers = [_layers.from_config(s["class_name"], s["config"]) for s in mc["layers"]]
+        model = Sequential(
+            layers,
+            backend=backend,
+            device=device,
+            dtype=mc["dtype"],
+            seed=mc["seed"],
+            name=mc["name"],
+        )
+        if "rng_state" in config:  # the next shuffles and dropout masks continue the streams
+            model.streams.set_state(config["rng_state"])
+        n_weights = sum(1 for k in arrays if k.startswith("weight_"))
+        if not model.built:
+            raise ValueError("the first layer has no input_dim")
+        model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
+        compiled = config.get("compile")
+        if compiled is not None:
+            optimizer = _optimizers.get(compiled["optimizer"])
+            model.compile(_losses.get(compiled["loss"]), optimizer, compiled["metrics"])
+            optimizer.state = [
+                {k: model.backend.asarray(arrays[f"opt_{i}_{k}"], model.dtype) for k in keys}
+                for i, keys in enumerate(compiled["state_keys"])
+            ]
+            optimizer.iterations = int(compiled["iterations"])
+    except BackendError:
+        raise  # the requested backend/device, not the file, is the problem
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ValueError(
+            f"{path} is damaged: its header does not describe a valid model "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
     return model
 
 

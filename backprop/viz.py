@@ -12,16 +12,14 @@ without it and importing this module costs nothing.
 Models on any backend are welcome: the functions hand NumPy arrays to ``model.predict`` (which
 then answers in NumPy) and copy everything else to the host with :func:`backprop.to_numpy`.
 
-========================== ===================================================================
-:func:`plot_dataset`        two-feature points colored by class
-:func:`plot_decision_boundary` the model's P(class 1) (or its argmax regions) over the plane
-:func:`prediction_grid`     the grid of predictions the two functions above and below draw
-:func:`animate_training`    the classification regions epoch by epoch, optionally as a GIF
-:func:`plot_history`        loss and metrics per epoch, training and validation
-:func:`plot_activations`    g(z) and g'(z) of the elementwise activations
-:func:`plot_architecture`   the layer diagram: neurons in columns, connections, labels
-:func:`plot_loss_surface`   gradient descent on a two-parameter loss surface
-========================== ===================================================================
+- :func:`plot_dataset`: two-feature points colored by class.
+- :func:`plot_decision_boundary`: the model's P(class 1), or its argmax regions, over the plane.
+- :func:`prediction_grid`: the grid of predictions that the boundary figures draw.
+- :func:`animate_training`: the classification regions epoch by epoch, optionally as a GIF.
+- :func:`plot_history`: loss and metrics per epoch, training and validation.
+- :func:`plot_activations`: g(z) and g'(z) of the elementwise activations.
+- :func:`plot_architecture`: the layer diagram, neurons in columns with their connections.
+- :func:`plot_loss_surface`: gradient descent on a two-parameter loss surface.
 
 Examples
 --------
