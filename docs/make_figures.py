@@ -1,0 +1,54 @@
+"""Regenerate the figures embedded in the README (small files, committed under docs/figures).
+
+    python docs/make_figures.py
+"""
+
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import backprop as bp  # noqa: E402
+from backprop import viz  # noqa: E402
+
+OUT = pathlib.Path(__file__).parent / "figures"
+OUT.mkdir(exist_ok=True)
+
+X, y = bp.datasets.make_circles(1000, factor=0.3, noise=0.1, seed=0)
+Xtr, Xte, ytr, yte = bp.datasets.train_test_split(X, y, test_size=0.1, seed=0)
+model = bp.Sequential(
+    [
+        bp.layers.Dense(4, "relu", input_dim=2),
+        bp.layers.Dense(6, "relu"),
+        bp.layers.Dense(6, "relu"),
+        bp.layers.Dense(4, "relu"),
+        bp.layers.Dense(1, "sigmoid"),
+    ],
+    seed=0,
+)
+model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+
+viz.plot_dataset(X, y, title="make_circles(1000, factor=0.3, noise=0.1)").savefig(
+    OUT / "dataset.png", dpi=60
+)
+viz.plot_architecture(model).savefig(OUT / "architecture.png", dpi=60)
+viz.plot_activations().savefig(OUT / "activations.png", dpi=60)
+viz.plot_loss_surface().savefig(OUT / "loss_surface.png", dpi=60)
+viz.animate_training(
+    model,
+    Xtr,
+    ytr,
+    epochs=50,
+    interval=2,
+    resolution=60,
+    dpi=45,
+    fps=8,
+    path=OUT / "training.gif",
+    validation_data=(Xte, yte),
+    verbose=0,
+)
+viz.plot_history(model.history).savefig(OUT / "history.png", dpi=60)
+viz.plot_decision_boundary(model, Xte, yte).savefig(OUT / "decision_boundary.png", dpi=60)
+for p in sorted(OUT.iterdir()):
+    print(f"{p.name:24s} {p.stat().st_size / 1024:7.1f} KiB")
