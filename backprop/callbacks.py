@@ -242,7 +242,15 @@ class EarlyStopping(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as an epoch's loss is NaN or infinite."""
+    """Stop training quietly as soon as an epoch's loss is NaN or infinite.
+
+    Without this callback ``fit`` raises ``NonFiniteLossError`` instead. Either way the weights
+    and optimizer state go back to their values at the start of the failing epoch, unless
+    ``restore_weights=False`` (then they are left as the non-finite step made them).
+    """
+
+    def __init__(self, restore_weights: bool = True):
+        self.restore_weights = bool(restore_weights)
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")

@@ -30,6 +30,10 @@ from .rng import Streams
 Array = Any
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (the weights are restored before raising)."""
+
+
 class DeadNetworkWarning(RuntimeWarning):
     """A hidden ReLU layer outputs zero for every training sample: nothing below it can learn."""
 
@@ -385,7 +389,10 @@ class Sequential:
         cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb.on_epoch_begin(epoch)
+            snapshot = self._snapshot()
             logs = self._train_epoch(X, Y, batch_size, steps, shuffle, cb)
+            if not math.isfinite(logs["loss"]):
+                self._nonfinite(epoch, logs["loss"], snapshot, callbacks or [])
             if Xv is not None:
                 val = self._evaluate_device(Xv, Yv)
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -438,19 +445,55 @@ class Sequential:
             # one gather per epoch, then contiguous slices: cheaper than a gather per batch
             order = self.backend.asarray(self.streams.permutation(n), self.backend.int_dtype)
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        total_loss = 0.0
-        totals: list[Any] = []
+        losses, stats = [], []
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
             xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
             loss, y_hat = self.train_step(xb, yb)
-            # sums stay on the device; the host sees them once, at the end of the epoch
-            total_loss = total_loss + loss * (hi - lo)
-            totals = self._accumulate(totals, yb, y_hat)
+            # kept on the device; the host sees the epoch's sums once, at its end
+            losses.append(loss)
+            stats.append([s for _, m in self.metrics for s in m.stats(yb, y_hat, xp)])
             cb.on_batch_end(step, {"batch": step, "size": hi - lo})
+        self._batch_losses = batch_losses = xp.stack(losses)
+        last = n - (steps - 1) * batch_size  # the last batch may be smaller
+        total_loss = batch_losses[-1] * last
+        if steps > 1:
+            total_loss = total_loss + xp.sum(batch_losses[:-1]) * batch_size
+        totals = [xp.sum(xp.stack(column)) for column in zip(*stats, strict=True)]
         dead = [xp.astype(xp.all(layer.z <= 0), total_loss.dtype) for layer in self._relu_hidden()]
         return self._logs(total_loss, [*totals, *dead], n, n_extra=len(dead))
+
+    def _snapshot(self) -> tuple:
+        """References to the weights and optimizer state: updates rebind, never mutate, them."""
+        params = [layer.params[k] for layer, k in self._param_slots]
+        opt = self.optimizer
+        return params, [dict(s) for s in opt.state], opt.iterations
+
+    def _restore(self, snapshot: tuple) -> None:
+        params, state, iterations = snapshot
+        for (layer, k), W in zip(self._param_slots, params, strict=True):
+            layer.params[k] = W
+        self.optimizer.state, self.optimizer.iterations = state, iterations
+
+    def _nonfinite(self, epoch: int, loss: float, snapshot: tuple, callbacks: list) -> None:
+        """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
+        host = self.backend.to_numpy(self._batch_losses)
+        bad = [i for i, v in enumerate(host) if not math.isfinite(float(v))]
+        where = (
+            f"epoch {epoch + 1}, batch {bad[0] + 1} of {len(host)}" if bad else f"epoch {epoch + 1}"
+        )
+        terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
+        if not terminate or terminate[0].restore_weights:
+            self._restore(snapshot)
+        if terminate:
+            return  # the callback stops training quietly, as Keras's does
+        raise NonFiniteLossError(
+            f"The loss became {loss} at {where}. The weights and optimizer state were restored "
+            f"to their values at the start of epoch {epoch + 1}. Lower the learning rate, clip "
+            "the gradients (e.g. optimizer=Adam(clipnorm=1.0)) or look for extreme values in "
+            "the data; pass callbacks=[TerminateOnNaN()] to stop without an error."
+        )
 
     def _relu_hidden(self) -> list[_layers.Layer]:
         return [

@@ -135,10 +135,23 @@ class Optimizer:
         lr = self.current_learning_rate()
         self.iterations += 1
         t = self.iterations
-        return [
+        new = [
             self.update(W, dW, s, lr, t, xp)
             for W, dW, s in zip(params, grads, self.state, strict=True)
         ]
+        if t % self.flush_every == 0:
+            self._flush_subnormals(xp)
+        return new
+
+    # Moments of parameters whose gradient stays 0 (dead units) decay geometrically into the
+    # subnormal range, where CPU arithmetic is 10-100x slower; they carry no information there.
+    flush_every = 64
+
+    def _flush_subnormals(self, xp: Any) -> None:
+        for s in self.state:
+            for k, v in s.items():
+                tiny = xp.finfo(v.dtype).smallest_normal
+                s[k] = xp.where(xp.abs(v) < tiny, 0.0, v)
 
     def update(self, W: Array, dW: Array, s: dict[str, Array], lr: float, t: int, xp: Any) -> Array:
         """The update rule for one parameter; rebinds the entries of its state dict ``s``."""

@@ -1,6 +1,6 @@
 """Regenerate the figures embedded in the README (small files, committed under docs/figures).
 
-    python docs/make_figures.py
+python docs/make_figures.py
 """
 
 import pathlib
@@ -9,8 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import backprop as bp  # noqa: E402
-from backprop import viz  # noqa: E402
+import backprop as bp
+from backprop import viz
 
 OUT = pathlib.Path(__file__).parent / "figures"
 OUT.mkdir(exist_ok=True)

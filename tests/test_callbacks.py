@@ -78,10 +78,15 @@ def test_early_stopping_missing_key_is_explained(circles):
 def test_terminate_on_nan(circles, capsys):
     X, y = circles
     model = _model(lr=1e30)  # diverges to inf/NaN within an epoch
+    before = model.get_weights()
     h = model.fit(X, y, epochs=5, callbacks=[C.TerminateOnNaN()], verbose=0)
     assert len(h.history["loss"]) < 5
     assert not np.isfinite(h.history["loss"][-1])
     assert "terminating" in capsys.readouterr().out
+    if len(h.history["loss"]) == 1:  # restored to the start of the failing epoch
+        for a, b in zip(before, model.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
 def test_learning_rate_scheduler(circles):

@@ -554,3 +554,86 @@ def test_verbose_progress_output(capsys, circles):
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - ")
     compiled(seed_net()).fit(X, y, epochs=2, verbose=0)
     assert capsys.readouterr().out == ""
+
+
+# -- numerical safety ------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nonfinite_loss_raises_and_restores(circles):
+    X, y = circles
+    model = compiled(seed_net(), optimizer=bp.optimizers.SGD(0.01))
+    model.fit(X, y, epochs=1, verbose=0)
+    good = model.get_weights()
+    X_bad = X.copy()
+    X_bad[150] = 1e30  # finite input whose activations overflow to inf in float32
+    model.optimizer.learning_rate = 0.01
+    with pytest.raises(bp.model.NonFiniteLossError, match=r"epoch 1, batch \d+ of 7.*restored"):
+        model.fit(X_bad, y, epochs=2, verbose=0, shuffle=False)
+    for a, b in zip(good, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(model.evaluate(X, y)["loss"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_terminate_on_nan_can_keep_the_broken_weights(circles):
+    X, y = circles
+    X_bad = X.copy()
+    X_bad[150] = 1e30
+    for restore in (True, False):
+        model = compiled(seed_net(), optimizer=bp.optimizers.SGD(0.01))
+        before = model.get_weights()
+        cb = bp.callbacks.TerminateOnNaN(restore_weights=restore)
+        h = model.fit(X_bad, y, epochs=3, callbacks=[cb], verbose=0)
+        assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
+        finite = all(np.isfinite(w).all() for w in model.get_weights())
+        assert finite == restore
+        if restore:
+            for a, b in zip(before, model.get_weights(), strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_bitwise_identical(circles):
+    X, y = circles
+    runs = []
+    for _ in range(2):
+        model = compiled(seed_net(seed=9))
+        model.fit(X, y, epochs=3, verbose=0)
+        runs.append(model.get_weights())
+    for a, b in zip(*runs, strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_two_models_in_two_threads(circles):
+    import threading
+
+    X, y = circles
+
+    def train(seed, out):
+        model = compiled(seed_net(seed=seed))
+        model.fit(X, y, epochs=3, verbose=0)
+        out[seed] = model.get_weights()
+
+    alone, together = {}, {}
+    for seed in (1, 2):
+        train(seed, alone)
+    threads = [threading.Thread(target=train, args=(seed, together)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        for a, b in zip(alone[seed], together[seed], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_user_arrays_are_never_modified(circles):
+    X, y = circles
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)  # already the model's dtype
+    X_copy, y_copy = X32.copy(), y32.copy()
+    model = compiled(seed_net())
+    model.fit(X32, y32, epochs=2, verbose=0, validation_data=(X32, y32))
+    model.evaluate(X32, y32)
+    model.predict(X32)
+    np.testing.assert_array_equal(X32, X_copy)
+    np.testing.assert_array_equal(y32, y_copy)

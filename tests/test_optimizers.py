@@ -480,3 +480,21 @@ def test_only_one_clipping_option():
 def test_rmsprop_rho_below_one():
     with pytest.raises(ValueError, match="rho must be in"):
         O.RMSprop(rho=1.5)
+
+
+def test_subnormal_moments_are_flushed():
+    """A parameter whose gradient is 0 lets Adam's m decay by 0.9 per step into float32's
+    subnormal range; every flush_every steps such entries become exact zeros."""
+    import array_api_compat.numpy as xp
+
+    opt = O.Adam()
+    W = [xp.ones(3, dtype=xp.float32)]
+    tiny = np.finfo(np.float32).smallest_normal
+    opt.build(W)
+    opt.state[0]["m"] = xp.asarray([tiny / 4, tiny * 4, 1.0], dtype=xp.float32)
+    for _ in range(opt.flush_every):
+        W = opt.apply(W, [xp.zeros(3, dtype=xp.float32)])
+    m = opt.state[0]["m"]
+    assert m[0] == 0.0 and m[1] == 0.0  # both decayed below the normal range, then flushed
+    assert m[2] > tiny  # still normal: kept
+    assert not np.any((m != 0) & (np.abs(m) < tiny))
