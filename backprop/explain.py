@@ -32,6 +32,10 @@ def _shape(a: Any) -> str:
     return str(tuple(a.shape))
 
 
+def _grads(slots: list) -> list:
+    return [layer.grads[k] for layer, k in slots]
+
+
 def _describe(layer: Any) -> str:
     if isinstance(layer, Dense):
         shapes = f"W {_shape(layer.params['W'])}" + (
@@ -138,8 +142,9 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     out(f"Update: {opt!r}, learning rate {opt.current_learning_rate():g}")
     slots = work._param_slots
     index = {id(layer): i for i, layer in enumerate(work.layers, start=1)}
-    old = [layer.params[k] for layer, k in slots]
-    new = opt.apply(old, [layer.grads[k] for layer, k in slots], xp)
+    # copies: the update happens in place
+    old = [xp.asarray(layer.params[k], copy=True) for layer, k in slots]
+    new = opt.apply([layer.params[k] for layer, k in slots], _grads(slots), xp)
     for (layer, k), W0, W1 in zip(slots, old, new, strict=True):
         i = index[id(layer)]
         out(f"    {f'{k}{i} <- {k}{i} - step(d{k}{i})':34s}{_shape(W1):>10s}  change: "

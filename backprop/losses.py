@@ -77,6 +77,18 @@ class Loss:
         """
         raise NotImplementedError(f"{self.name} has no fused form.")
 
+    def logits_gradient(self, y: Array, y_hat: Array, xp: Any) -> Array:
+        """dL/dz for the fused activation, without the loss value.
+
+        Sigmoid + binary cross-entropy and softmax + categorical cross-entropy share
+        ``(y_hat - y) / m``: the activation's Jacobian cancels the loss's 1/y_hat terms
+        (m counts the outputs averaged over: all entries for BCE, the rows for CE).
+        """
+        if self.fused_activation is None:
+            raise NotImplementedError(f"{self.name} has no fused form.")
+        m = y_hat.shape[0] if self.fused_activation == "softmax" else _size(y_hat)
+        return (y_hat - y) / m
+
     def get_config(self) -> dict[str, Any]:
         """The name that rebuilds this loss with :func:`get`."""
         return {"name": self.name}

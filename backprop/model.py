@@ -156,7 +156,33 @@ class Sequential:
         self._collect_params()
 
     def _collect_params(self) -> None:
+        """Pack every weight into one flat vector ``theta``; the layers hold views of it.
+
+        One vector makes the optimizer's update a dozen whole-vector operations instead of a
+        dozen per weight array, and the update, done in place, reaches every layer's view.
+        """
+        xp = self.xp
         self._param_slots = [(layer, k) for layer in self.layers for k in layer.params]
+        params = [layer.params[k] for layer, k in self._param_slots]
+        self._shapes = [tuple(p.shape) for p in params]
+        self._bounds, start = [], 0
+        for shape in self._shapes:
+            self._bounds.append((start, start + math.prod(shape)))
+            start += math.prod(shape)
+        # concat copies: the model never shares memory with arrays a user handed in
+        self._theta = xp.concat([xp.reshape(p, (-1,)) for p in params]) if params else None
+        self._bind_views()
+
+    def _bind_views(self) -> None:
+        xp, theta = self.xp, self._theta
+        for (layer, k), (a, b), shape in zip(
+            self._param_slots, self._bounds, self._shapes, strict=True
+        ):
+            layer.params[k] = xp.reshape(theta[a:b], shape)
+
+    def _flat_grads(self) -> Array:
+        xp = self.xp
+        return xp.concat([xp.reshape(layer.grads[k], (-1,)) for layer, k in self._param_slots])
 
     # -- compile ------------------------------------------------------------------------------
     def compile(
@@ -234,21 +260,54 @@ class Sequential:
 
     def _loss_and_backward(self, y: Array, y_hat: Array) -> Array:
         """Loss value (0-d, on the device) and the backward pass that fills every grads dict."""
-        xp, layers = self.xp, self.layers
-        last = layers[-1]
+        xp, last = self.xp, self.layers[-1]
         if self._fused:
             loss, dz = self.loss.from_logits(y, last.z, y_hat, xp)
-            dy = last.backward_from_logits(dz)
         else:
-            loss = self.loss.forward(y, y_hat, xp)
-            dy = last.backward(self.loss.gradient(y, y_hat, xp))
+            loss, dz = self.loss.forward(y, y_hat, xp), None
+        self._backward_from_loss(y, y_hat, dz)
+        penalty = self._penalty()
+        return loss if penalty is None else loss + penalty
+
+    def _backward_from_loss(self, y: Array, y_hat: Array, dz: Array | None = None) -> None:
+        """The backward pass: dL/dz (fused) or dL/dy_hat from the loss, then every layer."""
+        xp, layers = self.xp, self.layers
+        if self._fused:
+            if dz is None:
+                dz = self.loss.logits_gradient(y, y_hat, xp)
+            dy = layers[-1].backward_from_logits(dz)
+        else:
+            dy = layers[-1].backward(self.loss.gradient(y, y_hat, xp))
         for layer in reversed(layers[:-1]):
             dy = layer.backward(dy)
-        for layer in layers:
+
+    def _penalty(self) -> Array | None:
+        """The sum of the layers' regularization penalties (None when there are none)."""
+        total = None
+        for layer in self.layers:
             penalty = layer.penalty()
             if penalty is not None:
-                loss = loss + penalty
-        return loss
+                total = penalty if total is None else total + penalty
+        return total
+
+    def _update(self) -> None:
+        """The optimizer's step on the flat vector (per weight array for per-array clipnorm)."""
+        xp, opt = self.xp, self.optimizer
+        if self._theta is None:
+            return
+        if opt.clipnorm is None:
+            theta = opt.apply([self._theta], [self._flat_grads()], xp)[0]
+            if theta is not self._theta:  # immutable arrays (JAX): the update rebound it
+                self._theta = theta
+                self._bind_views()
+            return
+        views = [layer.params[k] for layer, k in self._param_slots]
+        grads = [layer.grads[k] for layer, k in self._param_slots]
+        new = opt.apply(views, grads, xp)
+        if any(W is not V for W, V in zip(new, views, strict=True)):
+            for (layer, k), W in zip(self._param_slots, new, strict=True):
+                layer.params[k] = W
+            self._collect_params()
 
     def train_step(self, x: Array, y: Array) -> tuple[Array, Array]:
         """One step of gradient descent on a batch already on the device.
@@ -257,12 +316,19 @@ class Sequential:
         """
         y_hat = self.forward(x, training=True)
         loss = self._loss_and_backward(y, y_hat)
-        slots = self._param_slots
-        params = [layer.params[k] for layer, k in slots]
-        grads = [layer.grads[k] for layer, k in slots]
-        for (layer, k), W in zip(slots, self.optimizer.apply(params, grads, self.xp), strict=True):
-            layer.params[k] = W
+        self._update()
         return loss, y_hat
+
+    def _step(self, x: Array, y: Array) -> Array:
+        """``train_step`` without the loss value.
+
+        ``fit`` computes an epoch's loss once, from the outputs its steps produced, instead of
+        once per step.
+        """
+        y_hat = self.forward(x, training=True)
+        self._backward_from_loss(y, y_hat)
+        self._update()
+        return y_hat
 
     # -- data -----------------------------------------------------------------------------------
     def _check(
@@ -445,44 +511,61 @@ class Sequential:
             # one gather per epoch, then contiguous slices: cheaper than a gather per batch
             order = self.backend.asarray(self.streams.permutation(n), self.backend.int_dtype)
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        losses, stats = [], []
+        fused, last = self._fused, self.layers[-1]
+        outputs, logits, penalties = [], [], []
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
-            xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
-            loss, y_hat = self.train_step(xb, yb)
-            # kept on the device; the host sees the epoch's sums once, at its end
-            losses.append(loss)
-            stats.append([s for _, m in self.metrics for s in m.stats(yb, y_hat, xp)])
+            penalty = self._penalty()  # the weights this step starts from
+            outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
+            if fused:
+                logits.append(last.z)
+            if penalty is not None:
+                penalties.append(penalty * (hi - lo))
             cb.on_batch_end(step, {"batch": step, "size": hi - lo})
-        self._batch_losses = batch_losses = xp.stack(losses)
-        last = n - (steps - 1) * batch_size  # the last batch may be smaller
-        total_loss = batch_losses[-1] * last
-        if steps > 1:
-            total_loss = total_loss + xp.sum(batch_losses[:-1]) * batch_size
-        totals = [xp.sum(xp.stack(column)) for column in zip(*stats, strict=True)]
+        # The loss and the metrics of every step, computed once from the outputs each step
+        # produced (with that step's weights): the numbers per-step sums would give, for a
+        # handful of operations per epoch instead of a dozen per step.
+        self._epoch_outputs = (Y, outputs, logits, batch_size)
+        Y_hat = xp.concat(outputs, axis=0) if steps > 1 else outputs[0]
+        Z = (xp.concat(logits, axis=0) if steps > 1 else logits[0]) if fused else None
+        total_loss = self._loss_value(Y, Y_hat, Z) * n
+        if penalties:
+            total_loss = total_loss + xp.sum(xp.stack(penalties))
+        totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
         dead = [xp.astype(xp.all(layer.z <= 0), total_loss.dtype) for layer in self._relu_hidden()]
         return self._logs(total_loss, [*totals, *dead], n, n_extra=len(dead))
 
+    def _loss_value(self, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
+        if Z is not None:
+            return self.loss.from_logits(Y, Z, Y_hat, self.xp)[0]
+        return self.loss.forward(Y, Y_hat, self.xp)
+
     def _snapshot(self) -> tuple:
-        """References to the weights and optimizer state: updates rebind, never mutate, them."""
-        params = [layer.params[k] for layer, k in self._param_slots]
-        opt = self.optimizer
-        return params, [dict(s) for s in opt.state], opt.iterations
+        """Copies of the weights and optimizer state (the updates happen in place)."""
+        xp, opt = self.xp, self.optimizer
+        theta = None if self._theta is None else xp.asarray(self._theta, copy=True)
+        state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
+        return theta, state, opt.iterations
 
     def _restore(self, snapshot: tuple) -> None:
-        params, state, iterations = snapshot
-        for (layer, k), W in zip(self._param_slots, params, strict=True):
-            layer.params[k] = W
+        theta, state, iterations = snapshot
+        if theta is not None:
+            self._theta = theta
+            self._bind_views()
         self.optimizer.state, self.optimizer.iterations = state, iterations
 
     def _nonfinite(self, epoch: int, loss: float, snapshot: tuple, callbacks: list) -> None:
         """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-        host = self.backend.to_numpy(self._batch_losses)
-        bad = [i for i, v in enumerate(host) if not math.isfinite(float(v))]
-        where = (
-            f"epoch {epoch + 1}, batch {bad[0] + 1} of {len(host)}" if bad else f"epoch {epoch + 1}"
-        )
+        Y, outputs, logits, batch_size = self._epoch_outputs
+        where = f"epoch {epoch + 1}"
+        for i, y_hat in enumerate(outputs):  # the slow path: find the first bad batch
+            lo = i * batch_size
+            yb = Y[lo : lo + y_hat.shape[0], ...]
+            value = self._loss_value(yb, y_hat, logits[i] if logits else None)
+            if not math.isfinite(float(self.backend.to_numpy(value))):
+                where = f"epoch {epoch + 1}, batch {i + 1} of {len(outputs)}"
+                break
         terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
         if not terminate or terminate[0].restore_weights:
             self._restore(snapshot)
@@ -636,6 +719,7 @@ class Sequential:
             arrays.append(self.backend.asarray(self.backend.to_numpy(w), self.dtype))
         for (layer, k), w in zip(slots, arrays, strict=True):
             layer.params[k] = w
+        self._collect_params()
 
     def _require_built(self, what: str) -> None:
         if not self.built:
@@ -664,6 +748,8 @@ class Sequential:
                 for k, v in s.items():
                     s[k] = target.asarray(v, dtype)
         self.backend, self.xp, self.dtype = target, target.xp, dtype
+        if self.built:
+            self._collect_params()
         return self
 
     def summary(self, print_fn: Any = print) -> str:

@@ -1,9 +1,13 @@
 """Optimizers: W <- update(W, dW), with Keras's defaults and update rules.
 
-Each optimizer's ``update`` is its paper's equations, written with rebinding (``W = W - ...``)
-so that immutable arrays (JAX) work the same as mutable ones. The step counter ``t`` and the
-learning rate live on the host, so schedules never cost a device round trip; the state
-(``m``, ``v``, ...) lives on the parameters' device.
+Each optimizer's ``update`` is its paper's equations, written with the in-place operators of the
+Array API standard (``W -= lr * dW``, ``m *= beta1``): NumPy, CuPy and torch update the arrays
+in place, with no temporaries for the results, while immutable arrays (JAX) fall back to
+rebinding; either way ``update`` returns the updated array and stores the updated state, so the
+caller keeps what is returned. Like PyTorch's ``step()`` and Keras's ``apply()``, ``apply``
+therefore updates mutable parameters in place. The step counter ``t`` and the learning rate live
+on the host, so schedules never cost a device round trip; the state (``m``, ``v``, ...) lives on
+the parameters' device.
 
 Gradient clipping (all on the device, no host synchronisation):
 
@@ -114,7 +118,7 @@ class Optimizer:
         """Hook for state that does not start at zero."""
 
     def apply(self, params: list[Array], grads: list[Array], xp: Any = None) -> list[Array]:
-        """One step: returns the updated parameters (the inputs are not modified).
+        """One step: returns the updated parameters (updated in place where arrays are mutable).
 
         Parameters
         ----------
@@ -215,11 +219,17 @@ class SGD(Optimizer):
 
     def update(self, W, dW, s, lr, t, xp):
         if not self.momentum:
-            return W - lr * dW
-        s["m"] = m = self.momentum * s["m"] - lr * dW
+            W -= lr * dW
+            return W
+        m = s["m"]
+        m *= self.momentum
+        m -= lr * dW
+        s["m"] = m
         if self.nesterov:
-            return W + self.momentum * m - lr * dW
-        return W + m
+            W += self.momentum * m - lr * dW
+        else:
+            W += m
+        return W
 
 
 class RMSprop(Optimizer):
@@ -243,11 +253,18 @@ class RMSprop(Optimizer):
         self.state_names = ("v", "g") if self.centered else ("v",)
 
     def update(self, W, dW, s, lr, t, xp):
-        s["v"] = v = self.rho * s["v"] + (1.0 - self.rho) * (dW * dW)
+        v = s["v"]
+        v *= self.rho
+        v += (1.0 - self.rho) * (dW * dW)
+        s["v"] = v
         if self.centered:
-            s["g"] = g = self.rho * s["g"] + (1.0 - self.rho) * dW
+            g = s["g"]
+            g *= self.rho
+            g += (1.0 - self.rho) * dW
+            s["g"] = g
             v = v - g * g
-        return W - lr * dW / xp.sqrt(v + self.epsilon)
+        W -= lr * dW / xp.sqrt(v + self.epsilon)
+        return W
 
 
 class Adagrad(Optimizer):
@@ -273,8 +290,11 @@ class Adagrad(Optimizer):
             s["v"] = s["v"] + self.initial_accumulator_value
 
     def update(self, W, dW, s, lr, t, xp):
-        s["v"] = v = s["v"] + dW * dW
-        return W - lr * dW / xp.sqrt(v + self.epsilon)
+        v = s["v"]
+        v += dW * dW
+        s["v"] = v
+        W -= lr * dW / xp.sqrt(v + self.epsilon)
+        return W
 
 
 class Adam(Optimizer):
@@ -303,14 +323,19 @@ class Adam(Optimizer):
         self.epsilon = _check_number(epsilon, "epsilon")
 
     def _moments(self, dW, s):
-        s["m"] = m = self.beta1 * s["m"] + (1.0 - self.beta1) * dW
-        s["v"] = v = self.beta2 * s["v"] + (1.0 - self.beta2) * (dW * dW)
+        m, v = s["m"], s["v"]
+        m *= self.beta1
+        m += (1.0 - self.beta1) * dW
+        v *= self.beta2
+        v += (1.0 - self.beta2) * (dW * dW)
+        s["m"], s["v"] = m, v
         return m, v
 
     def update(self, W, dW, s, lr, t, xp):
         m, v = self._moments(dW, s)
         lr_t = lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
-        return W - lr_t * m / (xp.sqrt(v) + self.epsilon)
+        W -= lr_t * m / (xp.sqrt(v) + self.epsilon)
+        return W
 
 
 class AdamW(Adam):
@@ -327,7 +352,8 @@ class AdamW(Adam):
         self.weight_decay = _check_number(weight_decay, "weight_decay")
 
     def update(self, W, dW, s, lr, t, xp):
-        return super().update(W - (lr * self.weight_decay) * W, dW, s, lr, t, xp)
+        W *= 1.0 - lr * self.weight_decay
+        return super().update(W, dW, s, lr, t, xp)
 
 
 class Adamax(Adam):
@@ -342,9 +368,13 @@ class Adamax(Adam):
     state_names = ("m", "u")
 
     def update(self, W, dW, s, lr, t, xp):
-        s["m"] = m = self.beta1 * s["m"] + (1.0 - self.beta1) * dW
+        m = s["m"]
+        m *= self.beta1
+        m += (1.0 - self.beta1) * dW
+        s["m"] = m
         s["u"] = u = xp.maximum(self.beta2 * s["u"], xp.abs(dW))
-        return W - (lr / (1.0 - self.beta1**t)) * m / (u + self.epsilon)
+        W -= (lr / (1.0 - self.beta1**t)) * m / (u + self.epsilon)
+        return W
 
 
 _REGISTRY: dict[str, type[Optimizer]] = {
