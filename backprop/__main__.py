@@ -158,7 +158,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         extra = ""
         if name == "array_api_strict":
             extra = " (fake devices: CPU_DEVICE, device1, device2, no_float64, no_x64)"
-        print(f"  {name:18s} default device: {b.spec.partition(':')[2] or str(b.device)}{extra}")
+        print(f"  {name:18s} default device: {b.describe()}{extra}")
     current = bp.get_backend()
     env = os.environ.get("BACKPROP_BACKEND")
     print(f"current backend: {current.spec} (BACKPROP_BACKEND={env})")

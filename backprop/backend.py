@@ -151,12 +151,42 @@ class Backend:
                 return self.xp.zeros(shape, dtype=dtype)
         return self.xp.zeros(shape, dtype=dtype, device=self.device)
 
-    def random_uniform(self, rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> Array:
-        """U[0, 1) draws of ``shape`` from the seeded host generator, moved to this device.
+    def random_uniform(self, rng: Any, shape: tuple[int, ...], dtype: Any) -> Array:
+        """U[0, 1) draws of ``shape`` on this device.
 
-        Drawing on the host keeps the stream identical on every backend (parity tests).
+        ``rng`` is a seeded host ``numpy.random.Generator`` (the draws are moved to the device:
+        the stream is identical on every backend, which parity tests need) or a generator of
+        this device from :meth:`device_generator` (no host round trip).
         """
-        return self.asarray(rng.random(shape), dtype=dtype)
+        if isinstance(rng, np.random.Generator):
+            return self.asarray(rng.random(shape), dtype=dtype)
+        with self.device:
+            return rng.random(shape, dtype=dtype)
+
+    def device_generator(self, seed: int) -> Any:
+        """A generator that draws on the device itself, or None where the host path is used.
+
+        Only CuPy gets one: a host draw per dropout step would cost a transfer per step.
+        """
+        if self.name != "cupy":
+            return None
+        cupy = importlib.import_module("cupy")
+        with self.device:
+            return cupy.random.default_rng(seed)
+
+    def describe(self) -> str:
+        """A line naming the device, e.g. ``cuda:0 (NVIDIA H100, 79.6 GiB)`` or ``cpu``."""
+        name = _device_str(self)
+        if self.name == "cupy":
+            cupy = importlib.import_module("cupy")
+            props = cupy.cuda.runtime.getDeviceProperties(self.device.id)
+            gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            return f"{name} ({gpu}, {props['totalGlobalMem'] / 2**30:.1f} GiB)"
+        if self.name == "torch" and self.device.type == "cuda":
+            torch = importlib.import_module("torch")
+            props = torch.cuda.get_device_properties(self.device)
+            return f"{name} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+        return name
 
     def to_numpy(self, x: Array) -> np.ndarray:
         """Copy an array of this backend to a NumPy array on the host."""
@@ -350,10 +380,8 @@ def _make(name: str, device: Any) -> Backend:
         if i >= len(devices):
             raise BackendError(f"jax device {device!r} does not exist: {len(devices)} visible.")
         return Backend(name, xp, devices[i])
-    # cupy
+    # cupy: check the GPU before importing the namespace wrapper, so errors name the cause
     cupy = _import("cupy")
-    import array_api_compat.cupy as xp
-
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError when there is no driver or no GPU
@@ -364,16 +392,20 @@ def _make(name: str, device: Any) -> Backend:
     if count == 0:
         raise BackendError("CuPy is installed but no CUDA GPU is visible.")
     if device is None:
-        return Backend(name, xp, cupy.cuda.Device())
-    if isinstance(device, cupy.cuda.Device):
-        return Backend(name, xp, device)
-    index = _cuda_index(device, "cupy")
-    if index >= count:
-        raise BackendError(
-            f"cupy device {device!r} does not exist: {count} CUDA device(s) visible "
-            f"(valid indices 0..{count - 1})."
-        )
-    return Backend(name, xp, cupy.cuda.Device(index))
+        dev = cupy.cuda.Device()
+    elif isinstance(device, cupy.cuda.Device):
+        dev = device
+    else:
+        index = _cuda_index(device, "cupy")
+        if index >= count:
+            raise BackendError(
+                f"cupy device {device!r} does not exist: {count} CUDA device(s) visible "
+                f"(valid indices 0..{count - 1})."
+            )
+        dev = cupy.cuda.Device(index)
+    import array_api_compat.cupy as xp
+
+    return Backend(name, xp, dev)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ class Sequential:
         self.dtype = self.backend.dtype(self._dtype_name)
         self.xp = self.backend.xp
         self.seed = seed
-        self.streams = Streams(seed)
+        self.streams = Streams(seed, self.backend)
         self.name = name
         self.layers: list[_layers.Layer] = []
         self.loss: _losses.Loss | None = None
@@ -336,10 +336,22 @@ class Sequential:
     ) -> tuple[Any, Any]:
         """Validate X (and y against the loss and output width) without touching the model."""
         X = _data.check_X(X, n_features or self.input_dim, name=name)
+        self._check_device(X, name)
         if y is not None:
+            self._check_device(y, "y" + name[1:])
             n_out = self._out_dim_from(X.shape[1])
             y = _data.check_y(y, X.shape[0], self.loss.kind, n_out, name="y" + name[1:])
         return X, y
+
+    def _check_device(self, a: Any, name: str) -> None:
+        """Arrays of the model's library must be on the model's device (no silent hops)."""
+        b = self.backend
+        if _backend.array_backend_name(a) == b.name and not b.owns(a):
+            raise ValueError(
+                f"{name} is on {_backend.backend_of(a).spec} but the model is on {b.spec}. "
+                f"Move one of them: model.to({_backend.backend_of(a).spec!r}), or pass {name} "
+                "from the host (a NumPy array)."
+            )
 
     def _out_dim_from(self, input_dim: int) -> int:
         dim = input_dim

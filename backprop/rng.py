@@ -13,6 +13,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -29,7 +31,7 @@ class Streams:
         Dropout masks.
     """
 
-    def __init__(self, seed: int | None = None):
+    def __init__(self, seed: int | None = None, backend: Any = None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, received {seed!r}.")
         self.seed = seed
@@ -37,10 +39,25 @@ class Streams:
         self.init = np.random.default_rng(init)
         self.shuffle = np.random.default_rng(shuffle)
         self.dropout = np.random.default_rng(dropout)
+        # On a GPU, dropout masks are drawn there (seeded from the same seed): a host draw per
+        # step would cost a transfer per step. ``use_host_dropout()`` restores the host stream.
+        self._dropout_seed = dropout
+        if backend is not None:
+            device_rng = backend.device_generator(int(dropout.generate_state(1)[0]))
+            if device_rng is not None:
+                self.dropout = device_rng
+
+    def use_host_dropout(self) -> None:
+        """Draw dropout masks on the host (identical on every backend; for parity checks)."""
+        self.dropout = np.random.default_rng(self._dropout_seed)
 
     def get_state(self) -> dict:
         """The generators' states, as JSON-able dicts (saved with a model for exact resumes)."""
-        return {k: getattr(self, k).bit_generator.state for k in ("init", "shuffle", "dropout")}
+        return {
+            k: getattr(self, k).bit_generator.state
+            for k in ("init", "shuffle", "dropout")
+            if isinstance(getattr(self, k), np.random.Generator)
+        }
 
     def set_state(self, state: dict) -> None:
         """Restore states from :meth:`get_state`, in place (layers keep their references)."""

@@ -134,3 +134,61 @@ def test_dtype_names():
     assert b.dtype("float32") == np.float32
     with pytest.raises(ValueError, match="float32' or 'float64"):
         b.dtype("int8")
+
+
+# -- CuPy's error paths, with the library faked (they must be right on machines without a GPU) --
+
+
+def _fake_cupy(monkeypatch, count):
+    import sys
+    import types
+
+    def get_count():
+        if isinstance(count, Exception):
+            raise count
+        return count
+
+    class Device:
+        def __init__(self, index=0):
+            self.id = index
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=get_count), Device=Device
+    )
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    real = B.importlib.util.find_spec
+    monkeypatch.setattr(
+        B.importlib.util, "find_spec", lambda name: object() if name == "cupy" else real(name)
+    )
+
+
+def test_fake_cupy_without_driver(monkeypatch):
+    _fake_cupy(monkeypatch, RuntimeError("cudaErrorNoDevice: no CUDA-capable device"))
+    with pytest.raises(bp.BackendError, match=r"no usable CUDA GPU answers.*nvidia-smi"):
+        B.resolve("cupy")
+    assert "cupy" not in bp.available_backends()
+
+
+def test_fake_cupy_with_no_visible_gpu(monkeypatch):
+    _fake_cupy(monkeypatch, 0)
+    with pytest.raises(bp.BackendError, match="no CUDA GPU is visible"):
+        B.resolve("cupy")
+
+
+@pytest.mark.parametrize("device", ["cuda:3", 1, "gpu:2"])
+def test_fake_cupy_device_out_of_range(monkeypatch, device):
+    _fake_cupy(monkeypatch, 1)
+    with pytest.raises(bp.BackendError, match=r"does not exist: 1 CUDA device\(s\).*0\.\.0"):
+        B.resolve("cupy", device)
+
+
+def test_fake_cupy_bad_device_spelling(monkeypatch):
+    _fake_cupy(monkeypatch, 2)
+    with pytest.raises(bp.BackendError, match="not valid for the cupy backend"):
+        B.resolve("cupy", "banana")
+
+
+def test_describe_cpu_devices():
+    assert B.resolve("numpy").describe() == "cpu"
+    assert B.resolve("array_api_strict", "device1").describe() == "device1"

@@ -2,7 +2,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import HAS_TORCH, assert_close, eps
+from conftest import HAS_JAX, HAS_TORCH, assert_close, eps
 
 import backprop as bp
 from backprop.layers import Activation, Dense, Dropout
@@ -156,10 +156,14 @@ def test_predict_returns_the_input_library(backend, circles):
     assert backend.owns(out_dev)
     np.testing.assert_allclose(bp.to_numpy(out_dev), out_np, rtol=1e-6)
     # an array of another library comes back in that library, on its device
-    strict1 = bp.backend.resolve("array_api_strict", "device1")
-    out_other = model.predict(strict1.asarray(X, "float32"))
-    assert strict1.owns(out_other)
-    np.testing.assert_allclose(bp.to_numpy(out_other), out_np, rtol=1e-6)
+    other = "array_api_strict:device1" if backend.name != "array_api_strict" else "torch"
+    if other == "torch" and not HAS_TORCH:
+        other = "jax" if HAS_JAX else None
+    if other is not None:
+        lib = bp.backend.resolve(other)
+        out_other = model.predict(lib.asarray(X, "float32"))
+        assert lib.owns(out_other)
+        np.testing.assert_allclose(bp.to_numpy(out_other), out_np, rtol=1e-6)
     # batched prediction gives the same numbers
     np.testing.assert_allclose(model.predict(X, batch_size=7), out_np, rtol=1e-6)
 
@@ -637,3 +641,19 @@ def test_user_arrays_are_never_modified(circles):
     model.predict(X32)
     np.testing.assert_array_equal(X32, X_copy)
     np.testing.assert_array_equal(y32, y_copy)
+
+
+def test_arrays_on_another_device_of_the_same_library_are_refused(circles):
+    """Like two GPUs: array_api_strict's fake devices must not be mixed silently."""
+    X, y = circles
+    model = compiled(seed_net(backend="array_api_strict"))
+    other = bp.backend.resolve("array_api_strict", "device1")
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"X is on array_api_strict:device1 but the model is on"):
+        model.fit(other.asarray(X, "float32"), y, verbose=0)
+    with pytest.raises(ValueError, match=r"y is on array_api_strict:device1"):
+        model.fit(X, other.asarray(y, "float32"), verbose=0)
+    with pytest.raises(ValueError, match=r"model\.to"):
+        model.predict(other.asarray(X, "float32"))
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
