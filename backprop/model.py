@@ -432,20 +432,29 @@ class Sequential:
                 "validation_data must be a tuple (X_val, y_val), received "
                 f"{type(validation_data).__name__}."
             )
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int):
+            raise TypeError(f"initial_epoch must be an integer, received {initial_epoch!r}.")
+        if not 0 <= initial_epoch < epochs:
+            raise ValueError(
+                f"initial_epoch must be in [0, epochs={epochs}), received {initial_epoch}."
+            )
+        for c in callbacks or []:
+            if not isinstance(c, _callbacks.Callback):
+                raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
         # every check runs before the model is built or touched
         X, y = self._check(X, y)
+        n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
+        if validation_split and validation_data is None and n_val in (0, X.shape[0]):
+            raise ValueError(
+                f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+                f"{n_val} for validation; need at least one sample on each side."
+            )
         if validation_data is not None:
             Xv, yv = self._check(*validation_data, name="X_val", n_features=X.shape[1])
         X, Y = self._to_device(X, y)
         if validation_data is not None:
             Xv, Yv = self._to_device(Xv, yv)
-        elif validation_split:
-            n_val = int(X.shape[0] * validation_split)
-            if n_val == 0 or n_val == X.shape[0]:
-                raise ValueError(
-                    f"validation_split={validation_split} of {X.shape[0]} samples leaves "
-                    f"{n_val} for validation; need at least one sample on each side."
-                )
+        elif n_val:
             X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
         else:
             Xv = Yv = None

@@ -389,6 +389,10 @@ BAD_FIT = {
     "val-shape": (ValueError, "X_val with 2 features",
                   dict(validation_data=(np.ones((5, 4)), np.ones(5)))),
     "verbose": (ValueError, "verbose must be 0, 1 or 2", dict(verbose=5)),
+    "split-tiny": (ValueError, "leaves 0 for validation", dict(validation_split=0.01)),
+    "initial-epoch": (ValueError, r"initial_epoch must be in \[0, epochs=1\)",
+                      dict(initial_epoch=1)),
+    "callback": (TypeError, "Callback instances", dict(callbacks=[print])),
 }  # fmt: skip
 
 
@@ -405,10 +409,20 @@ def test_bad_fit_input(case, backend):
     assert model.optimizer.iterations == 0
 
 
-def test_bad_input_before_build_leaves_model_unbuilt():
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(y=GOOD_Y[:5]),
+        dict(validation_split=0.01),
+        dict(callbacks=["early"]),
+        dict(validation_data=(GOOD_X[:, :1], GOOD_Y)),
+    ],
+)
+def test_bad_input_before_build_leaves_model_unbuilt(kwargs):
     model = compiled(bp.Sequential([Dense(3), Dense(1, "sigmoid")]))
-    with pytest.raises(ValueError, match="same number of rows"):
-        model.fit(GOOD_X, GOOD_Y[:5], verbose=0)
+    kwargs = dict(X=GOOD_X, y=GOOD_Y, verbose=0) | kwargs
+    with pytest.raises((ValueError, TypeError)):
+        model.fit(kwargs.pop("X"), kwargs.pop("y"), **kwargs)
     assert not model.built
 
 
