@@ -24,6 +24,8 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from .registry import build
+
 Array = Any
 
 
@@ -207,7 +209,6 @@ class Softmax(ActivationFunction):
 _REGISTRY: dict[str, type[ActivationFunction]] = {
     cls.name: cls for cls in (Linear, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softmax)
 }
-_REGISTRY[None] = Linear  # type: ignore[index]
 
 linear = Linear()
 relu = ReLU()
@@ -221,7 +222,7 @@ softmax = Softmax()
 
 def names() -> list[str]:
     """The names :func:`get` accepts."""
-    return sorted(k for k in _REGISTRY if k is not None)
+    return sorted(_REGISTRY)
 
 
 def get(identifier: str | ActivationFunction | dict | None) -> ActivationFunction:
@@ -234,20 +235,11 @@ def get(identifier: str | ActivationFunction | dict | None) -> ActivationFunctio
     """
     if isinstance(identifier, ActivationFunction):
         return identifier
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        name = config.pop("name", None)
-        return _lookup(name)(**config)
-    if identifier is None or isinstance(identifier, str):
-        return _lookup(identifier)()
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, str | dict):
+        return build("activation", identifier, _REGISTRY)
     raise TypeError(
         "activation must be a name such as 'relu', an ActivationFunction or None; "
         f"received {type(identifier).__name__}."
     )
-
-
-def _lookup(name: str | None) -> type[ActivationFunction]:
-    key = name.lower() if isinstance(name, str) else name
-    if key not in _REGISTRY:
-        raise ValueError(f"Unknown activation {name!r}. Expected one of {names()}.")
-    return _REGISTRY[key]

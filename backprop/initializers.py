@@ -8,6 +8,8 @@ deviations, rescaled so the truncated draws have the nominal variance.
 Examples
 --------
 >>> import numpy as np
+
+from .registry import build
 >>> W = get("glorot_uniform")((2, 4), np.random.default_rng(0))
 >>> W.shape, bool(abs(W).max() <= (6 / 6) ** 0.5)
 ((2, 4), True)
@@ -19,6 +21,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
+from .registry import build
 
 # Standard deviation of a unit normal truncated to [-2, 2]; dividing by it restores variance 1.
 _TRUNCATED_STD = 0.87962566103423978
@@ -221,12 +225,7 @@ def get(identifier: str | dict | Initializer | Callable) -> Initializer | Callab
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str | dict):
-        config = {"name": identifier} if isinstance(identifier, str) else dict(identifier)
-        name = config.pop("name", None)
-        key = name.lower() if isinstance(name, str) else name
-        if key not in _REGISTRY:
-            raise ValueError(f"Unknown initializer {name!r}. Expected one of {names()}.")
-        return _REGISTRY[key](**config)
+        return build("initializer", identifier, _REGISTRY)
     if callable(identifier):
         return identifier
     raise TypeError(

@@ -31,6 +31,7 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from . import schedules as _schedules
+from .registry import build
 
 Array = Any
 
@@ -392,12 +393,7 @@ def get(identifier: str | dict | Optimizer) -> Optimizer:
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str | dict):
-        config = {"name": identifier} if isinstance(identifier, str) else dict(identifier)
-        name = config.pop("name", None)
-        key = name.lower() if isinstance(name, str) else name
-        if key not in _REGISTRY:
-            raise ValueError(f"Unknown optimizer {name!r}. Expected one of {names()}.")
-        return _REGISTRY[key](**config)
+        return build("optimizer", identifier, _REGISTRY)
     raise TypeError(
         "optimizer must be a name such as 'adam' or an Optimizer instance; received "
         f"{type(identifier).__name__}."

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .registry import build
+
 
 class LearningRateSchedule:
     """Base class: ``schedule(step) -> learning rate``; ``step`` counts from 0."""
@@ -117,8 +119,4 @@ def get(identifier: dict | LearningRateSchedule) -> LearningRateSchedule:
             "{'name': 'cosine_decay', 'initial_learning_rate': 0.1, 'decay_steps': 1000}; "
             f"received {identifier!r}."
         )
-    config = dict(identifier)
-    name = config.pop("name", None)
-    if name not in _REGISTRY:
-        raise ValueError(f"Unknown schedule {name!r}. Expected one of {sorted(_REGISTRY)}.")
-    return _REGISTRY[name](**config)
+    return build("schedule", identifier, _REGISTRY)
