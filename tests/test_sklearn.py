@@ -1,0 +1,536 @@
+"""backprop.sklearn: scikit-learn's estimator contract, parity with sklearn's MLP, array API.
+
+The parity tests are the strongest evidence that the objective is scikit-learn's: with the same
+``random_state`` the initial weights are the same draws, and with ``shuffle=False`` and batches
+of equal size every step is the same step, so loss curves and weights agree to float64
+rounding (the L2 term, the loss scaling, Adam, SGD with Nesterov momentum, the learning-rate
+schedules, the stopping rule and the early-stopping split all take part).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from conftest import HAS_CUPY, HAS_TORCH
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, make_classification, make_regression
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+from sklearn.neural_network import MLPRegressor as SkMLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import backprop as bp
+from backprop.sklearn import MLPClassifier, MLPRegressor
+
+HAS_STRICT = importlib.util.find_spec("array_api_strict") is not None
+no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(autouse=True)
+def _scipy_array_api(monkeypatch):
+    # scikit-learn refuses array_api_dispatch=True unless SciPy's array API flag is set
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's own estimator checks (no check is skipped or expected to fail; the array API
+# checks for CUDA/MPS/XPU/dpnp skip themselves where that hardware or library is absent)
+
+
+@no_convergence_warning
+@parametrize_with_checks(
+    [
+        MLPClassifier(max_iter=20, random_state=0),
+        MLPRegressor(max_iter=20, random_state=0),
+    ],
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+
+
+def test_constructor_stores_parameters_and_defaults_match_sklearn():
+    for ours, theirs in ((MLPClassifier(), SkMLPClassifier()), (MLPRegressor(), SkMLPRegressor())):
+        mine, ref = ours.get_params(), theirs.get_params()
+        shared = set(mine) & set(ref)
+        assert set(mine) - shared == {"backend", "device", "dtype"}
+        assert set(ref) - shared == {"max_fun"}  # L-BFGS only
+        assert {k: mine[k] for k in shared} == {k: ref[k] for k in shared}
+        assert (mine["backend"], mine["device"], mine["dtype"]) == (None, None, "float32")
+    sizes = [3, 2]  # stored as given, not converted
+    assert MLPClassifier(hidden_layer_sizes=sizes).hidden_layer_sizes is sizes
+    est = MLPClassifier(alpha=0.5, backend="numpy")
+    assert clone(est).get_params() == est.get_params()
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"solver": "lbfgs"}, ValueError, "lbfgs.*not supported"),
+        ({"solver": "newton"}, ValueError, "solver must be one of"),
+        ({"activation": "softmax"}, ValueError, "activation must be one of"),
+        ({"hidden_layer_sizes": (10, 0)}, ValueError, "hidden_layer_sizes"),
+        ({"alpha": -1.0}, ValueError, "alpha must be in"),
+        ({"batch_size": 0}, ValueError, "batch_size must be in"),
+        ({"learning_rate_init": 0.0}, ValueError, "learning_rate_init must be in"),
+        ({"max_iter": 2.5}, TypeError, "max_iter must be an integer"),
+        ({"momentum": 1.0}, ValueError, "momentum must be in"),
+        ({"validation_fraction": 1.0}, ValueError, "validation_fraction"),
+        ({"dtype": "float16"}, ValueError, "dtype must be one of"),
+        ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ],
+)
+def test_bad_parameters_raise_at_fit(params, error, match):
+    X, y = make_classification(20, 3, n_informative=2, n_redundant=0, random_state=0)
+    est = MLPClassifier(**params)  # __init__ only stores
+    with pytest.raises(error, match=match):
+        est.fit(X, y)
+    assert not hasattr(est, "coefs_")
+
+
+# ---------------------------------------------------------------------------------------------
+# Parity with sklearn.neural_network: same seed, same steps, same numbers
+
+_PARITY = {
+    "hidden_layer_sizes": (7, 5),
+    "max_iter": 15,
+    "shuffle": False,
+    "random_state": 3,
+    "alpha": 0.01,
+    "batch_size": 40,
+}
+
+
+def _assert_same_fit(ours, theirs, X, y, *, compare_loss=True):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y)
+        theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_
+    if compare_loss:
+        np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+        assert (ours.best_loss_ is None) == (theirs.best_loss_ is None)
+    if theirs.validation_scores_ is not None:  # early stopping: the same split, the same scores
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+        assert ours.best_validation_score_ == max(ours.validation_scores_)
+    assert len(ours.coefs_) == len(theirs.coefs_)
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [
+        ("multiclass", {}),
+        ("binary", {"activation": "logistic"}),
+        ("multilabel", {"activation": "tanh"}),
+        ("multiclass", {"solver": "sgd", "learning_rate": "invscaling"}),
+        ("binary", {"solver": "sgd", "nesterovs_momentum": False, "activation": "identity"}),
+        # adaptive: the rate is divided by 5 five times (1e-3 -> 3.2e-7 < 1e-6), then it stops
+        ("multiclass", {"solver": "sgd", "learning_rate": "adaptive", "tol": 0.1,
+                        "n_iter_no_change": 2, "max_iter": 60}),
+        ("multiclass", {"tol": 10.0, "n_iter_no_change": 3}),  # stops after 5 epochs
+        ("binary", {"early_stopping": True, "batch_size": 36}),  # stratified split
+        ("multiclass", {"early_stopping": True, "batch_size": 36, "n_iter_no_change": 2}),
+    ],
+)  # fmt: skip
+def test_classifier_matches_sklearn_step_for_step(kind, extra):
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    if kind == "binary":
+        y = y % 2
+    elif kind == "multilabel":
+        y = np.c_[y == 0, y == 1, y != 1].astype(int)
+    params = {**_PARITY, **extra}
+    ours, theirs = MLPClassifier(dtype="float64", **params), SkMLPClassifier(**params)
+    _assert_same_fit(ours, theirs, X, y)
+    if extra.get("tol") == 10.0:
+        assert ours.n_iter_ == 5  # nothing improves by 10: n_iter_no_change + 2 epochs
+    if extra.get("solver") == "sgd":  # the schedules leave the same rate behind
+        assert ours._optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate)
+    if extra.get("learning_rate") == "adaptive":
+        assert ours._optimizer.learning_rate == pytest.approx(1e-3 / 5**5)
+
+
+@pytest.mark.parametrize("n_targets", [1, 3])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_regressor_matches_sklearn_step_for_step(n_targets, early_stopping):
+    X, y = make_regression(120, 6, n_targets=n_targets, noise=1.0, random_state=0)
+    y = y / y.std()
+    # equal batches (sklearn scales the L2 term by each batch's size): 120 = 3 x 40, 108 = 3 x 36
+    params = {
+        **_PARITY,
+        "early_stopping": early_stopping,
+        "batch_size": 36 if early_stopping else 40,
+    }
+    # with several targets sklearn reports the loss divided by n_targets, but steps with the
+    # gradient of the undivided one (which backprop reports): compare the weights only
+    _assert_same_fit(
+        MLPRegressor(dtype="float64", **params),
+        SkMLPRegressor(**params),
+        X,
+        y,
+        compare_loss=n_targets == 1,
+    )
+
+
+def test_float32_default_stays_close_to_sklearn():
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**_PARITY).fit(X, y)
+        theirs = SkMLPClassifier(**_PARITY).fit(X, y)
+    assert ours.coefs_[0].dtype == np.float32
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour
+
+
+def _blobs(n=90, classes=3, seed=0):
+    X, y = make_classification(
+        n, 4, n_informative=3, n_redundant=0, n_classes=classes, class_sep=2.0, random_state=seed
+    )
+    return X, y
+
+
+def test_string_labels_and_probabilities():
+    X, y = _blobs()
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPClassifier((16,), learning_rate_init=0.05, max_iter=60, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, names)
+    assert clf.classes_.tolist() == ["setosa", "versicolor", "virginica"]
+    pred = clf.predict(X)
+    assert pred.dtype == names.dtype and set(pred) <= set(names)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (90, 3) and proba.dtype == np.float64  # X's dtype, as sklearn
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (clf.classes_[proba.argmax(axis=1)] == pred).all()
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba), rtol=1e-6)
+    assert clf.score(X, names) > 0.9
+
+
+def test_binary_labels_of_any_kind():
+    X, y = _blobs(classes=2)
+    for labels in (np.array([-3, 7])[y], np.array([False, True])[y], np.array(["no", "yes"])[y]):
+        clf = MLPClassifier((8,), learning_rate_init=0.05, max_iter=80, tol=1e-3, random_state=0)
+        clf.fit(X, labels)
+        assert clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+        assert clf.classes_.tolist() == sorted(set(labels.tolist()))
+        proba = clf.predict_proba(X)
+        assert proba.shape == (90, 2)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+        assert (clf.predict(X) == clf.classes_[(proba[:, 1] > 0.5).astype(int)]).all()
+        assert clf.score(X, labels) > 0.9
+
+
+def test_label_mismatches_are_refused():
+    X, y = _blobs()
+    clf = MLPClassifier((4,), max_iter=2, warm_start=True, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="warm_start can only be used"):
+        clf.fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match="differs from classes_"):
+        clf.partial_fit(X, y, classes=[0, 1, 2, 3])
+    with pytest.raises(ValueError, match="fitted on a vector of labels"):
+        clf.partial_fit(X, np.c_[y == 0, y == 1].astype(int))
+    with pytest.raises(ValueError, match="multiclass-multioutput"):
+        MLPClassifier().fit(X, np.c_[y, y])
+    with pytest.raises(ValueError, match="Unknown label type"):
+        MLPClassifier().fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="loss must be 'squared_error'"):
+        MLPRegressor(loss="poisson").fit(X, X[:, 0])
+
+
+def test_one_class_is_refused():
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        MLPClassifier().fit(X, ["a"] * 10)
+
+
+def test_multilabel_indicator():
+    X, y = _blobs(classes=3)
+    Y = np.c_[y == 0, y != 0, y == 2].astype(int)
+    clf = MLPClassifier((16,), learning_rate_init=0.05, max_iter=100, tol=1e-3, random_state=0)
+    clf.fit(X, Y)
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.n_outputs_ == 3
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and (proba >= 0).all() and (proba <= 1).all()
+    assert (pred == (proba > 0.5)).all()
+    assert clf.score(X, Y) > 0.8  # subset accuracy
+
+
+def test_multi_output_regression():
+    X, Y = make_regression(150, 5, n_targets=3, noise=0.1, random_state=0)
+    Y = Y / Y.std(axis=0)
+    reg = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, tol=1e-4, random_state=0)
+    reg.fit(X, Y)
+    assert reg.n_outputs_ == 3 and reg.coefs_[-1].shape == (32, 3)
+    assert reg.predict(X).shape == (150, 3)
+    assert reg.score(X, Y) > 0.95
+    assert reg.n_iter_ < 200  # converged by sklearn's rule
+
+
+def test_partial_fit_classifier():
+    X, y = _blobs()
+    clf = MLPClassifier((16,), learning_rate_init=0.02, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:30], y[:30], classes=[0, 1, 2])
+    losses = []
+    for _ in range(30):
+        clf.partial_fit(X, y)
+        losses.append(clf.loss_)
+        assert clf.n_iter_ == 1
+    assert clf.t_ == 30 + 30 * 90
+    assert clf.loss_curve_[1:] == losses
+    assert losses[-1] < 0.5 * losses[0]
+    assert clf.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X[:2], [0, 5])
+    with pytest.raises(ValueError, match="early_stopping"):
+        clone(clf).set_params(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+
+
+def test_partial_fit_regressor_continues_the_optimizer():
+    X, y = make_regression(100, 4, noise=0.1, random_state=0)
+    y = y / y.std()
+    full = MLPRegressor((8,), shuffle=False, batch_size=50, max_iter=6, tol=0, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        full.fit(X, y)
+    steps = MLPRegressor((8,), shuffle=False, batch_size=50, random_state=0)
+    for _ in range(6):
+        steps.partial_fit(X, y)
+    # six one-epoch calls with Adam's state carried over are the six epochs of one fit
+    np.testing.assert_allclose(steps.loss_curve_, full.loss_curve_, rtol=1e-6)
+    for a, b in zip(steps.coefs_, full.coefs_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_warm_start_continues_from_the_weights():
+    X, y = _blobs()
+    clf = MLPClassifier((16,), warm_start=True, max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    first = [W.copy() for W in clf.coefs_]
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert len(clf.loss_curve_) == 10 and clf.n_iter_ == 5
+    assert clf.loss_curve_[5] < clf.loss_curve_[0]
+    assert any(not np.array_equal(a, b) for a, b in zip(first, clf.coefs_, strict=True))
+    cold = clone(clf).set_params(warm_start=False)
+    with pytest.warns(ConvergenceWarning):
+        cold.fit(X, y)
+    np.testing.assert_allclose(cold.loss_curve_, clf.loss_curve_[:5], rtol=1e-6)
+
+
+def test_convergence_warning_and_verbose(capsys):
+    X, y = _blobs()
+    clf = MLPClassifier((8,), max_iter=3, verbose=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        clf.fit(X, y)
+    out = capsys.readouterr().out
+    assert out.count("Iteration ") == 3 and f"loss = {clf.loss_curve_[-1]:.8f}" in out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(verbose=False, tol=100.0, max_iter=50).fit(X, y)  # converges: silent
+    assert clf.n_iter_ == 12  # n_iter_no_change=10: the 12th epoch is the 11th without gain
+
+
+def test_pickle_round_trip():
+    X, y = _blobs()
+    clf = MLPClassifier((8,), max_iter=40, tol=1e-2, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn's tools
+
+
+@no_convergence_warning
+def test_pipeline_grid_search_cross_val_score_clone():
+    X, y = load_iris(return_X_y=True)
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("mlp", MLPClassifier(learning_rate_init=0.02, max_iter=40, random_state=0)),
+        ]
+    )
+    grid = GridSearchCV(
+        pipe, {"mlp__hidden_layer_sizes": [(4,), (16,)], "mlp__alpha": [1e-4, 1e-2]}, cv=3
+    )
+    grid.fit(X, y)
+    best = grid.best_params_["mlp__hidden_layer_sizes"]
+    assert best in [(4,), (16,)] and grid.best_score_ > 0.8
+    assert grid.best_estimator_.named_steps["mlp"].coefs_[0].shape == (4, best[0])
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.8
+    fresh = clone(grid.best_estimator_)
+    assert not hasattr(fresh.named_steps["mlp"], "coefs_")
+    assert fresh.get_params()["mlp__alpha"] == grid.best_params_["mlp__alpha"]
+
+
+@no_convergence_warning
+def test_regressor_in_cross_val_score():
+    X, y = make_regression(120, 4, noise=0.1, random_state=0)
+    pipe = Pipeline(
+        [
+            ("s", StandardScaler()),
+            ("m", MLPRegressor((16,), learning_rate_init=0.02, max_iter=60, random_state=0)),
+        ]
+    )
+    assert cross_val_score(pipe, X, y / y.std(), cv=3).mean() > 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy on digits, against scikit-learn's MLPClassifier with the same hyper-parameters
+
+
+def test_digits_accuracy_matches_sklearn():
+    X, y = load_digits(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X / 16.0, y, test_size=0.25, random_state=0, stratify=y)
+    params = {
+        "hidden_layer_sizes": (64,),
+        "learning_rate_init": 0.01,
+        "batch_size": 64,
+        "max_iter": 30,
+        "random_state": 0,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(**params).fit(Xtr, ytr).score(Xte, yte)
+        theirs = SkMLPClassifier(**params).fit(Xtr, ytr).score(Xte, yte)
+    assert ours >= 0.95
+    assert abs(ours - theirs) <= 0.02
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends and scikit-learn's array API dispatch
+
+
+def _xy(n=60):
+    X, y = _blobs(n)
+    return X.astype(np.float32), y
+
+
+def _place(a):
+    return bp.backend.array_backend_name(a), str(bp.backend.device_of(a))
+
+
+@no_convergence_warning
+def test_backend_parameter_trains_there_and_returns_numpy():
+    X, y = _xy()
+    params = {"hidden_layer_sizes": (8,), "max_iter": 5, "random_state": 0, "dtype": "float64"}
+    ref = MLPClassifier(**params).fit(X, y)
+    for spec in ("array_api_strict", "array_api_strict:device1") if HAS_STRICT else ():
+        est = MLPClassifier(backend=spec, **params).fit(X, y)
+        assert isinstance(est.coefs_[0], np.ndarray)  # no dispatch: NumPy out
+        proba = est.predict_proba(X)
+        assert isinstance(proba, np.ndarray)
+        np.testing.assert_allclose(proba, ref.predict_proba(X), rtol=1e-10)
+        np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.skipif(not HAS_STRICT, reason="array_api_strict is not installed")
+def test_use_backend_picks_the_training_backend():
+    X, y = _xy()
+    device1 = bp.backend.resolve("array_api_strict", "device1")
+    est = MLPClassifier((4,), max_iter=2, random_state=0)
+    with bp.use_backend("array_api_strict", "device1"), pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    # Adam's moments live where the network trained; the fitted attributes are NumPy's
+    state = [v for s in est._optimizer.state for v in s.values()]
+    assert state and all(device1.owns(v) for v in state)
+    assert isinstance(est.coefs_[0], np.ndarray) and isinstance(est.predict(X), np.ndarray)
+
+
+def _dispatch_cases():
+    cases = [pytest.param("numpy", None, id="numpy")]
+    if HAS_STRICT:
+        cases.append(pytest.param("array_api_strict", "device1", id="array_api_strict:device1"))
+    if HAS_TORCH:
+        cases.append(pytest.param("torch", "cpu", id="torch"))
+    cases.append(
+        pytest.param(
+            "cupy",
+            None,
+            id="cupy",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA GPU"),
+            ],
+        )
+    )
+    return cases
+
+
+@no_convergence_warning
+@pytest.mark.parametrize(("library", "device"), _dispatch_cases())
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_array_api_dispatch_same_library_and_device_out(Estimator, library, device):
+    backend = bp.backend.resolve(library, device)
+    X, y = _xy()
+    if Estimator is MLPRegressor:
+        y = np.c_[X[:, 0] - X[:, 1], X[:, 2]]
+    Xd, yd = backend.asarray(X), backend.asarray(y)
+    est = Estimator((8,), max_iter=5, random_state=0)
+    with sklearn.config_context(array_api_dispatch=True):
+        est.fit(Xd, yd)
+        pred = est.predict(Xd)
+        outs = [pred, *est.coefs_, *est.intercepts_]
+        if Estimator is MLPClassifier:
+            outs += [est.predict_proba(Xd), est.predict_log_proba(Xd), est.classes_]
+        score = est.score(Xd, yd)
+    for out in outs:
+        assert backend.owns(out), f"{type(out)} is not on {backend}"
+    assert isinstance(score, float)
+    assert tuple(pred.shape) == tuple(y.shape)
+    # the same numbers as a NumPy fit (same seed, same float32 steps)
+    with sklearn.config_context(array_api_dispatch=True):
+        ref = clone(est).fit(X, y)
+    assert isinstance(ref.predict(X), np.ndarray) and isinstance(ref.coefs_[0], np.ndarray)
+    np.testing.assert_allclose(bp.to_numpy(est.coefs_[0]), ref.coefs_[0], rtol=1e-4, atol=1e-5)
+    if Estimator is MLPClassifier:
+        np.testing.assert_array_equal(bp.to_numpy(pred), ref.predict(X))
+
+
+@pytest.mark.skipif(not HAS_STRICT, reason="array_api_strict is not installed")
+@no_convergence_warning
+def test_array_api_dispatch_strict_details():
+    backend = bp.backend.resolve("array_api_strict", "device1")
+    X, y = _xy()
+    labels = np.array(["a", "b", "c"])[y]
+    est = MLPClassifier((8,), max_iter=5, random_state=0)
+    with sklearn.config_context(array_api_dispatch=True):
+        # string labels stay on the host; everything numeric follows X
+        est.fit(backend.asarray(X), labels)
+        assert isinstance(est.classes_, np.ndarray) and backend.owns(est.coefs_[0])
+        assert set(est.predict(backend.asarray(X))) <= {"a", "b", "c"}
+        assert backend.owns(est.predict_proba(backend.asarray(X)))
+        # y of another library moves to X's
+        est.fit(backend.asarray(X), y)
+        assert backend.owns(est.classes_)
+        # predicting on another library than the fit's is an error, as scikit-learn's
+        with pytest.raises(ValueError, match=r"MLPClassifier.predict\(\) must use the same"):
+            est.predict(X)
+    # without dispatch, NumPy in gives NumPy out whatever the fit was
+    assert isinstance(est.predict_proba(X), np.ndarray)
+    assert isinstance(est.predict(X), np.ndarray)
