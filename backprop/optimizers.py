@@ -149,8 +149,10 @@ class Optimizer:
         return new
 
     # Moments of parameters whose gradient stays 0 (dead units) decay geometrically into the
-    # subnormal range, where CPU arithmetic is 10-100x slower; they carry no information there.
-    flush_every = 64
+    # subnormal range, and squares of tiny gradients land there, where CPU arithmetic is 10-100x
+    # slower; they carry no information. Every 8 steps: measured on the seed net in float32,
+    # epoch 100 ran 2.4x slower than epoch 5 when flushing every 64 steps, 1.0x every 8.
+    flush_every = 8
 
     def _flush_subnormals(self, xp: Any) -> None:
         for s in self.state:
