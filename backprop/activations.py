@@ -35,7 +35,7 @@ class ActivationFunction:
     name = "activation"
 
     def forward(self, z: Array, xp: Any) -> Array:
-        """Y = g(z)."""
+        """The activation: ``y = g(z)``."""
         raise NotImplementedError
 
     def derivative(self, z: Array, y: Array, xp: Any) -> Array:
@@ -43,7 +43,7 @@ class ActivationFunction:
         raise NotImplementedError
 
     def backward(self, dy: Array, z: Array, y: Array, xp: Any) -> Array:
-        """Dz = dy * g'(z)."""
+        """The vector-Jacobian product: ``dz = dy * g'(z)``."""
         return dy * self.derivative(z, y, xp)
 
     def __call__(self, z: Array, xp: Any = None) -> Array:

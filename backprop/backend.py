@@ -449,11 +449,14 @@ def _check_name_type(backend: Any) -> str:
     return backend
 
 
-def set_backend(name: str, device: Any = None) -> Backend:
-    """Set the process-wide default backend (below ``use_backend`` and explicit arguments)."""
+def set_backend(name: str | None, device: Any = None) -> Backend:
+    """Set the process-wide default backend (below ``use_backend`` and explicit arguments).
+
+    ``set_backend(None)`` removes it again: ``BACKPROP_BACKEND`` and then NumPy apply.
+    """
     global _global
-    _global = resolve(_check_name_type(name), device)
-    return _global
+    _global = None if name is None else resolve(_check_name_type(name), device)
+    return get_backend()
 
 
 def get_backend() -> Backend:

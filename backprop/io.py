@@ -5,7 +5,9 @@ The format (version 1)
 A NumPy ``.npz`` (zip) archive with
 
 - ``weight_0 ... weight_{k-1}``: the weights in Keras order (W1, b1, W2, b2, ...);
-- ``opt_{i}_{name}``: the optimizer's state for weight i (``m``, ``v``, ...), when compiled;
+- ``opt_{i}_{name}``: the optimizer's state (``m``, ``v``, ...), when compiled: i counts the
+  arrays the optimizer updates, which is one flat vector of all the weights (i = 0), or each
+  weight array when ``clipnorm`` (per-array clipping) is set;
 - ``__config__``: a 0-d unicode array holding a JSON document::
 
     {"format": "backprop-sequential", "version": 1, "library_version": "0.1.0",
@@ -121,9 +123,10 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty: not a backprop model file.")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError(f"{path} holds a single array, not a backprop model file.")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} holds a single array (.npy), not a backprop model file.")
+        with loaded as f:
             names = f.files
             if "__config__" not in names:
                 raise ValueError(f"{path} is not a backprop model file (no __config__ entry).")

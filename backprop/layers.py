@@ -80,11 +80,11 @@ class Layer:
 
     # -- the math -----------------------------------------------------------------------------
     def forward(self, x: Array, training: bool = False) -> Array:
-        """Y = f(x) for a batch ``x`` of shape ``(n, in_dim)``."""
+        """The forward pass ``y = f(x)`` for a batch ``x`` of shape ``(n, in_dim)``."""
         raise NotImplementedError
 
     def backward(self, dy: Array) -> Array:
-        """Dx = dL/dx from dy = dL/dy; fills ``grads``."""
+        """The backward pass: ``dx = dL/dx`` from ``dy = dL/dy``; fills ``grads``."""
         raise NotImplementedError
 
     def penalty(self) -> Array | None:
@@ -336,15 +336,28 @@ class Dropout(Layer):
 _REGISTRY = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}
 
 
+def _known_layers() -> dict[str, type[Layer]]:
+    """The built-in layers, then every subclass of Layer defined in this process.
+
+    Only classes that already exist can be named: a model file never imports or runs code.
+    A custom layer must return its constructor's arguments from ``get_config`` (as in Keras).
+    """
+    known, todo = dict(_REGISTRY), list(Layer.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        known.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return known
+
+
 def from_config(class_name: str, config: dict[str, Any]) -> Layer:
     """Rebuild a layer from ``type(layer).__name__`` and ``layer.get_config()``."""
-    if class_name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown layer class {class_name!r}. Expected one of {sorted(_REGISTRY)}."
-        )
+    known = _known_layers()
+    if class_name not in known:
+        raise ValueError(f"Unknown layer class {class_name!r}. Expected one of {sorted(known)}.")
     config = dict(config)
     for key in ("kernel_initializer", "bias_initializer"):
         # a user's function cannot be stored; the saved weights replace what it would draw
         if isinstance(config.get(key), dict) and config[key].get("name") == "custom":
             config[key] = "zeros"
-    return _REGISTRY[class_name](**config)
+    return known[class_name](**config)

@@ -769,6 +769,10 @@ class Sequential:
                 for k, v in s.items():
                     s[k] = target.asarray(v, dtype)
         self.backend, self.xp, self.dtype = target, target.xp, dtype
+        self.streams.retarget(target)
+        for layer in self.layers:
+            if isinstance(layer, _layers.Dropout):
+                layer.rng = self.streams.dropout
         if self.built:
             self._collect_params()
         return self

@@ -47,6 +47,17 @@ class Streams:
             if device_rng is not None:
                 self.dropout = device_rng
 
+    def retarget(self, backend: Any) -> None:
+        """Follow a model to another backend: a GPU stream there, else the host stream.
+
+        A stream cannot continue across the move, so it restarts from the model's seed.
+        """
+        device_rng = backend.device_generator(int(self._dropout_seed.generate_state(1)[0]))
+        if device_rng is not None:
+            self.dropout = device_rng
+        elif not isinstance(self.dropout, np.random.Generator):
+            self.use_host_dropout()
+
     def use_host_dropout(self) -> None:
         """Draw dropout masks on the host (identical on every backend; for parity checks)."""
         self.dropout = np.random.default_rng(self._dropout_seed)
@@ -62,7 +73,8 @@ class Streams:
     def set_state(self, state: dict) -> None:
         """Restore states from :meth:`get_state`, in place (layers keep their references)."""
         for k, v in state.items():
-            getattr(self, k).bit_generator.state = v
+            if isinstance(getattr(self, k), np.random.Generator):  # a GPU stream keeps its own
+                getattr(self, k).bit_generator.state = v
 
     def permutation(self, n: int) -> np.ndarray:
         """A random order of ``range(n)`` from the shuffle stream (int64, on the host)."""

@@ -192,3 +192,11 @@ def test_fake_cupy_bad_device_spelling(monkeypatch):
 def test_describe_cpu_devices():
     assert B.resolve("numpy").describe() == "cpu"
     assert B.resolve("array_api_strict", "device1").describe() == "device1"
+
+
+def test_set_backend_none_restores_the_environment(monkeypatch):
+    monkeypatch.setattr(B, "_global", None)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    bp.set_backend("numpy")
+    assert bp.get_backend().name == "numpy"
+    assert bp.set_backend(None).name == "array_api_strict"

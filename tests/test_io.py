@@ -89,3 +89,9 @@ def test_not_a_model_file(tmp_path):
 def test_unbuilt_model_cannot_be_saved(tmp_path):
     with pytest.raises(RuntimeError, match="built model"):
         bp.Sequential([Dense(3)]).save(tmp_path / "m.npz")
+
+
+def test_a_plain_npy_file_is_refused(tmp_path):
+    np.save(tmp_path / "x.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"single array \(\.npy\)"):
+        bp.load(tmp_path / "x.npy")

@@ -163,3 +163,38 @@ def test_from_config_roundtrip():
     assert again.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="Unknown layer class 'Conv2D'"):
         L.from_config("Conv2D", {})
+
+
+class Scale(L.Layer):
+    """A custom layer: y = s * x with a trainable scalar s (as a user would write one)."""
+
+    def __init__(self, init: float = 2.0, name=None):
+        super().__init__(name)
+        self.init = init
+
+    def build(self, input_dim, backend, rng, dtype):
+        super().build(input_dim, backend, rng, dtype)
+        self.params = {"s": backend.asarray([self.init], dtype)}
+
+    def forward(self, x, training=False):
+        self.x, self._has_forward = x, True
+        return self.params["s"] * x
+
+    def backward(self, dy):
+        self.grads["s"] = self.xp.reshape(self.xp.sum(dy * self.x), (1,))
+        return self.params["s"] * dy
+
+    def get_config(self):
+        return {"name": self.name, "init": self.init}
+
+
+def test_custom_layers_work_with_gradcheck_explain_and_files(tmp_path, rng):
+    model = bp.Sequential([L.Dense(3, "tanh", input_dim=2), Scale(), L.Dense(1, "sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam")
+    X, y = rng.normal(size=(8, 2)), rng.integers(0, 2, 8)
+    assert bp.gradcheck(model, X, y) < 1e-7
+    assert "Scale" in model.explain(X, y, print_fn=None)
+    model.save(tmp_path / "m.npz")
+    again = bp.load(tmp_path / "m.npz")
+    assert isinstance(again.layers[1], Scale)
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
