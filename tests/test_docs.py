@@ -1,0 +1,376 @@
+"""The documentation in docs/ is tested: its code runs, its quotes match the source, its API
+reference names every public object.
+
+Fenced blocks, by their info string:
+
+- ``python``: run, in order, one fresh namespace per page, in a temporary working directory with
+  matplotlib's Agg backend;
+- ``text output`` right after a ``python`` block: what that block prints, compared line by line
+  with the floating-point numbers masked (the structure is checked, not the values);
+- ``py file=PATH object=QUALNAME``: a quotation of the source; each run of lines (runs are
+  separated by a line ``...``) must appear verbatim, in order, in that object's source, and the
+  paragraph right above the block must name the file and the object;
+- ``python-gpu``, ``text``, ``bash``: shown, not run (they need a GPU, another library or a
+  shell).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import inspect
+import io
+import os
+import re
+import textwrap
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import backprop as bp
+from backprop import backend as _backend
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = ["index.md", "article-to-code.md", "backends.md", "api.md", "file-format.md", "faq.md"]
+KINDS = {"python", "python-gpu", "py", "text", "bash"}
+
+# the modules whose public names docs/api.md documents (besides those in backprop.__all__)
+EXTRA_MODULES = ["viz", "backend", "model", "io"]
+
+
+@dataclass
+class Block:
+    kind: str
+    attrs: dict[str, str]
+    flags: set[str]
+    code: str
+    line: int  # 1-based line of the first line of code in the page
+    before: str  # the paragraph right above the opening fence
+
+
+def blocks(page: str) -> list[Block]:
+    """The fenced code blocks of a page, in order."""
+    if not (DOCS / page).is_file():  # reported by test_every_page_exists_and_the_index_links_it
+        return []
+    lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
+    out, i = [], 0
+    while i < len(lines):
+        m = re.match(r"^```(\S*)(.*)$", lines[i])
+        if not m:
+            i += 1
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        attrs = dict(w.split("=", 1) for w in rest if "=" in w)
+        flags = {w for w in rest if "=" not in w}
+        above: list[str] = []  # the paragraph right above the fence
+        for s in reversed(lines[:i]):
+            if s.startswith("```") or (not s.strip() and above):
+                break
+            if s.strip():
+                above.insert(0, s)
+        before = " ".join(above)
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
+        assert end is not None, f"{page}:{i + 1}: unclosed code fence"
+        out.append(Block(kind, attrs, flags, "\n".join(lines[i + 1 : end]), i + 2, before))
+        i = end + 1
+    return out
+
+
+# -- every page exists, is linked from the index, and its links resolve --------------------------
+
+
+def test_every_page_exists_and_the_index_links_it():
+    index = (DOCS / "index.md").read_text(encoding="utf-8")
+    for page in PAGES:
+        assert (DOCS / page).is_file(), page
+        if page != "index.md":
+            assert f"({page})" in index, f"docs/index.md does not link {page}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_relative_links_resolve(page):
+    text = (DOCS / page).read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (DOCS / path) if path else DOCS / page
+        assert file.exists(), f"{page}: broken link {target}"
+        if anchor and file.suffix == ".md":
+            headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{page}: no anchor {target}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_code_fences_are_of_known_kinds(page):
+    """A typo such as ```Python would silently skip a block; only known kinds are allowed."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    indented = [i + 1 for i, s in enumerate(text.splitlines()) if re.match(r"\s+```", s)]
+    assert not indented, f"{page}: indented code fences (not parsed) on lines {indented}"
+    for b in blocks(page):
+        assert b.kind in KINDS, f"{page}:{b.line - 1}: unknown code fence kind {b.kind!r}"
+        if b.kind == "py":
+            assert set(b.attrs) == {"file", "object"}, f"{page}:{b.line - 1}: {b.attrs}"
+        if "output" in b.flags:
+            assert b.kind == "text", f"{page}:{b.line - 1}: only text blocks can be output"
+
+
+# -- the python blocks run -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def docs_env(tmp_path, monkeypatch):
+    """A temporary working directory, matplotlib's Agg backend, and the backend choice reset."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    with contextlib.suppress(ImportError):
+        import matplotlib
+
+        matplotlib.use("Agg")
+    monkeypatch.delenv(_backend.ENV_VAR, raising=False)
+    monkeypatch.setattr(_backend, "_global", None)
+    yield tmp_path
+    # a page may set the variable itself; monkeypatch then restores what was there before
+    os.environ.pop(_backend.ENV_VAR, None)
+
+
+_NUMBER = r"[-+]?(?:\d+\.\d+|\d+)(?:[eE][-+]?\d+)?"
+
+
+def mask_numbers(text: str) -> list[str]:
+    """The lines of ``text`` with every floating-point value replaced by ``#``.
+
+    Values after ``norm``, ``min`` and ``max`` are masked even when they print as integers;
+    other integers (shapes, counts) are kept, they are part of the structure.
+    """
+    out = []
+    for line in text.strip("\n").splitlines():
+        line = re.sub(rf"\b(norm|min|max) {_NUMBER}", r"\1 #", line.rstrip())
+        line = re.sub(rf"(?<![\w.#]){_NUMBER}", _mask_float, line)
+        out.append(line)
+    return out
+
+
+def _mask_float(m: re.Match) -> str:
+    s = m.group(0)
+    return "#" if ("." in s or "e" in s.lower()) else s
+
+
+def _run_page(page: str) -> None:
+    namespace: dict = {"__name__": f"docs_{page.replace('-', '_').removesuffix('.md')}"}
+    page_blocks = blocks(page)
+    for i, b in enumerate(page_blocks):
+        if b.kind != "python":
+            continue
+        # leading newlines: tracebacks then point at the line of the page
+        code = compile("\n" * (b.line - 1) + b.code, str(DOCS / page), "exec")
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+            exec(code, namespace)
+        following = page_blocks[i + 1] if i + 1 < len(page_blocks) else None
+        if following is not None and "output" in following.flags:
+            assert mask_numbers(stdout.getvalue()) == mask_numbers(following.code), (
+                f"{page}:{following.line}: the printed output no longer has the structure shown"
+            )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_code_runs(page, docs_env):
+    _run_page(page)
+
+
+def test_output_blocks_follow_python_blocks():
+    for page in PAGES:
+        bs = blocks(page)
+        for prev, b in zip([None, *bs], bs, strict=False):
+            if "output" in b.flags:
+                assert prev is not None and prev.kind == "python", f"{page}:{b.line}"
+
+
+def test_article_page_shows_the_explain_output():
+    """The worked example is checked by test_page_code_runs; make sure it stays on the page."""
+    outputs = [b for b in blocks("article-to-code.md") if "output" in b.flags]
+    assert any("Backward propagation" in b.code and "dW1 = A0.T @ dZ1" in b.code for b in outputs)
+
+
+def test_mask_numbers_keeps_the_structure():
+    a = mask_numbers("    Z1 = A0 @ W1 + b1     (4, 4)  norm 3.004, min -0.9796, max 0")
+    b = mask_numbers("    Z1 = A0 @ W1 + b1     (4, 4)  norm 2.5, min -1e-05, max 0.25")
+    assert a == b == ["    Z1 = A0 @ W1 + b1     (4, 4)  norm #, min #, max #"]
+    assert mask_numbers("(4, 4)") != mask_numbers("(4, 6)")
+    assert mask_numbers("at epoch 1. Lower") == ["at epoch 1. Lower"]
+
+
+# -- quotations of the source are verbatim ---------------------------------------------------------
+
+
+def _quotes() -> list[tuple[str, Block]]:
+    return [(page, b) for page in PAGES for b in blocks(page) if b.kind == "py"]
+
+
+def _source_of(file: str, qualname: str) -> list[str] | None:
+    """The source lines of the class or function ``qualname`` (``Dense.forward``) in ``file``.
+
+    Read from the file as it is now (not from the imported module), so the check sees what a
+    reader of the file sees.
+    """
+    text = (ROOT / file).read_text(encoding="utf-8")
+    body = ast.parse(text).body
+    node = None
+    for part in qualname.split("."):
+        node = next(
+            (
+                n
+                for n in body
+                if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and n.name == part
+            ),
+            None,
+        )
+        if node is None:
+            return None
+        body = node.body
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return text.splitlines()[start - 1 : node.end_lineno]
+
+
+def test_the_pages_quote_the_source():
+    assert _quotes(), "no quotations found"
+
+
+@pytest.mark.parametrize(
+    ("page", "block"),
+    [pytest.param(p, b, id=f"{p}:{b.line}") for p, b in _quotes()],
+)
+def test_quotation_is_verbatim(page, block):
+    file, qualname = block.attrs["file"], block.attrs["object"]
+    where = f"{page}:{block.line - 1}"
+    assert f"`{file}`" in block.before and f"`{qualname}`" in block.before, (
+        f"{where}: the paragraph above the quotation must name `{file}` and `{qualname}`"
+    )
+    source = _source_of(file, qualname)
+    assert source is not None, f"{where}: no class or function {qualname} in {file}"
+    chunks = re.split(r"^\.\.\.$", block.code, flags=re.M)
+    start = 0
+    for chunk in chunks:
+        want = textwrap.dedent(chunk.strip("\n")).splitlines()
+        for i in range(start, len(source) - len(want) + 1):
+            if textwrap.dedent("\n".join(source[i : i + len(want)])).splitlines() == want:
+                start = i + len(want)
+                break
+        else:
+            pytest.fail(f"{where}: these lines are no longer in {file}, {qualname}:\n{chunk}")
+
+
+# -- the API reference names every public object ---------------------------------------------------
+
+
+def _modules() -> dict[str, types.ModuleType]:
+    names = [n for n in bp.__all__ if isinstance(getattr(bp, n), types.ModuleType)]
+    return {n: importlib.import_module(f"backprop.{n}") for n in [*names, *EXTRA_MODULES]}
+
+
+def _public(module: types.ModuleType) -> dict[str, object]:
+    """Classes and functions a module defines and does not mark private (its __all__ if any)."""
+    names = getattr(module, "__all__", None) or [n for n in vars(module) if not n.startswith("_")]
+    out = {}
+    for n in names:
+        obj = getattr(module, n)
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and obj.__module__ == module.__name__:
+            out[n] = obj
+    return out
+
+
+def _members(cls: type) -> dict[str, object]:
+    """Public methods and properties a class adds (overrides are documented on the base)."""
+    bases = [b for b in cls.__mro__[1:] if b.__module__.startswith("backprop")]
+    return {
+        n: obj
+        for n, obj in vars(cls).items()
+        if not n.startswith("_")
+        and (inspect.isfunction(obj) or isinstance(obj, property))
+        and not any(n in vars(b) for b in bases)
+    }
+
+
+def _top_level() -> dict[str, object]:
+    return {
+        n: getattr(bp, n)
+        for n in bp.__all__
+        if inspect.isclass(getattr(bp, n)) or inspect.isfunction(getattr(bp, n))
+    }
+
+
+def _documented() -> dict[str, set[str]]:
+    """Section (``backprop``, ``backprop.layers``, ...) -> the names it has entries for."""
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    sections: dict[str, set[str]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"^## `(backprop[\w.]*)`", line)
+        if heading:
+            current = sections.setdefault(heading.group(1), set())
+        elif current is not None:
+            current.update(re.findall(r"\*\*`([\w.]+)`\*\*", line))
+    return sections
+
+
+def _expected() -> dict[str, dict[str, object]]:
+    """Section -> {entry name: object} that docs/api.md must have."""
+    top = _top_level()
+    reexported = {id(obj) for obj in top.values()}
+    expected = {"backprop": dict(top)}
+    for name, module in _modules().items():
+        entries = {n: o for n, o in _public(module).items() if id(o) not in reexported}
+        expected[f"backprop.{name}"] = entries
+    for section in expected.values():
+        for n, obj in list(section.items()):
+            if inspect.isclass(obj):
+                section.update({f"{n}.{k}": v for k, v in _members(obj).items()})
+    return expected
+
+
+def test_api_page_names_every_public_object():
+    documented = _documented()
+    missing = [
+        f"{section}: {name}"
+        for section, entries in _expected().items()
+        for name in entries
+        if name not in documented.get(section, set())
+    ]
+    assert not missing, (
+        "docs/api.md lacks entries (- **`Name`**`(signature)`: summary line) for:\n"
+        + "\n".join(missing)
+    )
+
+
+def test_api_page_names_nothing_that_is_gone():
+    expected = _expected()
+    stale = [
+        f"{section}: {name}"
+        for section, names in _documented().items()
+        for name in names
+        if name not in expected.get(section, {})
+    ]
+    assert not stale, "docs/api.md documents names that no longer exist:\n" + "\n".join(stale)
+
+
+def test_every_public_object_has_a_summary_line():
+    lacking = []
+    for section, entries in _expected().items():
+        for name, obj in entries.items():
+            target = obj.fget if isinstance(obj, property) else obj
+            doc = inspect.getdoc(target) or ""
+            if not doc.strip() or not doc.splitlines()[0].strip():
+                lacking.append(f"{section}.{name}")
+    assert not lacking, "no docstring summary line: " + ", ".join(lacking)
