@@ -94,7 +94,11 @@ class LeakyReLU(ActivationFunction):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
+        if (
+            not isinstance(alpha, int | float)
+            or isinstance(alpha, bool)
+            or not 0 <= alpha < math.inf
+        ):
             raise ValueError(f"leaky_relu alpha must be a number >= 0, received {alpha!r}.")
         self.alpha = float(alpha)
 
@@ -117,7 +121,11 @@ class ELU(ActivationFunction):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha < 0:
+        if (
+            not isinstance(alpha, int | float)
+            or isinstance(alpha, bool)
+            or not 0 <= alpha < math.inf
+        ):
             raise ValueError(f"elu alpha must be a number >= 0, received {alpha!r}.")
         self.alpha = float(alpha)
 

@@ -72,7 +72,7 @@ def _numeric_device_array(a: Any, name: str) -> Any:
     return xp
 
 
-def check_X(X: Any, n_features: int | None = None, name: str = "X") -> Any:
+def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str = "float64") -> Any:
     """Validate features: numeric, 2-D ``(n_samples, n_features)``, non-empty, finite.
 
     Parameters
@@ -105,20 +105,29 @@ def check_X(X: Any, n_features: int | None = None, name: str = "X") -> Any:
         raise ValueError(
             f"The model expects {name} with {n_features} features, received shape {tuple(X.shape)}."
         )
-    _check_finite(X, xp, name)
+    _check_finite(X, xp, name, dtype)
     return X
 
 
-def _check_finite(a: Any, xp: Any, name: str) -> None:
+def _check_finite(a: Any, xp: Any, name: str, dtype: str = "float64") -> None:
+    """One reduction: False for NaN, +-inf and values the model's dtype cannot hold."""
     if xp is np and a.dtype.kind in "biu":
         return
     if xp is not np and not xp.isdtype(a.dtype, "real floating"):
         return
-    if not bool(xp.all(xp.isfinite(a))):
+    limit = float(np.finfo(dtype).max)  # a Python float: comparing is exact and warning-free
+    if not bool(xp.all(xp.abs(a) <= limit)):
+        if bool(xp.all(xp.isfinite(a))):
+            raise ValueError(
+                f"{name} holds values beyond the range of the model's dtype {dtype} "
+                f"(|value| > {limit:g}); rescale the data or use dtype='float64'."
+            )
         raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
 
 
-def check_y(y: Any, n_samples: int, kind: str, n_outputs: int, name: str = "y") -> Any:
+def check_y(
+    y: Any, n_samples: int, kind: str, n_outputs: int, name: str = "y", dtype: str = "float64"
+) -> Any:
     """Validate labels against the loss's kind and the model's output width.
 
     Parameters
@@ -141,7 +150,7 @@ def check_y(y: Any, n_samples: int, kind: str, n_outputs: int, name: str = "y") 
             f"X and {name} must have the same number of rows: X has {n_samples}, {name} has "
             f"{y.shape[0]} (shape {tuple(y.shape)})."
         )
-    _check_finite(y, xp, name)
+    _check_finite(y, xp, name, dtype)
     width = 1 if y.ndim == 1 else y.shape[1]
     if kind == "sparse":
         if width != 1:

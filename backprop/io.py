@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -122,21 +122,25 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
             raise FileNotFoundError(f"No model file at {path!r}.")
     if os.path.getsize(path) == 0:
         raise ValueError(f"{path} is empty: not a backprop model file.")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a backprop model file.")
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path} holds a single array (.npy), not a backprop model file.")
-        with loaded as f:
-            names = f.files
-            if "__config__" not in names:
-                raise ValueError(f"{path} is not a backprop model file (no __config__ entry).")
-            config = json.loads(str(f["__config__"]))
-            arrays = {k: f[k] for k in names if k != "__config__"}
+        # our own handle: numpy does not close it when the zip directory is unreadable
+        with open(path, "rb") as fh:
+            loaded = np.load(fh, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError(f"{path} holds a single array (.npy), not a backprop model file.")
+            with loaded as f:
+                names = f.files
+                if "__config__" not in names:
+                    raise ValueError(f"{path} is not a backprop model file (no __config__ entry).")
+                config = json.loads(str(f["__config__"]))
+                arrays = {k: f[k] for k in names if k != "__config__"}
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ValueError(f"{path} is damaged or not a backprop model file: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # untrusted bytes: any failure of the parsers means a damaged file
         raise ValueError(
             f"{path} is damaged or not a backprop model file: {type(exc).__name__}: {exc}"
         ) from None
@@ -144,13 +148,17 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{path} is not a backprop model file (format {found!r}).")
     version = config.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
         raise ValueError(
             f"{path} has format version {version!r}; this backprop reads versions up to "
             f"{VERSION}. Upgrade backprop to load it."
         )
     listed = config.get("arrays")
-    if not isinstance(listed, list) or sorted(listed) != sorted(arrays):
+    if (
+        not isinstance(listed, list)
+        or not all(isinstance(k, str) for k in listed)
+        or sorted(listed) != sorted(arrays)
+    ):
         raise ValueError(f"{path} is damaged: its arrays do not match the list in its header.")
     if _checksum(arrays, listed) != config.get("checksum"):
         raise ValueError(f"{path} is damaged: checksum mismatch (the arrays were altered).")
@@ -203,15 +211,37 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
                 {k: model.backend.asarray(arrays[f"opt_{i}_{k}"], model.dtype) for k in keys}
                 for i, keys in enumerate(compiled["state_keys"])
             ]
-            optimizer.iterations = int(compiled["iterations"])
+            iterations = compiled["iterations"]
+            if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+                raise ValueError(f"iterations must be an integer >= 0, not {iterations!r}")
+            optimizer.iterations = iterations
+            _check_state(model, optimizer)
     except BackendError:
         raise  # the requested backend/device, not the file, is the problem
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # whatever the header makes a constructor raise: a damaged file
         raise ValueError(
             f"{path} is damaged: its header does not describe a valid model "
             f"({type(exc).__name__}: {exc})."
         ) from None
     return model
+
+
+def _check_state(model: Any, optimizer: Any) -> None:
+    """The optimizer state must fit the weights: one flat vector, or one array per weight."""
+    state, names = optimizer.state, sorted(optimizer.state_names)
+    if not state:
+        if optimizer.iterations and names:
+            raise ValueError(f"{optimizer.iterations} steps were taken but no state was saved")
+        return
+    if any(sorted(s) != names for s in state):
+        raise ValueError(f"optimizer state keys {[sorted(s) for s in state]}, expected {names}")
+    shapes = [tuple(layer.params[k].shape) for layer, k in model._param_slots]
+    flat = [(sum(math.prod(sh) for sh in shapes),)]
+    found = [tuple(s[k].shape) for s in state for k in names]
+    expected_flat = [sh for sh in flat for _ in names]
+    expected_per = [sh for sh in shapes for _ in names]
+    if found not in (expected_flat, expected_per):
+        raise ValueError(f"optimizer state shapes {found} do not fit the weights {shapes}")
 
 
 def _clone(model: Any, dtype: str | None = None, backend: Any = None) -> Any:

@@ -45,6 +45,8 @@ class Layer:
         self.xp = None
         self.input_dim: int | None = None
         self._has_forward = False
+        # whether backward returns dL/dx; the model turns it off for its first layer in fit
+        self.need_dx = True
 
     # -- building ---------------------------------------------------------------------------
     @property
@@ -221,8 +223,12 @@ class Dense(Layer):
         self._check_forward_done()
         return self.backward_from_logits(self.activation.backward(dy, self.z, self.y, self.xp))
 
-    def backward_from_logits(self, dz: Array) -> Array:
-        """The backward pass from ``dz = dL/dz`` (used when the loss is fused with g)."""
+    def backward_from_logits(self, dz: Array) -> Array | None:
+        """The backward pass from ``dz = dL/dz`` (used when the loss is fused with g).
+
+        Returns None instead of ``dx`` when ``need_dx`` is False: the model's first layer does
+        not need the gradient of the data.
+        """
         self._check_forward_done()
         xp, W = self.xp, self.params["W"]
         dW = self.x.T @ dz
@@ -232,7 +238,7 @@ class Dense(Layer):
         if self.use_bias:
             # b was broadcast over the batch, so its gradient sums over it.
             self.grads["b"] = xp.sum(dz, axis=0)
-        return dz @ W.T
+        return dz @ W.T if self.need_dx else None
 
     def penalty(self):
         if self.kernel_regularizer is None:

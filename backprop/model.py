@@ -182,7 +182,8 @@ class Sequential:
 
     def _flat_grads(self) -> Array:
         xp = self.xp
-        return xp.concat([xp.reshape(layer.grads[k], (-1,)) for layer, k in self._param_slots])
+        grads = [layer.grads[k] for layer, k in self._param_slots]
+        return xp.concat([g if g.ndim == 1 else xp.reshape(g, (-1,)) for g in grads])
 
     # -- compile ------------------------------------------------------------------------------
     def compile(
@@ -270,7 +271,18 @@ class Sequential:
         return loss if penalty is None else loss + penalty
 
     def _backward_from_loss(self, y: Array, y_hat: Array, dz: Array | None = None) -> None:
-        """The backward pass: dL/dz (fused) or dL/dy_hat from the loss, then every layer."""
+        """The backward pass: dL/dz (fused) or dL/dy_hat from the loss, then every layer.
+
+        The first layer skips ``dx = dz @ W.T``: nothing needs the gradient of the data.
+        """
+        first = self.layers[0]
+        first.need_dx = False
+        try:
+            self._backward_layers(y, y_hat, dz)
+        finally:
+            first.need_dx = True
+
+    def _backward_layers(self, y: Array, y_hat: Array, dz: Array | None) -> None:
         xp, layers = self.xp, self.layers
         if self._fused:
             if dz is None:
@@ -335,12 +347,14 @@ class Sequential:
         self, X: Any, y: Any = None, name: str = "X", n_features: int | None = None
     ) -> tuple[Any, Any]:
         """Validate X (and y against the loss and output width) without touching the model."""
-        X = _data.check_X(X, n_features or self.input_dim, name=name)
+        X = _data.check_X(X, n_features or self.input_dim, name=name, dtype=self._dtype_name)
         self._check_device(X, name)
         if y is not None:
             self._check_device(y, "y" + name[1:])
             n_out = self._out_dim_from(X.shape[1])
-            y = _data.check_y(y, X.shape[0], self.loss.kind, n_out, name="y" + name[1:])
+            y = _data.check_y(
+                y, X.shape[0], self.loss.kind, n_out, name="y" + name[1:], dtype=self._dtype_name
+            )
         return X, y
 
     def _check_device(self, a: Any, name: str) -> None:
@@ -420,6 +434,10 @@ class Sequential:
             ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
         """
         self._require_compiled("fit")
+        if y is None:
+            raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
+        if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data):
+            raise TypeError("validation_data needs features and labels: (X_val, y_val).")
         _data.check_positive_int(epochs, "epochs")
         _data.check_positive_int(batch_size, "batch_size", allow_none=True)
         validation_split = _data.check_fraction(validation_split, "validation_split")
@@ -641,6 +659,8 @@ class Sequential:
             ``{"loss": ..., "accuracy": ..., ...}``.
         """
         self._require_compiled("evaluate")
+        if y is None:
+            raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
         _data.check_positive_int(batch_size, "batch_size", allow_none=True)
         X, Y = self._prepare(X, y)
         result = self._evaluate_device(X, Y, batch_size)

@@ -39,7 +39,7 @@ Array = Any
 def _check_number(value: Any, what: str, low: float = 0.0, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise TypeError(f"{what} must be a number, received {what}={value!r}.")
-    if value < low or (low_open and value == low):
+    if value < low or (low_open and value == low) or math.isinf(value):
         bound = f"> {low}" if low_open else f">= {low}"
         raise ValueError(f"{what} must be {bound}, received {what}={value!r}.")
     return float(value)
@@ -330,14 +330,20 @@ class Adam(Optimizer):
         m *= self.beta1
         m += (1.0 - self.beta1) * dW
         v *= self.beta2
-        v += (1.0 - self.beta2) * (dW * dW)
+        g2 = dW * dW  # one temporary, scaled in place: on large nets each costs a memory pass
+        g2 *= 1.0 - self.beta2
+        v += g2
         s["m"], s["v"] = m, v
         return m, v
 
     def update(self, W, dW, s, lr, t, xp):
         m, v = self._moments(dW, s)
         lr_t = lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
-        W -= lr_t * m / (xp.sqrt(v) + self.epsilon)
+        denom = xp.sqrt(v)
+        denom += self.epsilon
+        step = m / denom
+        step *= lr_t
+        W -= step  # W - lr_t * m / (sqrt(v) + eps), with two temporaries instead of four
         return W
 
 

@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+from math import inf
 from typing import Any
 
 Array = Any
@@ -22,7 +23,11 @@ class Regularizer:
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
         for arg, value in (("l1", l1), ("l2", l2)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 <= value < inf
+            ):
                 raise ValueError(f"{arg} must be a number >= 0, received {value!r}.")
         self.l1, self.l2 = float(l1), float(l2)
 
