@@ -9,6 +9,7 @@ no step waits for a host synchronisation.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -270,6 +271,16 @@ class LambdaCallback(Callback):
         on_train_begin: Callable | None = None,
         on_train_end: Callable | None = None,
     ):
+        hooks = {
+            "on_epoch_begin": on_epoch_begin,
+            "on_epoch_end": on_epoch_end,
+            "on_batch_end": on_batch_end,
+            "on_train_begin": on_train_begin,
+            "on_train_end": on_train_end,
+        }
+        for hook, fn in hooks.items():
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{hook} must be a function or None, received {fn!r}.")
         noop2 = lambda a, b=None: None  # noqa: E731
         noop1 = lambda logs=None: None  # noqa: E731
         self.on_epoch_begin = on_epoch_begin or noop2
@@ -283,6 +294,10 @@ class LearningRateScheduler(Callback):
     """Set the optimizer's learning rate at each epoch from ``schedule(epoch, lr) -> new lr``."""
 
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError(
+                f"schedule must be a function (epoch, lr) -> lr, received {schedule!r}."
+            )
         self.schedule, self.verbose = schedule, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -313,6 +328,8 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         verbose: int = 0,
     ):
+        if not isinstance(filepath, str | os.PathLike) or not str(filepath):
+            raise TypeError(f"filepath must be a non-empty path, received {filepath!r}.")
         self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
         self.verbose = verbose
         self._stop = EarlyStopping(monitor=monitor, mode=mode)

@@ -124,3 +124,17 @@ def test_history_is_returned_and_kept(circles):
     model = _model()
     h = model.fit(X, y, epochs=2, verbose=0)
     assert model.history is h and h.epoch == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: C.LambdaCallback(on_epoch_end="print"), "on_epoch_end must be a function"),
+        (lambda: C.LearningRateScheduler(0.1), "schedule must be a function"),
+        (lambda: C.ModelCheckpoint(None), "filepath must be a non-empty path"),
+        (lambda: C.EarlyStopping(patience=-1), "patience must be an integer >= 0"),
+    ],
+)
+def test_bad_callback_arguments(make, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        make()

@@ -444,3 +444,25 @@ def test_get_unknown_name_lists_valid_names():
 def test_get_bad_type():
     with pytest.raises(TypeError, match="loss"):
         L.get(3)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_logits_of_ten_thousand_give_finite_losses_and_gradients(dtype, backend):
+    """Sigmoid/softmax + cross-entropy from logits of +-1e4: finite, and the right limits."""
+    if not backend.supports_float64 and dtype == "float64":
+        pytest.skip("no float64 on this device")
+    xp = backend.xp
+    z = backend.asarray(np.array([[1e4], [-1e4], [1e4], [-1e4]]), dtype)
+    y = backend.asarray(np.array([[1.0], [0.0], [0.0], [1.0]]), dtype)
+    p = A.sigmoid.forward(z, xp)
+    loss, dz = L.BinaryCrossentropy().from_logits(y, z, p, xp)
+    host_loss, host_dz = float(bp.to_numpy(loss)), bp.to_numpy(dz)
+    assert np.isfinite(host_loss) and np.all(np.isfinite(host_dz))
+    assert host_loss == pytest.approx(2e4 / 4, rel=1e-6)  # two right (0), two wrong (1e4 each)
+    np.testing.assert_allclose(host_dz.ravel(), [0, 0, 0.25, -0.25], atol=1e-7)
+    zc = backend.asarray(np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]]), dtype)
+    yc = backend.asarray(np.array([[1.0, 0, 0], [1.0, 0, 0]]), dtype)
+    pc = A.softmax.forward(zc, xp)
+    loss, dz = L.CategoricalCrossentropy().from_logits(yc, zc, pc, xp)
+    assert float(bp.to_numpy(loss)) == pytest.approx(2e4 / 2, rel=1e-6)
+    assert np.all(np.isfinite(bp.to_numpy(dz)))
