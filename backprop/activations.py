@@ -35,22 +35,78 @@ class ActivationFunction:
     name = "activation"
 
     def forward(self, z: Array, xp: Any) -> Array:
-        """The activation: ``y = g(z)``."""
+        """The activation: ``y = g(z)``.
+
+        Parameters
+        ----------
+        z : array, shape (n, k)
+            Pre-activations (any shape for the elementwise activations).
+        xp : namespace
+            The Array API namespace of ``z``.
+
+        Returns
+        -------
+        y : array, shape (n, k)
+            ``g(z)``, the shape and dtype of ``z``.
+        """
         raise NotImplementedError
 
     def derivative(self, z: Array, y: Array, xp: Any) -> Array:
-        """g'(z), elementwise; ``y`` is ``g(z)``, already computed by ``forward``."""
+        """g'(z), elementwise; ``y`` is ``g(z)``, already computed by ``forward``.
+
+        Parameters
+        ----------
+        z : array, shape (n, k)
+            Pre-activations.
+        y : array, shape (n, k)
+            ``g(z)``, from ``forward``.
+        xp : namespace
+            The Array API namespace of ``z``.
+
+        Returns
+        -------
+        array, shape (n, k)
+            ``g'(z)``, elementwise.
+
+        Raises
+        ------
+        NotImplementedError
+            For softmax, whose Jacobian is not diagonal (use ``backward``).
+        """
         raise NotImplementedError
 
     def backward(self, dy: Array, z: Array, y: Array, xp: Any) -> Array:
-        """The vector-Jacobian product: ``dz = dy * g'(z)``."""
+        """The vector-Jacobian product: ``dz = dy * g'(z)``.
+
+        Parameters
+        ----------
+        dy : array, shape (n, k)
+            ``dL/dy``, the gradient of the loss with respect to the output.
+        z : array, shape (n, k)
+            Pre-activations given to ``forward``.
+        y : array, shape (n, k)
+            ``g(z)``, from ``forward``.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        dz : array, shape (n, k)
+            ``dL/dz``.
+        """
         return dy * self.derivative(z, y, xp)
 
     def __call__(self, z: Array, xp: Any = None) -> Array:
         return self.forward(z, xp or array_namespace(z))
 
     def get_config(self) -> dict[str, Any]:
-        """The arguments that rebuild this activation with :func:`get`."""
+        """The arguments that rebuild this activation with :func:`get`.
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}`` plus the constructor arguments, if any.
+        """
         return {"name": self.name}
 
     def __repr__(self) -> str:
@@ -89,7 +145,18 @@ class ReLU(ActivationFunction):
 
 
 class LeakyReLU(ActivationFunction):
-    """g(z) = z if z > 0 else alpha * z, g'(z) = 1 if z > 0 else alpha."""
+    """g(z) = z if z > 0 else alpha * z, g'(z) = 1 if z > 0 else alpha.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        Slope for ``z <= 0``; a number >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is not a finite number >= 0.
+    """
 
     name = "leaky_relu"
 
@@ -116,7 +183,18 @@ class LeakyReLU(ActivationFunction):
 
 
 class ELU(ActivationFunction):
-    """g(z) = z if z > 0 else alpha (e^z - 1), g'(z) = 1 if z > 0 else g(z) + alpha."""
+    """g(z) = z if z > 0 else alpha (e^z - 1), g'(z) = 1 if z > 0 else g(z) + alpha.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Saturation value ``-alpha`` for very negative ``z``; a number >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is not a finite number >= 0.
+    """
 
     name = "elu"
 
@@ -229,12 +307,28 @@ softmax = Softmax()
 
 
 def names() -> list[str]:
-    """The names :func:`get` accepts."""
+    """The names :func:`get` accepts.
+
+    Returns
+    -------
+    list of str
+        The registered activation names, sorted.
+    """
     return sorted(_REGISTRY)
 
 
 def get(identifier: str | ActivationFunction | dict | None) -> ActivationFunction:
     """An activation from a name (``"relu"``), a config dict, an instance, or None (linear).
+
+    Parameters
+    ----------
+    identifier : str, dict, ActivationFunction or None
+        A name from :func:`names`, a dict from ``get_config``, an instance (returned as is) or
+        None (``Linear``).
+
+    Returns
+    -------
+    ActivationFunction
 
     Raises
     ------

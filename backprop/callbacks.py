@@ -23,31 +23,89 @@ class Callback:
     params: dict[str, Any]
 
     def set_model(self, model: Any) -> None:
-        """Attach the model being trained."""
+        """Attach the model being trained.
+
+        Parameters
+        ----------
+        model : Sequential
+            The model being trained.
+        """
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
-        """Attach ``fit``'s settings (``epochs``, ``steps``, ``verbose``, ``samples``)."""
+        """Attach ``fit``'s settings (``epochs``, ``steps``, ``verbose``, ``samples``).
+
+        Parameters
+        ----------
+        params : dict
+            The settings of ``fit``: ``epochs``, ``steps``, ``verbose``, ``samples``.
+        """
         self.params = params
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Called once before the first epoch."""
+        """Called once before the first epoch.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+        """
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        """Called once after the last epoch."""
+        """Called once after the last epoch.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The last epoch's logs.
+        """
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Called at the start of each epoch (counted from 0)."""
+        """Called at the start of each epoch (counted from 0).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch index, from 0.
+        logs : dict, optional
+            Empty at this hook.
+        """
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        """Called at the end of each epoch with its host-side logs."""
+        """Called at the end of each epoch with its host-side logs.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch index, from 0.
+        logs : dict, optional
+            Host floats: ``loss``, the metrics and their ``val_*`` counterparts.
+        """
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Called after each training step."""
+        """Called after each training step.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index within the epoch, from 0.
+        logs : dict, optional
+            ``{"batch": i, "size": n}``.
+        """
 
 
 class CallbackList(Callback):
-    """Runs a list of callbacks in order."""
+    """Runs a list of callbacks in order.
+
+    Parameters
+    ----------
+    callbacks : list of Callback
+        The callbacks, run in this order.
+    model : Sequential
+        The model being trained; given to each callback.
+    params : dict
+        The settings of ``fit``; given to each callback.
+    """
 
     def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]):
         for cb in callbacks:
@@ -112,6 +170,15 @@ class ProgbarLogger(Callback):
 
     The bar moves with the step count and the clock only (redrawn at most every 0.1 s); the
     loss and metrics appear at the end of the epoch, when they come back to the host once.
+
+    Parameters
+    ----------
+    verbose : int, default 1
+        1 for a bar per epoch, 2 for one line per epoch.
+    stream : file-like, optional
+        Where to write; ``sys.stdout`` when omitted.
+    width : int, default 30
+        Width of the bar in characters.
     """
 
     def __init__(self, verbose: int = 1, stream: Any = None, width: int = 30):
@@ -248,6 +315,11 @@ class TerminateOnNaN(Callback):
     Without this callback ``fit`` raises ``NonFiniteLossError`` instead. Either way the weights
     and optimizer state go back to their values at the start of the failing epoch, unless
     ``restore_weights=False`` (then they are left as the non-finite step made them).
+
+    Parameters
+    ----------
+    restore_weights : bool, default True
+        Whether to restore the weights and optimizer state of the start of the failing epoch.
     """
 
     def __init__(self, restore_weights: bool = True):
@@ -261,7 +333,17 @@ class TerminateOnNaN(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, l: ...)``."""
+    """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, l: ...)``.
+
+    Parameters
+    ----------
+    on_epoch_begin, on_epoch_end : callable, optional
+        Called as ``f(epoch, logs)``.
+    on_batch_end : callable, optional
+        Called as ``f(batch, logs)``.
+    on_train_begin, on_train_end : callable, optional
+        Called as ``f(logs)``.
+    """
 
     def __init__(
         self,
@@ -291,7 +373,15 @@ class LambdaCallback(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the optimizer's learning rate at each epoch from ``schedule(epoch, lr) -> new lr``."""
+    """Set the optimizer's learning rate at each epoch from ``schedule(epoch, lr) -> new lr``.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, lr) -> new lr``, with ``epoch`` from 0.
+    verbose : int, default 0
+        Whether to print the new rate at each epoch.
+    """
 
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
         if not callable(schedule):
@@ -318,6 +408,19 @@ class ModelCheckpoint(Callback):
     """Save the model after epochs: every epoch, or only when ``monitor`` improves.
 
     ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+
+    Parameters
+    ----------
+    filepath : str
+        The file name, a format string over ``epoch`` (from 1) and the log keys.
+    monitor : str, default "val_loss"
+        The log key compared when ``save_best_only``.
+    save_best_only : bool, default False
+        Whether to save only when ``monitor`` improves.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether lower or higher ``monitor`` is better; ``"auto"`` picks "max" for accuracies.
+    verbose : int, default 0
+        Whether to print a line at each save.
     """
 
     def __init__(

@@ -52,7 +52,13 @@ class Initializer:
         raise NotImplementedError
 
     def get_config(self) -> dict:
-        """The arguments that rebuild this initializer with :func:`get`."""
+        """The arguments that rebuild this initializer with :func:`get`.
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}`` plus the constructor arguments.
+        """
         return {"name": self.name}
 
     def __repr__(self) -> str:
@@ -64,6 +70,20 @@ class VarianceScaling(Initializer):
 
     uniform: U(-limit, limit) with limit = sqrt(3 scale / fan);
     normal: truncated normal with std = sqrt(scale / fan).
+
+    Parameters
+    ----------
+    scale : float, default 1.0
+        The variance numerator.
+    mode : {"fan_in", "fan_out", "fan_avg"}, default "fan_in"
+        Which fan divides ``scale``.
+    distribution : {"normal", "uniform"}, default "normal"
+        Truncated normal or uniform draws.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``mode`` or ``distribution``.
     """
 
     name = "variance_scaling"
@@ -120,7 +140,13 @@ LecunNormal = _preset(
 
 
 class Constant(Initializer):
-    """Every entry equal to ``value``."""
+    """Every entry equal to ``value``.
+
+    Parameters
+    ----------
+    value : float, default 0.0
+        The value of every entry.
+    """
 
     name = "constant"
 
@@ -159,7 +185,15 @@ class Ones(Constant):
 
 
 class RandomNormal(Initializer):
-    """N(mean, stddev^2) (Keras defaults: mean 0, stddev 0.05)."""
+    """N(mean, stddev^2) (Keras defaults: mean 0, stddev 0.05).
+
+    Parameters
+    ----------
+    mean : float, default 0.0
+        Mean of the draws.
+    stddev : float, default 0.05
+        Standard deviation of the draws.
+    """
 
     name = "random_normal"
 
@@ -174,7 +208,15 @@ class RandomNormal(Initializer):
 
 
 class RandomUniform(Initializer):
-    """U(minval, maxval) (Keras defaults: -0.05, 0.05)."""
+    """U(minval, maxval) (Keras defaults: -0.05, 0.05).
+
+    Parameters
+    ----------
+    minval : float, default -0.05
+        Lower bound.
+    maxval : float, default 0.05
+        Upper bound (excluded).
+    """
 
     name = "random_uniform"
 
@@ -213,7 +255,13 @@ zeros, ones = Zeros(), Ones()
 
 
 def names() -> list[str]:
-    """The names :func:`get` accepts."""
+    """The names :func:`get` accepts.
+
+    Returns
+    -------
+    list of str
+        The registered initializer names, sorted.
+    """
     return sorted(_REGISTRY)
 
 
@@ -221,6 +269,16 @@ def get(identifier: str | dict | Initializer | Callable) -> Initializer | Callab
     """An initializer from a name (``"he_uniform"``), a config dict, an instance or a callable.
 
     A callable must take ``(shape, rng)`` and return a host array of that shape.
+
+    Parameters
+    ----------
+    identifier : str, dict, Initializer or callable
+        A name from :func:`names`, a dict from ``get_config``, an instance or a callable
+        ``(shape, rng) -> numpy.ndarray`` (both returned as is).
+
+    Returns
+    -------
+    Initializer or callable
     """
     if isinstance(identifier, Initializer):
         return identifier

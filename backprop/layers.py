@@ -27,6 +27,16 @@ Array = Any
 class Layer:
     """Base class of all layers.
 
+    Parameters
+    ----------
+    name : str, optional
+        A name for summaries and saved files; by default the class name and a counter.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+
     Attributes
     ----------
     params : dict[str, Array]
@@ -77,20 +87,67 @@ class Layer:
         )
 
     def output_dim(self, input_dim: int) -> int:
-        """Number of output features for ``input_dim`` input features."""
+        """Number of output features for ``input_dim`` input features.
+
+        Parameters
+        ----------
+        input_dim : int
+            Number of input features.
+
+        Returns
+        -------
+        int
+            Number of output features (``input_dim`` unless the layer changes it).
+        """
         return input_dim
 
     # -- the math -----------------------------------------------------------------------------
     def forward(self, x: Array, training: bool = False) -> Array:
-        """The forward pass ``y = f(x)`` for a batch ``x`` of shape ``(n, in_dim)``."""
+        """The forward pass ``y = f(x)`` for a batch ``x`` of shape ``(n, in_dim)``.
+
+        Parameters
+        ----------
+        x : array, shape (n, in_dim)
+            A batch of inputs.
+        training : bool, default False
+            Whether this is a training step (dropout masks only then); caches what ``backward``
+            needs.
+
+        Returns
+        -------
+        y : array, shape (n, out_dim)
+            The outputs.
+        """
         raise NotImplementedError
 
     def backward(self, dy: Array) -> Array:
-        """The backward pass: ``dx = dL/dx`` from ``dy = dL/dy``; fills ``grads``."""
+        """The backward pass: ``dx = dL/dx`` from ``dy = dL/dy``; fills ``grads``.
+
+        Parameters
+        ----------
+        dy : array, shape (n, out_dim)
+            ``dL/dy``, the gradient of the loss with respect to the last ``forward`` output.
+
+        Returns
+        -------
+        dx : array, shape (n, in_dim)
+            ``dL/dx``, the gradient with respect to the last ``forward`` input.
+
+        Raises
+        ------
+        RuntimeError
+            If called before ``forward``.
+        """
         raise NotImplementedError
 
     def penalty(self) -> Array | None:
-        """Regularization added to the loss (None when the layer has none)."""
+        """Regularization added to the loss (None when the layer has none).
+
+        Returns
+        -------
+        array, shape () or None
+            The penalty, a 0-d array, or None.
+        """
         return None
 
     def _check_forward_done(self) -> None:
@@ -109,11 +166,23 @@ class Layer:
 
     # -- description ------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, as plain JSON-able values."""
+        """The constructor arguments, as plain JSON-able values.
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}`` plus the other constructor arguments.
+        """
         return {"name": self.name}
 
     def count_params(self) -> int:
-        """Number of scalar parameters."""
+        """Number of scalar parameters.
+
+        Returns
+        -------
+        int
+            The total size of the arrays in ``params``.
+        """
         total = 0
         for p in self.params.values():
             size = 1
@@ -193,7 +262,19 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
 
     def build(self, input_dim, backend, rng, dtype):
-        """Draw ``W (input_dim, units)`` and ``b (units,)`` on the host; move them to the device."""
+        """Draw ``W (input_dim, units)`` and ``b (units,)`` on the host; move them to the device.
+
+        Parameters
+        ----------
+        input_dim : int
+            Number of input features.
+        backend : backprop.backend.Backend
+            Where the arrays live.
+        rng : numpy.random.Generator
+            Seeded host generator for the initial values.
+        dtype : dtype
+            Floating dtype of the backend's namespace.
+        """
         super().build(input_dim, backend, rng, dtype)
         W = self.kernel_initializer((input_dim, self.units), rng)
         self.params = {"W": backend.asarray(W, dtype=dtype)}
@@ -228,6 +309,17 @@ class Dense(Layer):
 
         Returns None instead of ``dx`` when ``need_dx`` is False: the model's first layer does
         not need the gradient of the data.
+
+        Parameters
+        ----------
+        dz : array, shape (n, units)
+            ``dL/dz``, the gradient with respect to the pre-activations ``z = x W + b``.
+
+        Returns
+        -------
+        dx : array, shape (n, input_dim) or None
+            ``dL/dx = dz W^T``; None when ``need_dx`` is False. Fills ``grads["W"]``
+            (shape ``(input_dim, units)``) and ``grads["b"]`` (shape ``(units,)``).
         """
         self._check_forward_done()
         xp, W = self.xp, self.params["W"]
@@ -291,7 +383,18 @@ class Activation(Layer):
         return self.activation.backward(dy, self.z, self.y, self.xp)
 
     def backward_from_logits(self, dz: Array) -> Array:
-        """Fused output activation: the loss already gave dL/dz, the gradient of this input."""
+        """Fused output activation: the loss already gave dL/dz, the gradient of this input.
+
+        Parameters
+        ----------
+        dz : array, shape (n, k)
+            ``dL/dz`` from the fused loss.
+
+        Returns
+        -------
+        array, shape (n, k)
+            ``dz`` itself.
+        """
         self._check_forward_done()
         return dz
 
@@ -357,7 +460,26 @@ def _known_layers() -> dict[str, type[Layer]]:
 
 
 def from_config(class_name: str, config: dict[str, Any]) -> Layer:
-    """Rebuild a layer from ``type(layer).__name__`` and ``layer.get_config()``."""
+    """Rebuild a layer from ``type(layer).__name__`` and ``layer.get_config()``.
+
+    Parameters
+    ----------
+    class_name : str
+        The class name, e.g. ``"Dense"``: a built-in layer or a subclass of ``Layer`` already
+        defined in this process.
+    config : dict
+        Its constructor arguments, as ``get_config`` returns them.
+
+    Returns
+    -------
+    Layer
+        A new, unbuilt layer.
+
+    Raises
+    ------
+    ValueError
+        For an unknown class name.
+    """
     known = _known_layers()
     if class_name not in known:
         raise ValueError(f"Unknown layer class {class_name!r}. Expected one of {sorted(known)}.")

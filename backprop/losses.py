@@ -57,23 +57,93 @@ class Loss:
         return self.forward(self.prepare_targets(y, y_hat.shape[-1], y_hat.dtype, xp), y_hat, xp)
 
     def prepare_targets(self, y: Array, n_outputs: int, dtype: Any, xp: Any) -> Array:
-        """Labels in the layout ``forward`` and ``gradient`` take: ``(n, n_outputs)`` floats."""
+        """Labels in the layout ``forward`` and ``gradient`` take: ``(n, n_outputs)`` floats.
+
+        Parameters
+        ----------
+        y : array, shape (n,) or (n, n_outputs)
+            Labels.
+        n_outputs : int
+            Number of model outputs ``k``.
+        dtype : dtype
+            The floating dtype of the predictions.
+        xp : namespace
+            The Array API namespace of ``y``.
+
+        Returns
+        -------
+        array, shape (n, n_outputs)
+            The labels as floats of ``dtype``.
+        """
         if y.ndim == 1:
             y = xp.reshape(y, (-1, 1))
         return xp.astype(y, dtype) if y.dtype != dtype else y
 
     def forward(self, y: Array, y_hat: Array, xp: Any) -> Array:
-        """L(y, y_hat), a 0-d array."""
+        """L(y, y_hat), a 0-d array.
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as ``prepare_targets`` returns them.
+        y_hat : array, shape (n, k)
+            Predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        array, shape ()
+            The loss, averaged over the batch.
+        """
         raise NotImplementedError
 
     def gradient(self, y: Array, y_hat: Array, xp: Any) -> Array:
-        """dL/dy_hat, the shape of ``y_hat``."""
+        """dL/dy_hat, the shape of ``y_hat``.
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as ``prepare_targets`` returns them.
+        y_hat : array, shape (n, k)
+            Predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        array, shape (n, k)
+            ``dL/dy_hat``.
+        """
         raise NotImplementedError
 
     def from_logits(self, y: Array, z: Array, y_hat: Array, xp: Any) -> tuple[Array, Array]:
         """(L, dL/dz) for the fused activation; ``y_hat = g(z)`` is reused, not recomputed.
 
         Only for losses with a ``fused_activation``.
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as ``prepare_targets`` returns them.
+        z : array, shape (n, k)
+            Pre-activations (logits) of the output layer.
+        y_hat : array, shape (n, k)
+            ``g(z)``, the predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        loss : array, shape ()
+            The loss, computed from ``z`` without overflow.
+        dz : array, shape (n, k)
+            ``dL/dz``.
+
+        Raises
+        ------
+        NotImplementedError
+            For a loss without a fused form.
         """
         raise NotImplementedError(f"{self.name} has no fused form.")
 
@@ -83,6 +153,25 @@ class Loss:
         Sigmoid + binary cross-entropy and softmax + categorical cross-entropy share
         ``(y_hat - y) / m``: the activation's Jacobian cancels the loss's 1/y_hat terms
         (m counts the outputs averaged over: all entries for BCE, the rows for CE).
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as ``prepare_targets`` returns them.
+        y_hat : array, shape (n, k)
+            ``g(z)``, the predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        dz : array, shape (n, k)
+            ``dL/dz``.
+
+        Raises
+        ------
+        NotImplementedError
+            For a loss without a fused form.
         """
         if self.fused_activation is None:
             raise NotImplementedError(f"{self.name} has no fused form.")
@@ -90,7 +179,13 @@ class Loss:
         return (y_hat - y) / m
 
     def get_config(self) -> dict[str, Any]:
-        """The name that rebuilds this loss with :func:`get`."""
+        """The name that rebuilds this loss with :func:`get`.
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}``.
+        """
         return {"name": self.name}
 
     def __repr__(self) -> str:
@@ -228,12 +323,33 @@ mae = mean_absolute_error = MeanAbsoluteError()
 
 
 def names() -> list[str]:
-    """The names :func:`get` accepts."""
+    """The names :func:`get` accepts.
+
+    Returns
+    -------
+    list of str
+        The registered loss names and aliases, sorted.
+    """
     return sorted([*_REGISTRY, *_ALIASES])
 
 
 def get(identifier: str | dict | Loss) -> Loss:
-    """A loss from a name (``"binary_crossentropy"``, ``"mse"``, ...), a config or an instance."""
+    """A loss from a name (``"binary_crossentropy"``, ``"mse"``, ...), a config or an instance.
+
+    Parameters
+    ----------
+    identifier : str, dict or Loss
+        A name from :func:`names`, a dict from ``get_config`` or an instance (returned as is).
+
+    Returns
+    -------
+    Loss
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, dict):

@@ -30,11 +30,40 @@ class Metric:
     n_stats = 1  # how many sums ``stats`` returns
 
     def stats(self, y: Array, y_hat: Array, xp: Any) -> list[Array]:
-        """Sums over the batch, as 0-d arrays on the device."""
+        """Sums over the batch, as 0-d arrays on the device.
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as the loss prepares them.
+        y_hat : array, shape (n, k)
+            Predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        list of arrays, shape () each
+            ``n_stats`` sums.
+        """
         raise NotImplementedError
 
     def result(self, totals: list[float], n: int, k: int) -> float:
-        """The metric from the epoch's summed ``stats``, ``n`` samples of ``k`` outputs."""
+        """The metric from the epoch's summed ``stats``, ``n`` samples of ``k`` outputs.
+
+        Parameters
+        ----------
+        totals : list of float
+            The ``stats`` summed over the epoch's batches.
+        n : int
+            Number of samples.
+        k : int
+            Number of outputs per sample.
+
+        Returns
+        -------
+        float
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -42,7 +71,13 @@ class Metric:
 
 
 class BinaryAccuracy(Metric):
-    """Fraction of outputs on the right side of ``threshold`` (0.5)."""
+    """Fraction of outputs on the right side of ``threshold`` (0.5).
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        Outputs above it count as predicting 1.
+    """
 
     name = "binary_accuracy"
 
@@ -142,7 +177,13 @@ _ALIASES = {
 
 
 def names() -> list[str]:
-    """The names :func:`get` accepts."""
+    """The names :func:`get` accepts.
+
+    Returns
+    -------
+    list of str
+        The registered metric names and aliases, sorted.
+    """
     return sorted([*_REGISTRY, *_ALIASES, "accuracy", "acc"])
 
 
@@ -151,6 +192,19 @@ def get(identifier: str | Metric, loss_kind: str = "binary", n_outputs: int = 1)
 
     ``"accuracy"`` (or ``"acc"``) is picked from the loss, as Keras does: binary accuracy for
     binary cross-entropy (and single-output regression), categorical accuracy otherwise.
+
+    Parameters
+    ----------
+    identifier : str or Metric
+        A name from :func:`names` or an instance (returned as is).
+    loss_kind : str, default "binary"
+        The loss's ``kind``, which resolves ``"accuracy"``.
+    n_outputs : int, default 1
+        Number of model outputs, which resolves ``"accuracy"`` for regression.
+
+    Returns
+    -------
+    Metric
     """
     if isinstance(identifier, Metric):
         return identifier

@@ -101,7 +101,13 @@ class Sequential:
 
     # -- construction -------------------------------------------------------------------------
     def add(self, layer: _layers.Layer) -> None:
-        """Append a layer; it is built now if the input size is already known."""
+        """Append a layer; it is built now if the input size is already known.
+
+        Parameters
+        ----------
+        layer : Layer
+            The layer to append.
+        """
         if not isinstance(layer, _layers.Layer):
             raise TypeError(
                 f"Sequential.add expects a Layer such as bp.layers.Dense(4), received "
@@ -139,7 +145,13 @@ class Sequential:
         return self._out_dim(len(self.layers))
 
     def build(self, input_dim: int) -> None:
-        """Create every layer's parameters for inputs of ``input_dim`` features."""
+        """Create every layer's parameters for inputs of ``input_dim`` features.
+
+        Parameters
+        ----------
+        input_dim : int
+            Number of input features.
+        """
         if not self.layers:
             raise ValueError("The model has no layers: add some with model.add(...) first.")
         _data.check_positive_int(input_dim, "input_dim")
@@ -244,7 +256,20 @@ class Sequential:
 
     # -- forward / backward ---------------------------------------------------------------------
     def forward(self, X: Array, training: bool = False) -> Array:
-        """Run the layers on a batch already on the model's backend; returns ``y_hat``."""
+        """Run the layers on a batch already on the model's backend; returns ``y_hat``.
+
+        Parameters
+        ----------
+        X : array, shape (n, n_features)
+            A batch on the model's backend.
+        training : bool, default False
+            Whether this is a training step (dropout on, caches for ``backward``).
+
+        Returns
+        -------
+        y_hat : array, shape (n, n_outputs)
+            The predictions.
+        """
         if not self.built:
             raise RuntimeError(
                 "The model is not built: give the first layer input_dim=..., or call fit/predict."
@@ -254,7 +279,18 @@ class Sequential:
         return X
 
     def backward(self, dy: Array) -> Array:
-        """Backpropagate ``dy = dL/dy_hat`` through every layer; returns ``dL/dX``."""
+        """Backpropagate ``dy = dL/dy_hat`` through every layer; returns ``dL/dX``.
+
+        Parameters
+        ----------
+        dy : array, shape (n, n_outputs)
+            ``dL/dy_hat``.
+
+        Returns
+        -------
+        array, shape (n, n_features)
+            ``dL/dX``; every layer's ``grads`` are filled.
+        """
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -325,6 +361,20 @@ class Sequential:
         """One step of gradient descent on a batch already on the device.
 
         Returns the batch loss and ``y_hat`` (both on the device; nothing is read back).
+
+        Parameters
+        ----------
+        x : array, shape (n, n_features)
+            A batch of inputs on the model's backend.
+        y : array, shape (n,) or (n, n_outputs)
+            Its targets, prepared by the loss.
+
+        Returns
+        -------
+        loss : array, shape ()
+            The batch loss, including regularization.
+        y_hat : array, shape (n, n_outputs)
+            The predictions before the update.
         """
         y_hat = self.forward(x, training=True)
         loss = self._loss_and_backward(y, y_hat)
@@ -516,6 +566,16 @@ class Sequential:
         Such a layer outputs zeros, so its gradient and that of every layer below it are zero:
         the network predicts a constant and cannot recover. With small nets and Glorot
         initialisation it happens for a few seeds in a hundred, often before training starts.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+            Inputs (any library).
+
+        Returns
+        -------
+        list of str
+            The dead layers' names, bottom first; empty when none.
         """
         X = X if self.backend.owns(X) else self._prepare(X)[0]
         self.forward(X, training=False)
@@ -653,6 +713,17 @@ class Sequential:
     ) -> dict[str, float]:
         """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+            Inputs (any library).
+        y : array_like, shape (n,) or (n, n_outputs)
+            Targets.
+        batch_size : int, optional
+            Rows per batch; all at once when omitted.
+        verbose : int, default 0
+            Whether to print the results.
+
         Returns
         -------
         dict
@@ -694,6 +765,18 @@ class Sequential:
 
         The result is of the input's library and device: NumPy in gives NumPy out; a CuPy, torch
         or array_api_strict array in gives the same library, on the same device, out.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+            Inputs (any library).
+        batch_size : int, optional
+            Rows per batch; all at once when omitted.
+
+        Returns
+        -------
+        y_hat : array, shape (n, n_outputs)
+            The predictions, in the library and on the device of ``X``.
         """
         _data.check_positive_int(batch_size, "batch_size", allow_none=True)
         source = _backend.backend_of(X) if _backend.array_backend_name(X) else None
@@ -734,12 +817,24 @@ class Sequential:
 
     # -- weights --------------------------------------------------------------------------------
     def get_weights(self) -> list:
-        """Copies of the weights as NumPy arrays, in Keras order: W1, b1, W2, b2, ..."""
+        """Copies of the weights as NumPy arrays, in Keras order: W1, b1, W2, b2, ...
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``W`` of shape ``(in_dim, units)`` and ``b`` of shape ``(units,)`` for each ``Dense``.
+        """
         self._require_built("get_weights")
         return [self.backend.to_numpy(layer.params[k]).copy() for layer, k in self._param_slots]
 
     def set_weights(self, weights: list) -> None:
-        """Replace the weights from a list shaped like :meth:`get_weights` (checked first)."""
+        """Replace the weights from a list shaped like :meth:`get_weights` (checked first).
+
+        Parameters
+        ----------
+        weights : list of array_like
+            Arrays shaped like those of :meth:`get_weights`, in the same order.
+        """
         self._require_built("set_weights")
         slots = self._param_slots
         if not isinstance(weights, list | tuple) or len(weights) != len(slots):
@@ -769,12 +864,30 @@ class Sequential:
             )
 
     def count_params(self) -> int:
-        """Total number of trainable scalars."""
+        """Total number of trainable scalars.
+
+        Returns
+        -------
+        int
+        """
         return sum(layer.count_params() for layer in self.layers)
 
     # -- moving and describing ------------------------------------------------------------------
     def to(self, backend: str, device: Any = None) -> Sequential:
-        """Move the model (weights and optimizer state) to another backend/device; returns self."""
+        """Move the model (weights and optimizer state) to another backend/device; returns self.
+
+        Parameters
+        ----------
+        backend : str
+            A backend name, e.g. ``"numpy"``, ``"torch"``, ``"cupy"``.
+        device : optional
+            A device of that backend; its default when omitted.
+
+        Returns
+        -------
+        Sequential
+            ``self``.
+        """
         target = _backend.resolve(backend, device)
         dtype = target.dtype(self._dtype_name)
         for layer in self.layers:
@@ -798,7 +911,18 @@ class Sequential:
         return self
 
     def summary(self, print_fn: Any = print) -> str:
-        """Print (and return) a table of the layers, their output shapes and parameter counts."""
+        """Print (and return) a table of the layers, their output shapes and parameter counts.
+
+        Parameters
+        ----------
+        print_fn : callable, default print
+            Called with the table; None only returns it.
+
+        Returns
+        -------
+        str
+            The table.
+        """
         rows = [("Layer (type)", "Output Shape", "Param #")]
         dim = self.input_dim
         for layer in self.layers:
@@ -821,7 +945,13 @@ class Sequential:
         return text
 
     def get_config(self) -> dict[str, Any]:
-        """Architecture and settings as JSON-able values (used by ``save``)."""
+        """Architecture and settings as JSON-able values (used by ``save``).
+
+        Returns
+        -------
+        dict
+            The name, dtype, seed and each layer's class name and config.
+        """
         return {
             "name": self.name,
             "dtype": self._dtype_name,
@@ -836,13 +966,35 @@ class Sequential:
         """Print one training step on ``batch`` rows as the equations of backpropagation.
 
         Runs on a copy: the model is not changed. See :mod:`backprop.explain`.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features)
+            Inputs (any library).
+        y : array_like, shape (n,) or (n, n_outputs)
+            Targets.
+        batch : int, default 4
+            Number of rows (the first ones) of the step shown.
+        print_fn : callable, default print
+            Called with the text.
+
+        Returns
+        -------
+        str
+            The text printed.
         """
         from .explain import explain
 
         return explain(self, X, y, batch=batch, print_fn=print_fn)
 
     def save(self, path: str) -> None:
-        """Save architecture, weights, compile settings and optimizer state (no pickle)."""
+        """Save architecture, weights, compile settings and optimizer state (no pickle).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (see ``docs/file-format.md``).
+        """
         from .io import save
 
         save(self, path)

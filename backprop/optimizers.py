@@ -102,13 +102,25 @@ class Optimizer:
 
     # -- the step ---------------------------------------------------------------------------
     def current_learning_rate(self) -> float:
-        """The learning rate the next step will use."""
+        """The learning rate the next step will use.
+
+        Returns
+        -------
+        float
+            The constant rate, or the schedule's value at ``iterations``.
+        """
         if isinstance(self.learning_rate, _schedules.LearningRateSchedule):
             return float(self.learning_rate(self.iterations))
         return self.learning_rate
 
     def build(self, params: list[Array]) -> None:
-        """Create zero state arrays like ``params`` (on their device)."""
+        """Create zero state arrays like ``params`` (on their device).
+
+        Parameters
+        ----------
+        params : list of arrays
+            The parameters the optimizer will update, in order.
+        """
         self.state = []
         for W in params:
             xp = array_namespace(W)
@@ -127,6 +139,16 @@ class Optimizer:
             Aligned lists; ``grads[i]`` has the shape of ``params[i]``.
         xp : namespace, optional
             Their namespace (looked up once from the first array when omitted).
+
+        Returns
+        -------
+        list of arrays
+            The new parameters, ``params[i]``'s shape each.
+
+        Raises
+        ------
+        ValueError
+            If ``params`` and ``grads`` differ in length.
         """
         if len(params) != len(grads):
             raise ValueError(
@@ -161,7 +183,28 @@ class Optimizer:
                 s[k] = xp.where(xp.abs(v) < tiny, 0.0, v)
 
     def update(self, W: Array, dW: Array, s: dict[str, Array], lr: float, t: int, xp: Any) -> Array:
-        """The update rule for one parameter; rebinds the entries of its state dict ``s``."""
+        """The update rule for one parameter; rebinds the entries of its state dict ``s``.
+
+        Parameters
+        ----------
+        W : array, shape (d_in, d_out) or (d_out,)
+            The parameter (any shape); updated in place where the namespace allows it.
+        dW : array, the shape of ``W``
+            Its gradient, clipped.
+        s : dict of str to array
+            Its state arrays (the shape of ``W`` each), keyed by ``state_names``.
+        lr : float
+            The learning rate of this step.
+        t : int
+            The step number, from 1.
+        xp : namespace
+            The Array API namespace of ``W``.
+
+        Returns
+        -------
+        array, the shape of ``W``
+            The updated parameter.
+        """
         raise NotImplementedError
 
     def _clip(self, grads: list[Array], xp: Any) -> list[Array]:
@@ -180,7 +223,13 @@ class Optimizer:
 
     # -- description ------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments as JSON-able values (schedules as their config dicts)."""
+        """Constructor arguments as JSON-able values (schedules as their config dicts).
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}`` plus the constructor arguments.
+        """
         lr = self.learning_rate
         config = {
             "name": self.name,
@@ -207,6 +256,22 @@ class SGD(Optimizer):
     W = W + m                                   (classical)
     W = W + momentum * m - lr * dW              (Nesterov)
     Without momentum: W = W - lr * dW.  Defaults: lr 0.01, momentum 0.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.01
+        Step size, or a schedule.
+    momentum : float, default 0.0
+        Momentum coefficient, in [0, 1).
+    nesterov : bool, default False
+        Whether to use Nesterov momentum.
+    **kw
+        ``clipnorm``, ``clipvalue``, ``global_clipnorm`` or ``lr``, as for :class:`Optimizer`.
+
+    Raises
+    ------
+    ValueError
+        If ``momentum`` is not in [0, 1).
     """
 
     name = "sgd"
@@ -241,6 +306,19 @@ class RMSprop(Optimizer):
     v = rho * v + (1 - rho) * dW^2
     W = W - lr * dW / sqrt(v + eps)
     centered=True also tracks g = rho * g + (1 - rho) * dW and uses v - g^2 for v.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        Step size, or a schedule.
+    rho : float, default 0.9
+        Decay rate of the moving averages.
+    epsilon : float, default 1e-7
+        Added under the square root for stability.
+    centered : bool, default False
+        Whether to normalize by the centered second moment ``v - g^2``.
+    **kw
+        ``clipnorm``, ``clipvalue``, ``global_clipnorm`` or ``lr``, as for :class:`Optimizer`.
     """
 
     name = "rmsprop"
@@ -275,6 +353,17 @@ class Adagrad(Optimizer):
 
     v = v + dW^2
     W = W - lr * dW / sqrt(v + eps)
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        Step size, or a schedule.
+    initial_accumulator_value : float, default 0.1
+        Starting value of the accumulated squared gradients.
+    epsilon : float, default 1e-7
+        Added to the denominator for stability.
+    **kw
+        ``clipnorm``, ``clipvalue``, ``global_clipnorm`` or ``lr``, as for :class:`Optimizer`.
     """
 
     name = "adagrad"
@@ -310,6 +399,19 @@ class Adam(Optimizer):
     Folding the bias corrections m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t) into
     lr_t is the paper's "efficient version" (and Keras's): eps then sits beside sqrt(v)
     instead of sqrt(v_hat).
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        Step size, or a schedule.
+    beta1 : float, default 0.9
+        Decay rate of the first moment ``m``.
+    beta2 : float, default 0.999
+        Decay rate of the second moment ``v``.
+    epsilon : float, default 1e-7
+        Added to ``sqrt(v)`` for stability.
+    **kw
+        ``clipnorm``, ``clipvalue``, ``global_clipnorm`` or ``lr``, as for :class:`Optimizer`.
     """
 
     name = "adam"
@@ -351,6 +453,15 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter; Keras's default decay 0.004).
 
     W = W - lr * weight_decay * W, then the Adam step.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        Step size, or a schedule.
+    weight_decay : float, default 0.004
+        Decoupled decay rate, >= 0.
+    **kw
+        ``beta1``, ``beta2``, ``epsilon`` (as for :class:`Adam`) and the clipping arguments.
     """
 
     name = "adamw"
@@ -392,12 +503,33 @@ _REGISTRY: dict[str, type[Optimizer]] = {
 
 
 def names() -> list[str]:
-    """The names :func:`get` accepts."""
+    """The names :func:`get` accepts.
+
+    Returns
+    -------
+    list of str
+        The registered optimizer names, sorted.
+    """
     return sorted(_REGISTRY)
 
 
 def get(identifier: str | dict | Optimizer) -> Optimizer:
-    """An optimizer from a name (``"adam"``), a config dict or an instance (used as is)."""
+    """An optimizer from a name (``"adam"``), a config dict or an instance (used as is).
+
+    Parameters
+    ----------
+    identifier : str, dict or Optimizer
+        A name from :func:`names`, a dict from ``get_config`` or an instance (returned as is).
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str | dict):

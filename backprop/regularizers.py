@@ -17,7 +17,20 @@ Array = Any
 
 
 class Regularizer:
-    """R(W) = l1 * sum|W| + l2 * sum W^2, dR/dW = l1 * sign(W) + 2 * l2 * W (Keras's form)."""
+    """R(W) = l1 * sum|W| + l2 * sum W^2, dR/dW = l1 * sign(W) + 2 * l2 * W (Keras's form).
+
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        Weight of the L1 term, >= 0.
+    l2 : float, default 0.0
+        Weight of the L2 term, >= 0.
+
+    Raises
+    ------
+    ValueError
+        If ``l1`` or ``l2`` is not a finite number >= 0.
+    """
 
     name = "l1_l2"
 
@@ -32,7 +45,19 @@ class Regularizer:
         self.l1, self.l2 = float(l1), float(l2)
 
     def penalty(self, W: Array, xp: Any) -> Array:
-        """R(W), a 0-d array on W's device."""
+        """R(W), a 0-d array on W's device.
+
+        Parameters
+        ----------
+        W : array, shape (d_in, d_out)
+            A weight matrix.
+        xp : namespace
+            The Array API namespace of ``W``.
+
+        Returns
+        -------
+        array, shape ()
+        """
         out = 0.0
         if self.l1:
             out = out + self.l1 * xp.sum(xp.abs(W))
@@ -41,7 +66,19 @@ class Regularizer:
         return out
 
     def gradient(self, W: Array, xp: Any) -> Array:
-        """dR/dW, the shape of W."""
+        """dR/dW, the shape of W.
+
+        Parameters
+        ----------
+        W : array, shape (d_in, d_out)
+            A weight matrix.
+        xp : namespace
+            The Array API namespace of ``W``.
+
+        Returns
+        -------
+        array, shape (d_in, d_out)
+        """
         out = 0.0
         if self.l1:
             out = out + self.l1 * xp.sign(W)
@@ -50,7 +87,13 @@ class Regularizer:
         return out
 
     def get_config(self) -> dict:
-        """The arguments that rebuild this regularizer with :func:`get`."""
+        """The arguments that rebuild this regularizer with :func:`get`.
+
+        Returns
+        -------
+        dict
+            ``{"name": "l1_l2", "l1": ..., "l2": ...}``.
+        """
         return {"name": "l1_l2", "l1": self.l1, "l2": self.l2}
 
     def __repr__(self) -> str:
@@ -58,17 +101,48 @@ class Regularizer:
 
 
 def L1(l1: float = 0.01) -> Regularizer:
-    """R(W) = l1 * sum|W| (Keras default 0.01)."""
+    """R(W) = l1 * sum|W| (Keras default 0.01).
+
+    Parameters
+    ----------
+    l1 : float, default 0.01
+        Weight of the L1 term, >= 0.
+
+    Returns
+    -------
+    Regularizer
+    """
     return Regularizer(l1=l1)
 
 
 def L2(l2: float = 0.01) -> Regularizer:
-    """R(W) = l2 * sum W^2 (Keras default 0.01)."""
+    """R(W) = l2 * sum W^2 (Keras default 0.01).
+
+    Parameters
+    ----------
+    l2 : float, default 0.01
+        Weight of the L2 term, >= 0.
+
+    Returns
+    -------
+    Regularizer
+    """
     return Regularizer(l2=l2)
 
 
 def get(identifier: str | dict | Regularizer | None) -> Regularizer | None:
-    """A regularizer from ``"l1"``, ``"l2"``, ``"l1_l2"``, a config dict, an instance or None."""
+    """A regularizer from ``"l1"``, ``"l2"``, ``"l1_l2"``, a config dict, an instance or None.
+
+    Parameters
+    ----------
+    identifier : str, dict, Regularizer or None
+        ``"l1"``, ``"l2"``, ``"l1_l2"``, a dict from ``get_config``, an instance (returned as
+        is) or None.
+
+    Returns
+    -------
+    Regularizer or None
+    """
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, dict):

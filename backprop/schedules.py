@@ -25,7 +25,13 @@ class LearningRateSchedule:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        """The arguments that rebuild this schedule with :func:`get`."""
+        """The arguments that rebuild this schedule with :func:`get`.
+
+        Returns
+        -------
+        dict
+            ``{"name": ...}`` plus the constructor arguments.
+        """
         return {"name": self.name, **{k: v for k, v in vars(self).items()}}
 
     def __repr__(self) -> str:
@@ -40,7 +46,19 @@ def _positive(value: Any, what: str) -> float:
 
 
 class ExponentialDecay(LearningRateSchedule):
-    """lr = initial_learning_rate * decay_rate ** (step / decay_steps) (floored if staircase)."""
+    """lr = initial_learning_rate * decay_rate ** (step / decay_steps) (floored if staircase).
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        The rate at step 0, > 0.
+    decay_steps : int
+        Steps over which the rate is multiplied by ``decay_rate``, > 0.
+    decay_rate : float
+        The factor per ``decay_steps``, > 0.
+    staircase : bool, default False
+        Whether to decay in discrete jumps (``step // decay_steps``).
+    """
 
     name = "exponential_decay"
 
@@ -66,7 +84,17 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 class StepDecay(LearningRateSchedule):
-    """lr = initial_learning_rate * gamma ** floor(step / step_size) (PyTorch's StepLR)."""
+    """lr = initial_learning_rate * gamma ** floor(step / step_size) (PyTorch's StepLR).
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        The rate at step 0, > 0.
+    step_size : int
+        Steps between decays, a positive integer.
+    gamma : float, default 0.1
+        The factor applied every ``step_size`` steps, > 0.
+    """
 
     name = "step_decay"
 
@@ -87,6 +115,15 @@ class CosineDecay(LearningRateSchedule):
     """Cosine decay from ``initial_learning_rate`` to ``alpha * initial_learning_rate``.
 
     lr = initial * ((1 - alpha) * (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2 + alpha)
+
+    Parameters
+    ----------
+    initial_learning_rate : float
+        The rate at step 0, > 0.
+    decay_steps : int
+        Steps to decay over, > 0; the rate then stays at its minimum.
+    alpha : float, default 0.0
+        The minimum as a fraction of ``initial_learning_rate``, in [0, 1].
     """
 
     name = "cosine_decay"
@@ -110,7 +147,17 @@ _REGISTRY = {cls.name: cls for cls in (ExponentialDecay, StepDecay, CosineDecay)
 
 
 def get(identifier: dict | LearningRateSchedule) -> LearningRateSchedule:
-    """A schedule from a config dict or an instance."""
+    """A schedule from a config dict or an instance.
+
+    Parameters
+    ----------
+    identifier : dict or LearningRateSchedule
+        A dict from ``get_config`` or an instance (returned as is).
+
+    Returns
+    -------
+    LearningRateSchedule
+    """
     if isinstance(identifier, LearningRateSchedule):
         return identifier
     if not isinstance(identifier, dict):
