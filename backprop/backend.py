@@ -174,6 +174,12 @@ class Backend:
         with self.device:
             return cupy.random.default_rng(seed)
 
+    def compile(self, fn: Any) -> Any:
+        """``fn`` compiled as one program where the library can (``jax.jit``), else None."""
+        if self.name != "jax":
+            return None
+        return importlib.import_module("jax").jit(fn)
+
     def describe(self) -> str:
         """A line naming the device, e.g. ``cuda:0 (NVIDIA H100, 79.6 GiB)`` or ``cpu``."""
         name = _device_str(self)

@@ -612,16 +612,26 @@ class Sequential:
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
         fused, last = self._fused, self.layers[-1]
         outputs, logits, penalties = [], [], []
+        compiled, dead = self._compiled_step(), None
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
+            if compiled is not None and penalties and self._penalty() is not None:
+                self._bind_views()  # the penalty reads the layers' views of theta
             penalty = self._penalty()  # the weights this step starts from
-            outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
-            if fused:
-                logits.append(last.z)
+            if compiled is None:
+                outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
+                if fused:
+                    logits.append(last.z)
+            else:
+                y_hat, z, dead = self._run_compiled(compiled, X[lo:hi, ...], Y[lo:hi, ...])
+                outputs.append(y_hat)
+                logits.append(z)
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
             cb.on_batch_end(step, {"batch": step, "size": hi - lo})
+        if compiled is not None:
+            self._bind_views()  # once per epoch: the compiled step works on theta alone
         # The loss and the metrics of every step, computed once from the outputs each step
         # produced (with that step's weights): the numbers per-step sums would give, for a
         # handful of operations per epoch instead of a dozen per step.
@@ -632,8 +642,53 @@ class Sequential:
         if penalties:
             total_loss = total_loss + xp.sum(xp.stack(penalties))
         totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
-        dead = [xp.astype(xp.all(layer.z <= 0), total_loss.dtype) for layer in self._relu_hidden()]
+        if dead is None:
+            dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
+        dead = [xp.astype(flag, total_loss.dtype) for flag in dead]
         return self._logs(total_loss, [*totals, *dead], n, n_extra=len(dead))
+
+    def _compiled_step(self) -> Any:
+        """The whole training step compiled as one program (JAX), or None to run it eagerly.
+
+        The step is this class's own Array API code, traced once per batch shape: forward,
+        backward, the optimizer's update and the dead-layer flags. Dropout (host-drawn masks)
+        and per-array clipping keep the eager path.
+        """
+        opt = self.optimizer
+        if (
+            self._theta is None
+            or opt.clipnorm is not None
+            or any(isinstance(layer, _layers.Dropout) for layer in self.layers)
+        ):
+            return None
+        key = (id(opt), id(self.loss), self.backend)
+        if getattr(self, "_compiled", (None, None))[0] != key:
+            self._compiled = (key, self.backend.compile(self._pure_step))
+        return self._compiled[1]
+
+    def _pure_step(self, theta: Array, state: dict, x: Array, y: Array, lr: Any, t: Any) -> tuple:
+        """One step as a function of its inputs only (what ``jax.jit`` traces)."""
+        self._theta = theta
+        self._bind_views()
+        y_hat = self.forward(x, training=True)
+        self._backward_from_loss(y, y_hat)
+        state = dict(state)
+        theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, self.xp)[0]
+        dead = [self.xp.all(layer.z <= 0) for layer in self._relu_hidden()]
+        return theta, state, y_hat, self.layers[-1].z, dead
+
+    def _run_compiled(self, compiled: Any, x: Array, y: Array) -> tuple:
+        opt = self.optimizer
+        if len(opt.state) != 1:
+            opt.build([self._theta])
+        lr = opt.current_learning_rate()
+        opt.iterations += 1
+        t = opt.iterations
+        theta, state, y_hat, z, dead = compiled(self._theta, opt.state[0], x, y, lr, t)
+        self._theta, opt.state = theta, [state]
+        if t % opt.flush_every == 0:
+            opt._flush_subnormals(self.xp)
+        return y_hat, z, dead
 
     def _loss_value(self, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
         if Z is not None:

@@ -158,17 +158,44 @@ class Optimizer:
         xp = xp or array_namespace(params[0])
         if len(self.state) != len(params):
             self.build(params)
-        grads = self._clip(grads, xp)
         lr = self.current_learning_rate()
         self.iterations += 1
         t = self.iterations
-        new = [
-            self.update(W, dW, s, lr, t, xp)
-            for W, dW, s in zip(params, grads, self.state, strict=True)
-        ]
+        new = self.step(params, grads, self.state, lr, t, xp)
         if t % self.flush_every == 0:
             self._flush_subnormals(xp)
         return new
+
+    def step(
+        self, params: list[Array], grads: list[Array], state: list[dict], lr: Any, t: Any, xp: Any
+    ) -> list[Array]:
+        """Clip, then update every parameter with the given state, learning rate and step.
+
+        The pure core of :meth:`apply`: the host bookkeeping (the step counter, the schedule,
+        the subnormal flush) stays in ``apply``, so ``lr`` and ``t`` may be traced scalars of a
+        compiled step (JAX).
+
+        Parameters
+        ----------
+        params, grads : list of arrays
+            Aligned lists of parameters and their gradients.
+        state : list of dict
+            One state dict per parameter (updated).
+        lr : float or 0-d array
+            Learning rate of this step.
+        t : int or 0-d array
+            Step number, counted from 1.
+        xp : namespace
+            The arrays' namespace.
+
+        Returns
+        -------
+        list of arrays
+            The updated parameters.
+        """
+        grads = self._clip(grads, xp)
+        pairs = zip(params, grads, state, strict=True)
+        return [self.update(W, dW, s, lr, t, xp) for W, dW, s in pairs]
 
     # Moments of parameters whose gradient stays 0 (dead units) decay geometrically into the
     # subnormal range, and squares of tiny gradients land there, where CPU arithmetic is 10-100x
@@ -440,7 +467,8 @@ class Adam(Optimizer):
 
     def update(self, W, dW, s, lr, t, xp):
         m, v = self._moments(dW, s)
-        lr_t = lr * math.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        # ** 0.5, not math.sqrt: t may be a traced scalar when the step is compiled (JAX)
+        lr_t = lr * (1.0 - self.beta2**t) ** 0.5 / (1.0 - self.beta1**t)
         denom = xp.sqrt(v)
         denom += self.epsilon
         step = m / denom

@@ -671,3 +671,20 @@ def test_arrays_on_another_device_of_the_same_library_are_refused(circles):
         model.predict(other.asarray(X, "float32"))
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
+def test_jax_compiled_step_equals_the_eager_step(circles, monkeypatch):
+    """On JAX, fit traces the whole step (the same Array API code) into one program; it must
+    give the eager step's numbers."""
+    X, y = circles
+    compiled_model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
+    h_compiled = compiled_model.fit(X, y, epochs=2, verbose=0)
+    assert compiled_model._compiled[1] is not None
+    eager_model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
+    monkeypatch.setattr(eager_model, "_compiled_step", lambda: None)
+    h_eager = eager_model.fit(X, y, epochs=2, verbose=0)
+    for k in h_eager.history:
+        np.testing.assert_allclose(h_compiled.history[k], h_eager.history[k], rtol=1e-9)
+    for a, b in zip(compiled_model.get_weights(), eager_model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
