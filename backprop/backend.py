@@ -84,7 +84,26 @@ class Backend:
 
     # -- dtypes ---------------------------------------------------------------------------
     def dtype(self, name: str | Any) -> Any:
-        """The namespace's floating dtype for ``"float32"``/``"float64"`` (or a dtype object)."""
+        """The namespace's floating dtype for ``"float32"``/``"float64"`` (or a dtype object).
+
+        Parameters
+        ----------
+        name : str or dtype
+            ``"float32"`` or ``"float64"``, or a dtype object of any library whose string form
+            names one of them.
+
+        Returns
+        -------
+        dtype
+            ``xp.float32`` or ``xp.float64`` of this backend's namespace.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not float32 or float64.
+        BackendError
+            If float64 is asked for on a device without float64 support.
+        """
         if not isinstance(name, str):
             name = _dtype_name(name)
         if name not in ("float32", "float64"):
@@ -121,6 +140,19 @@ class Backend:
             NumPy array, list, scalar, or an array of any supported library.
         dtype : str or dtype, optional
             ``"float32"``, ``"float64"``, a dtype of this namespace, or None to keep the kind.
+
+        Returns
+        -------
+        array
+            An array of this backend's library on its device, same shape as ``x``; ``x``
+            itself when it is already there with the requested dtype.
+
+        Raises
+        ------
+        ValueError
+            If ``dtype`` is a float name other than ``"float32"``/``"float64"``.
+        BackendError
+            If ``dtype`` is ``"float64"`` and the device has no float64 support.
         """
         if isinstance(dtype, str):
             dtype = self.dtype(dtype) if dtype.startswith("float") else getattr(self.xp, dtype)
@@ -141,11 +173,35 @@ class Backend:
         return self.xp.asarray(host, dtype=dtype, device=self.device)
 
     def owns(self, x: Any) -> bool:
-        """Whether ``x`` is an array of this backend's library on this backend's device."""
+        """Whether ``x`` is an array of this backend's library on this backend's device.
+
+        Parameters
+        ----------
+        x : object
+            Any value; host data and arrays of other libraries give False.
+
+        Returns
+        -------
+        bool
+            True when ``x`` belongs to this backend's library and lives on ``self.device``.
+        """
         return array_backend_name(x) == self.name and _same_device(device_of(x), self.device)
 
     def zeros(self, shape: tuple[int, ...], dtype: Any) -> Array:
-        """A zero array on this device."""
+        """A zero array on this device.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Shape of the array.
+        dtype : dtype
+            A dtype of this backend's namespace, e.g. from :meth:`dtype`.
+
+        Returns
+        -------
+        array of shape ``shape``
+            Zeros of ``dtype`` on ``self.device``.
+        """
         if self.name == "cupy":
             with self.device:
                 return self.xp.zeros(shape, dtype=dtype)
@@ -157,6 +213,20 @@ class Backend:
         ``rng`` is a seeded host ``numpy.random.Generator`` (the draws are moved to the device:
         the stream is identical on every backend, which parity tests need) or a generator of
         this device from :meth:`device_generator` (no host round trip).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator or device generator
+            A host generator, or the generator returned by :meth:`device_generator`.
+        shape : tuple of int
+            Shape of the draws.
+        dtype : dtype or str
+            Floating dtype of the result (a dtype of this namespace, or its name).
+
+        Returns
+        -------
+        array of shape ``shape``
+            Uniform draws in [0, 1) of ``dtype`` on ``self.device``.
         """
         if isinstance(rng, np.random.Generator):
             return self.asarray(rng.random(shape), dtype=dtype)
@@ -167,6 +237,16 @@ class Backend:
         """A generator that draws on the device itself, or None where the host path is used.
 
         Only CuPy gets one: a host draw per dropout step would cost a transfer per step.
+
+        Parameters
+        ----------
+        seed : int
+            Seed of the generator.
+
+        Returns
+        -------
+        cupy.random.Generator or None
+            A CuPy generator on ``self.device`` for the cupy backend, else None.
         """
         if self.name != "cupy":
             return None
@@ -175,13 +255,31 @@ class Backend:
             return cupy.random.default_rng(seed)
 
     def compile(self, fn: Any) -> Any:
-        """``fn`` compiled as one program where the library can (``jax.jit``), else None."""
+        """``fn`` compiled as one program where the library can (``jax.jit``), else None.
+
+        Parameters
+        ----------
+        fn : callable
+            A function of arrays of this backend.
+
+        Returns
+        -------
+        callable or None
+            ``jax.jit(fn)`` for the jax backend, else None.
+        """
         if self.name != "jax":
             return None
         return importlib.import_module("jax").jit(fn)
 
     def describe(self) -> str:
-        """A line naming the device, e.g. ``cuda:0 (NVIDIA H100, 79.6 GiB)`` or ``cpu``."""
+        """A line naming the device, e.g. ``cuda:0 (NVIDIA H100, 79.6 GiB)`` or ``cpu``.
+
+        Returns
+        -------
+        str
+            The device name; for CUDA devices (cupy, torch) followed by the GPU's name and
+            total memory in GiB.
+        """
         name = _device_str(self)
         if self.name == "cupy":
             cupy = importlib.import_module("cupy")
@@ -195,7 +293,18 @@ class Backend:
         return name
 
     def to_numpy(self, x: Array) -> np.ndarray:
-        """Copy an array of this backend to a NumPy array on the host."""
+        """Copy an array of this backend to a NumPy array on the host.
+
+        Parameters
+        ----------
+        x : array
+            An array of this backend (host data is accepted too).
+
+        Returns
+        -------
+        numpy.ndarray
+            A host array of the same shape and dtype as ``x``.
+        """
         return to_numpy(x)
 
     def synchronize(self) -> None:
@@ -217,7 +326,19 @@ class Backend:
 
 
 def array_backend_name(x: Any) -> str | None:
-    """The backend name of an array (``"numpy"``, ``"torch"``, ...) or None for host data."""
+    """The backend name of an array (``"numpy"``, ``"torch"``, ...) or None for host data.
+
+    Parameters
+    ----------
+    x : object
+        Any value.
+
+    Returns
+    -------
+    str or None
+        One of ``BACKENDS`` for a NumPy (array or scalar), CuPy, torch, JAX or array_api_strict
+        array; None for anything else (lists, Python scalars, ...).
+    """
     import array_api_compat as compat
 
     if isinstance(x, np.ndarray | np.generic):
@@ -234,14 +355,36 @@ def array_backend_name(x: Any) -> str | None:
 
 
 def device_of(x: Array) -> Any:
-    """The device of an array of any supported library (NumPy: ``"cpu"``)."""
+    """The device of an array of any supported library (NumPy: ``"cpu"``).
+
+    Parameters
+    ----------
+    x : array
+        An array of any supported library.
+
+    Returns
+    -------
+    object
+        The library's device object, as given by ``array_api_compat.device``.
+    """
     import array_api_compat as compat
 
     return compat.device(x)
 
 
 def backend_of(x: Array) -> Backend:
-    """The :class:`Backend` an array lives on (NumPy for lists and other host data)."""
+    """The :class:`Backend` an array lives on (NumPy for lists and other host data).
+
+    Parameters
+    ----------
+    x : array_like
+        An array of any supported library, or host data.
+
+    Returns
+    -------
+    Backend
+        The backend of ``x``'s library on ``x``'s device; the NumPy backend for host data.
+    """
     name = array_backend_name(x)
     if name is None or name == "numpy":
         return resolve("numpy")
@@ -250,6 +393,16 @@ def backend_of(x: Array) -> Backend:
 
 def to_numpy(x: Any) -> np.ndarray:
     """Copy an array of any supported library (or host data) to a NumPy array.
+
+    Parameters
+    ----------
+    x : array_like
+        An array of any supported library, or host data (lists, scalars, NumPy arrays).
+
+    Returns
+    -------
+    numpy.ndarray
+        A host array of the same shape as ``x`` (NumPy input is returned without a copy).
 
     Examples
     --------
@@ -434,6 +587,20 @@ def resolve(backend: str | Backend | None = None, device: Any = None) -> Backend
     device : optional
         Device for that backend: None (library default), ``"cpu"``, ``"cuda:1"``, an int
         (CuPy), ``"device1"``/``"no_float64"`` (array_api_strict), a torch device string.
+
+    Returns
+    -------
+    Backend
+        The backend and device to use.
+
+    Raises
+    ------
+    TypeError
+        If ``backend`` is neither a string, a Backend nor None.
+    BackendError
+        If the backend name is unknown or the device does not exist or cannot be used.
+    BackendNotInstalledError
+        If the backend's array library is not installed.
     """
     if isinstance(backend, Backend):
         return backend if device is None else _make(backend.name, device)
@@ -459,6 +626,27 @@ def set_backend(name: str | None, device: Any = None) -> Backend:
     """Set the process-wide default backend (below ``use_backend`` and explicit arguments).
 
     ``set_backend(None)`` removes it again: ``BACKPROP_BACKEND`` and then NumPy apply.
+
+    Parameters
+    ----------
+    name : str or None
+        A backend name, optionally with ``":device"`` (see :func:`resolve`), or None to clear.
+    device : optional
+        Device for that backend (see :func:`resolve`).
+
+    Returns
+    -------
+    Backend
+        The backend now current (:func:`get_backend`).
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is neither a string nor None.
+    BackendError
+        If the backend name is unknown or the device cannot be used.
+    BackendNotInstalledError
+        If the backend's array library is not installed.
     """
     global _global
     _global = None if name is None else resolve(_check_name_type(name), device)
@@ -466,13 +654,47 @@ def set_backend(name: str | None, device: Any = None) -> Backend:
 
 
 def get_backend() -> Backend:
-    """The backend a new model would use now."""
+    """The backend a new model would use now.
+
+    Returns
+    -------
+    Backend
+        From ``use_backend``, else ``set_backend``, else ``BACKPROP_BACKEND``, else NumPy.
+
+    Raises
+    ------
+    BackendError
+        If ``BACKPROP_BACKEND`` names an unknown backend or an unusable device.
+    BackendNotInstalledError
+        If ``BACKPROP_BACKEND`` names a backend whose library is not installed.
+    """
     return resolve(None)
 
 
 @contextlib.contextmanager
 def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
     """Use a backend inside a ``with`` block (overrides ``set_backend`` and the environment).
+
+    Parameters
+    ----------
+    name : str
+        A backend name, optionally with ``":device"`` (see :func:`resolve`).
+    device : optional
+        Device for that backend (see :func:`resolve`).
+
+    Yields
+    ------
+    Backend
+        The backend in use inside the block.
+
+    Raises
+    ------
+    TypeError
+        If ``name`` is not a string.
+    BackendError
+        If the backend name is unknown or the device cannot be used.
+    BackendNotInstalledError
+        If the backend's array library is not installed.
 
     Examples
     --------
@@ -488,7 +710,14 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
 
 
 def available_backends() -> list[str]:
-    """Backends that are installed and usable on this machine (cupy only when a GPU answers)."""
+    """Backends that are installed and usable on this machine (cupy only when a GPU answers).
+
+    Returns
+    -------
+    list of str
+        Names from ``BACKENDS``, in that order, whose library imports and whose default
+        device can be used.
+    """
     usable = []
     for name in BACKENDS:
         if importlib.util.find_spec(_MODULES[name]) is None:

@@ -20,7 +20,28 @@ Array = Any
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
-    """Raise unless ``value`` is an int >= 1 (bools and floats are refused)."""
+    """Raise unless ``value`` is an int >= 1 (bools and floats are refused).
+
+    Parameters
+    ----------
+    value : object
+        The value to check (a Python or NumPy integer).
+    name : str
+        The argument's name, used in the error message.
+    allow_none : bool, default False
+        Whether None is accepted.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (or None when ``allow_none``); bools are refused.
+    ValueError
+        If ``value`` is an integer below 1.
+    """
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -33,7 +54,27 @@ def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> No
 
 
 def check_fraction(value: Any, name: str) -> float:
-    """Raise unless ``value`` is a number in [0, 1)."""
+    """Raise unless ``value`` is a number in [0, 1).
+
+    Parameters
+    ----------
+    value : int or float
+        The value to check.
+    name : str
+        The argument's name, used in the error message.
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is a bool, not an int or float, or NaN.
+    ValueError
+        If ``value`` is outside [0, 1).
+    """
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise TypeError(f"{name} must be a float in [0, 1), received {name}={value!r}.")
     if not 0.0 <= value < 1.0:
@@ -42,7 +83,26 @@ def check_fraction(value: Any, name: str) -> float:
 
 
 def as_array(a: Any, name: str) -> Any:
-    """Host data as a numeric NumPy array; arrays of a supported library are returned as is."""
+    """Host data as a numeric NumPy array; arrays of a supported library are returned as is.
+
+    Parameters
+    ----------
+    a : array_like
+        Host data (lists, NumPy arrays, scalars) or an array of any supported library.
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    array
+        ``a`` itself for a non-NumPy array of a supported library, else ``np.asarray(a)``
+        (same shape) of a boolean, integer or floating dtype.
+
+    Raises
+    ------
+    TypeError
+        If host data cannot be made an array (e.g. ragged lists) or is not numeric.
+    """
     if array_backend_name(a) not in (None, "numpy"):
         return a
     try:
@@ -81,11 +141,23 @@ def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str =
         Host data or an array of any supported library.
     n_features : int, optional
         The number of features the model expects.
+    name : str, default "X"
+        The argument's name, used in error messages.
+    dtype : str, default "float64"
+        The model's dtype; values beyond its range are refused.
 
     Returns
     -------
-    array
+    array of shape (n_samples, n_features)
         A NumPy array for host input, else ``X`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not numeric.
+    ValueError
+        If ``X`` is not 2-D, is empty, has other than ``n_features`` columns, or holds NaN,
+        infinite values or values beyond the range of ``dtype``.
     """
     X = as_array(X, name)
     xp = _numeric_device_array(X, name) if not isinstance(X, np.ndarray) else np
@@ -140,6 +212,25 @@ def check_y(
         What the loss expects (``Loss.kind``).
     n_outputs : int
         Units of the last layer.
+    name : str, default "y"
+        The argument's name, used in error messages.
+    dtype : str, default "float64"
+        The model's dtype; values beyond its range are refused.
+
+    Returns
+    -------
+    array of shape (n_samples,) or (n_samples, n_outputs)
+        A NumPy array for host input, else ``y`` itself (not reshaped); ``"sparse"`` labels
+        have shape ``(n_samples,)`` or ``(n_samples, 1)``.
+
+    Raises
+    ------
+    TypeError
+        If ``y`` is not numeric.
+    ValueError
+        If ``y`` is not 1-D or 2-D, has other than ``n_samples`` rows, holds NaN, infinite
+        or out-of-range values, or does not fit ``kind`` and ``n_outputs`` (shape, class
+        indices outside [0, n_outputs), or values outside [0, 1] for cross-entropies).
     """
     y = as_array(y, name)
     xp = _numeric_device_array(y, name) if not isinstance(y, np.ndarray) else np

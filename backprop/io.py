@@ -61,6 +61,23 @@ def save(model: Any, path: str | os.PathLike) -> str:
     """Write ``model`` to ``path`` atomically; returns the path written.
 
     ``.npz`` is appended when ``path`` lacks it (as ``numpy.savez`` does).
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model (compiled or not).
+    path : str or os.PathLike
+        Where to write the file.
+
+    Returns
+    -------
+    str
+        The path written, ending in ``.npz``.
+
+    Raises
+    ------
+    RuntimeError
+        If ``model`` is not built.
     """
     from . import __version__
 
@@ -175,12 +192,20 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
     backend, device : optional
         Where to put the model; None follows the usual precedence (current backend).
 
+    Returns
+    -------
+    Sequential
+        The model with its weights, random-stream states and, when it was compiled, its
+        loss, optimizer (state and iteration count) and metrics.
+
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
     ValueError
         A damaged, foreign, future-version or tampered file (the message says which).
+    BackendError
+        If ``backend``/``device`` cannot be used here.
     """
     from .model import Sequential
 

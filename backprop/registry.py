@@ -12,6 +12,21 @@ from typing import Any
 def build(kind: str, identifier: str | dict, registry: dict[str, type]) -> Any:
     """``registry[name](**config)`` for a name or a config dict with a ``"name"`` key.
 
+    Parameters
+    ----------
+    kind : str
+        What is being built (e.g. ``"optimizer"``), used in the error message.
+    identifier : str or dict
+        A name, or a config dict whose ``"name"`` key names the class and whose other keys
+        are passed to its constructor.
+    registry : dict of str to type
+        Lower-case names to classes.
+
+    Returns
+    -------
+    object
+        ``registry[name.lower()](**config)``.
+
     Raises
     ------
     ValueError

@@ -21,6 +21,19 @@ import numpy as np
 class Streams:
     """Independent generators spawned from one seed.
 
+    Parameters
+    ----------
+    seed : int or None, optional
+        A non-negative seed; None draws fresh entropy from the OS.
+    backend : Backend, optional
+        Where dropout masks are drawn: a device generator where the backend has one
+        (:meth:`Backend.device_generator`), else the host stream.
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not a non-negative integer or None (bools are refused).
+
     Attributes
     ----------
     init : numpy.random.Generator
@@ -51,6 +64,15 @@ class Streams:
         """Follow a model to another backend: a GPU stream there, else the host stream.
 
         A stream cannot continue across the move, so it restarts from the model's seed.
+
+        Parameters
+        ----------
+        backend : Backend
+            The backend the model moves to.
+
+        Returns
+        -------
+        None
         """
         device_rng = backend.device_generator(int(self._dropout_seed.generate_state(1)[0]))
         if device_rng is not None:
@@ -59,11 +81,25 @@ class Streams:
             self.use_host_dropout()
 
     def use_host_dropout(self) -> None:
-        """Draw dropout masks on the host (identical on every backend; for parity checks)."""
+        """Draw dropout masks on the host (identical on every backend; for parity checks).
+
+        The host dropout stream restarts from the seed.
+
+        Returns
+        -------
+        None
+        """
         self.dropout = np.random.default_rng(self._dropout_seed)
 
     def get_state(self) -> dict:
-        """The generators' states, as JSON-able dicts (saved with a model for exact resumes)."""
+        """The generators' states, as JSON-able dicts (saved with a model for exact resumes).
+
+        Returns
+        -------
+        dict of str to dict
+            ``bit_generator.state`` keyed by ``"init"``, ``"shuffle"`` and ``"dropout"``;
+            a dropout stream on the device is left out.
+        """
         return {
             k: getattr(self, k).bit_generator.state
             for k in ("init", "shuffle", "dropout")
@@ -71,11 +107,32 @@ class Streams:
         }
 
     def set_state(self, state: dict) -> None:
-        """Restore states from :meth:`get_state`, in place (layers keep their references)."""
+        """Restore states from :meth:`get_state`, in place (layers keep their references).
+
+        Parameters
+        ----------
+        state : dict of str to dict
+            As returned by :meth:`get_state`; an entry for a stream on the device is ignored.
+
+        Returns
+        -------
+        None
+        """
         for k, v in state.items():
             if isinstance(getattr(self, k), np.random.Generator):  # a GPU stream keeps its own
                 getattr(self, k).bit_generator.state = v
 
     def permutation(self, n: int) -> np.ndarray:
-        """A random order of ``range(n)`` from the shuffle stream (int64, on the host)."""
+        """A random order of ``range(n)`` from the shuffle stream (int64, on the host).
+
+        Parameters
+        ----------
+        n : int
+            Number of items.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n,)
+            A permutation of ``0 .. n - 1``, dtype int64.
+        """
         return self.shuffle.permutation(n)
