@@ -97,6 +97,20 @@ class ActivationFunction:
         return dy * self.derivative(z, y, xp)
 
     def __call__(self, z: Array, xp: Any = None) -> Array:
+        """Apply the activation: ``y = g(z)``.
+
+        Parameters
+        ----------
+        z : array, shape (n, k)
+            Pre-activations.
+        xp : namespace, optional
+            Their namespace (looked up from ``z`` when omitted).
+
+        Returns
+        -------
+        array, shape (n, k)
+            ``g(z)``, on ``z``'s device.
+        """
         return self.forward(z, xp or array_namespace(z))
 
     def get_config(self) -> dict[str, Any]:

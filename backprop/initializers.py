@@ -49,6 +49,20 @@ class Initializer:
     name = "initializer"
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Draw initial values.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Shape of the array, ``(fan_in, fan_out)`` for a weight matrix.
+        rng : numpy.random.Generator
+            The seeded host generator to draw from.
+
+        Returns
+        -------
+        numpy.ndarray of shape ``shape``, float64
+            The values, on the host.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict:

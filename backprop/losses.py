@@ -50,7 +50,22 @@ class Loss:
     fused_activation: str | None = None
 
     def __call__(self, y: Array, y_hat: Array, xp: Any = None) -> Array:
-        """The loss value (a 0-d array on the inputs' device)."""
+        """The loss value (a 0-d array on the inputs' device).
+
+        Parameters
+        ----------
+        y : array, shape (n,) or (n, k)
+            Labels in the loss's layout (0/1, one-hot rows, integer classes, real values).
+        y_hat : array, shape (n,) or (n, k)
+            Predictions (probabilities for the cross-entropies).
+        xp : namespace, optional
+            Their namespace (looked up from ``y_hat`` when omitted).
+
+        Returns
+        -------
+        array, shape ()
+            The mean loss over the batch.
+        """
         xp = xp or array_namespace(y_hat)
         if y_hat.ndim == 1:  # a column of single outputs, as Keras accepts
             y_hat = xp.reshape(y_hat, (-1, 1))

@@ -510,6 +510,11 @@ class Adamax(Adam):
     m = beta1 * m + (1 - beta1) * dW
     u = max(beta2 * u, |dW|)
     W = W - lr / (1 - beta1^t) * m / (u + eps)
+
+    Parameters
+    ----------
+    learning_rate, beta1, beta2, epsilon, **kw
+        As for :class:`Adam`.
     """
 
     name = "adamax"

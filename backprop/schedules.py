@@ -22,6 +22,18 @@ class LearningRateSchedule:
     name = "schedule"
 
     def __call__(self, step: int) -> float:
+        """The learning rate at a step.
+
+        Parameters
+        ----------
+        step : int
+            Steps taken so far (0 for the first step).
+
+        Returns
+        -------
+        float
+            The learning rate.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
