@@ -20,7 +20,6 @@ import numpy as np
 
 from .backend import to_numpy
 from .layers import Dense
-from .optimizers import get as get_optimizer
 
 
 def _stats(a: Any) -> str:
@@ -69,7 +68,7 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     model._require_compiled("explain")
     Xc, yc = model._check(X, y)
     m = min(batch, Xc.shape[0])
-    work = _clone_built(model, Xc.shape[1], _clone)
+    work = _clone(model, input_dim=Xc.shape[1])
     Xd, Y = work._prepare(Xc[:m], yc[:m])
     xp, lines = work.xp, []
     out = lines.append
@@ -153,19 +152,3 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     if print_fn is not None:
         print_fn(text)
     return text
-
-
-def _clone_built(model: Any, n_features: int, clone: Any) -> Any:
-    if model.built:
-        return clone(model)
-    from .model import Sequential
-
-    twin = Sequential(
-        [type(layer)(**layer.get_config()) for layer in model.layers],
-        backend=model.backend,
-        dtype=model._dtype_name,
-        seed=model.seed,
-    )
-    twin.build(n_features)
-    twin.compile(model.loss, get_optimizer(model.optimizer.get_config()))
-    return twin

@@ -269,10 +269,13 @@ def _check_state(model: Any, optimizer: Any) -> None:
         raise ValueError(f"optimizer state shapes {found} do not fit the weights {shapes}")
 
 
-def _clone(model: Any, dtype: str | None = None, backend: Any = None) -> Any:
+def _clone(
+    model: Any, dtype: str | None = None, backend: Any = None, input_dim: int | None = None
+) -> Any:
     """A copy of ``model`` (architecture, weights, loss) on ``backend`` in ``dtype``.
 
-    float64 copies of a model whose device has no float64 go to NumPy.
+    float64 copies of a model whose device has no float64 go to NumPy. An unbuilt model is
+    built for ``input_dim`` features: its seed gives the weights it would have drawn itself.
     """
     from .backend import resolve
     from .model import Sequential
@@ -286,8 +289,9 @@ def _clone(model: Any, dtype: str | None = None, backend: Any = None) -> Any:
         layers, backend=target, dtype=dtype or config["dtype"], seed=model.seed, name=model.name
     )
     if not clone.built:
-        clone.build(model.input_dim)
-    clone.set_weights(model.get_weights())
+        clone.build(model.input_dim or input_dim)
+    if model.built:
+        clone.set_weights(model.get_weights())
     if model.loss is not None:
         optimizer = _optimizers.get(model.optimizer.get_config())
         clone.compile(model.loss, optimizer, model._metric_specs)

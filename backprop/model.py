@@ -123,12 +123,6 @@ class Sequential:
         rng = self.streams.dropout if isinstance(layer, _layers.Dropout) else self.streams.init
         return self.backend, rng, self.dtype
 
-    def _out_dim(self, upto: int) -> int:
-        dim = self.input_dim
-        for layer in self.layers[:upto]:
-            dim = layer.output_dim(dim)
-        return dim
-
     @property
     def built(self) -> bool:
         """Whether every layer has its parameters."""
@@ -142,7 +136,7 @@ class Sequential:
     @property
     def output_dim(self) -> int:
         """Number of output units."""
-        return self._out_dim(len(self.layers))
+        return self._out_dim_from(self.input_dim)
 
     def build(self, input_dim: int) -> None:
         """Create every layer's parameters for inputs of ``input_dim`` features.
@@ -616,7 +610,7 @@ class Sequential:
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
-            if compiled is not None and penalties and self._penalty() is not None:
+            if compiled is not None and penalties:
                 self._bind_views()  # the penalty reads the layers' views of theta
             penalty = self._penalty()  # the weights this step starts from
             if compiled is None:

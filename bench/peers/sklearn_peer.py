@@ -21,6 +21,11 @@ from bench.workloads import Workload
 
 
 class SklearnRunner:
+    estimator = MLPClassifier
+
+    def extra_args(self) -> dict:
+        return {}
+
     def __init__(self, wl: Workload, dtype: str, threads: int):
         self.wl, self.dtype = wl, dtype
         self.X, self.y = wl.data(dtype)
@@ -30,7 +35,7 @@ class SklearnRunner:
         self.clf = None  # fit() builds a fresh model
 
     def run(self, epochs: int) -> None:
-        self.clf = MLPClassifier(
+        self.clf = self.estimator(
             hidden_layer_sizes=self.wl.hidden,
             activation="relu",
             solver="adam",
@@ -41,6 +46,7 @@ class SklearnRunner:
             shuffle=True,
             random_state=0,
             n_iter_no_change=epochs + 1,
+            **self.extra_args(),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
