@@ -13,6 +13,7 @@ from . import (
     activations,
     callbacks,
     datasets,
+    distributed,
     initializers,
     layers,
     losses,

@@ -17,10 +17,18 @@ from typing import Any
 
 
 class Callback:
-    """Base class; ``self.model`` is set by ``fit`` before ``on_train_begin``."""
+    """Base class; ``self.model`` is set by ``fit`` before ``on_train_begin``.
+
+    Attributes
+    ----------
+    root_only : bool
+        In data-parallel training, run only on rank 0 (printing, writing files); the others
+        run on every rank, with the same logs (summed over the ranks).
+    """
 
     model: Any = None
     params: dict[str, Any]
+    root_only: bool = False
 
     def set_model(self, model: Any) -> None:
         """Attach the model being trained.
@@ -180,6 +188,8 @@ class ProgbarLogger(Callback):
     width : int, default 30
         Width of the bar in characters.
     """
+
+    root_only = True
 
     def __init__(self, verbose: int = 1, stream: Any = None, width: int = 30):
         self.verbose, self.stream, self.width = verbose, stream, width
@@ -422,6 +432,8 @@ class ModelCheckpoint(Callback):
     verbose : int, default 0
         Whether to print a line at each save.
     """
+
+    root_only = True
 
     def __init__(
         self,

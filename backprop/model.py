@@ -25,6 +25,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from .distributed import parallel as _parallel
 from .rng import Streams
 
 Array = Any
@@ -96,6 +97,7 @@ class Sequential:
         self._metric_names: list[str] = []
         self.stop_training = False
         self.history: _callbacks.History | None = None
+        self._comm: Any = None  # a Communicator during data-parallel fit
         for layer in layers or []:
             self.add(layer)
 
@@ -332,19 +334,29 @@ class Sequential:
                 total = penalty if total is None else total + penalty
         return total
 
-    def _update(self) -> None:
-        """The optimizer's step on the flat vector (per weight array for per-array clipnorm)."""
+    def _update(self, g: Array | None = None) -> None:
+        """The optimizer's step on the flat vector (per weight array for per-array clipnorm).
+
+        ``g`` is the flat gradient when it comes from elsewhere (summed over ranks), else the
+        layers' gradients are used.
+        """
         xp, opt = self.xp, self.optimizer
         if self._theta is None:
             return
         if opt.clipnorm is None:
-            theta = opt.apply([self._theta], [self._flat_grads()], xp)[0]
+            theta = opt.apply([self._theta], [self._flat_grads() if g is None else g], xp)[0]
             if theta is not self._theta:  # immutable arrays (JAX): the update rebound it
                 self._theta = theta
                 self._bind_views()
             return
         views = [layer.params[k] for layer, k in self._param_slots]
-        grads = [layer.grads[k] for layer, k in self._param_slots]
+        if g is None:
+            grads = [layer.grads[k] for layer, k in self._param_slots]
+        else:
+            grads = [
+                xp.reshape(g[a:b], shape)
+                for (a, b), shape in zip(self._bounds, self._shapes, strict=True)
+            ]
         new = opt.apply(views, grads, xp)
         if any(W is not V for W, V in zip(new, views, strict=True)):
             for (layer, k), W in zip(self._param_slots, new, strict=True):
@@ -384,6 +396,30 @@ class Sequential:
         y_hat = self.forward(x, training=True)
         self._backward_from_loss(y, y_hat)
         self._update()
+        return y_hat
+
+    def _step_shard(self, x: Array, y: Array, share: float) -> Array | None:
+        """``_step`` on this rank's shard of a global batch (data-parallel training).
+
+        Each rank's loss is the mean over its shard of ``m_r`` rows; the global batch's mean
+        over ``m`` rows is the sum over ranks of ``(m_r / m)`` times each rank's mean. So each
+        rank scales its gradient by ``share = m_r / m`` and one sum over the ranks gives the
+        exact global gradient, however uneven the shards (an average of the ranks' means
+        would not). A regularizer's gradient, added on every rank, sums to itself since the
+        shares sum to one. A rank with no rows in this batch sends zeros.
+        """
+        xp, comm = self.xp, self._comm
+        if self._theta is None:  # nothing to learn: nothing to sum
+            return self._step(x, y) if x.shape[0] else None
+        if x.shape[0]:
+            y_hat = self.forward(x, training=True)
+            self._backward_from_loss(y, y_hat)
+            g = self._flat_grads()
+            if share != 1.0:
+                g *= share
+        else:
+            y_hat, g = None, xp.zeros_like(self._theta)
+        self._update(comm.allreduce(g, self.backend))
         return y_hat
 
     # -- data -----------------------------------------------------------------------------------
@@ -446,6 +482,7 @@ class Sequential:
         verbose: int = 1,
         callbacks: list[_callbacks.Callback] | None = None,
         initial_epoch: int = 0,
+        distributed: Any = None,
     ) -> _callbacks.History:
         """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
 
@@ -471,12 +508,37 @@ class Sequential:
             Hooks called during training.
         initial_epoch : int
             Epoch to start counting from (for resuming).
+        distributed : bool, str or Communicator, optional
+            Data-parallel training over several processes (see :mod:`backprop.distributed`):
+            True or ``"auto"`` (MPI when launched by ``mpirun``, NCCL for CuPy models),
+            ``"mpi"``, ``"nccl"``, ``"single"`` or a Communicator. Every rank calls ``fit``
+            with the same data; ``batch_size`` is the global batch, split over the ranks, so
+            the result equals one process's with that batch size. Only rank 0 prints and
+            writes checkpoints.
 
         Returns
         -------
         History
             ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
         """
+        args = (X, y, epochs, batch_size, shuffle, validation_data, validation_split, verbose)
+        if distributed is None or distributed is False:
+            return self._fit(*args, callbacks, initial_epoch)
+        return _parallel.fit(self, distributed, *args, callbacks, initial_epoch)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        epochs: int,
+        batch_size: int | None,
+        shuffle: bool,
+        validation_data: tuple[Any, Any] | None,
+        validation_split: float,
+        verbose: int,
+        callbacks: list[_callbacks.Callback] | None,
+        initial_epoch: int,
+    ) -> _callbacks.History:
         self._require_compiled("fit")
         if y is None:
             raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
@@ -524,6 +586,16 @@ class Sequential:
         n = X.shape[0]
         batch_size = min(batch_size or 32, n)
         steps = math.ceil(n / batch_size)
+        n_val = None if Xv is None else Xv.shape[0]
+        comm = self._comm
+        if comm is not None:
+            _parallel.begin(self, X, Y, Xv, batch_size, epochs, initial_epoch, shuffle)
+            if Xv is not None:  # each rank evaluates its part of the validation rows
+                lo, hi = _parallel.shard(0, n_val, comm.rank, comm.size)
+                Xv, Yv = Xv[lo:hi, ...], Yv[lo:hi, ...]
+            if not comm.is_root:  # rank 0 speaks and writes for all
+                verbose = 0
+                callbacks = [c for c in callbacks or [] if not c.root_only]
         self.history = _callbacks.History()
         # History after the user's callbacks, so it records what they add to the logs
         cbs = [*(callbacks or []), self.history]
@@ -543,7 +615,7 @@ class Sequential:
             if not math.isfinite(logs["loss"]):
                 self._nonfinite(epoch, logs["loss"], snapshot, callbacks or [])
             if Xv is not None:
-                val = self._evaluate_device(Xv, Yv)
+                val = self._evaluate_device(Xv, Yv, n_total=n_val)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             # the last batch's flags come back with the metrics; a full probe confirms them
             if logs.pop("_dead_in_last_batch", False) and not warned:
@@ -586,7 +658,7 @@ class Sequential:
 
     def _warn_dead(self, X: Array, when: str) -> bool:
         dead = self.dead_layers(X)
-        if dead:
+        if dead and (self._comm is None or self._comm.is_root):
             warnings.warn(
                 f"Dead network {when}: every unit of hidden layer(s) {', '.join(dead)} is "
                 "inactive (ReLU input <= 0) on the training data, so no gradient reaches the "
@@ -604,16 +676,25 @@ class Sequential:
             # one gather per epoch, then contiguous slices: cheaper than a gather per batch
             order = self.backend.asarray(self.streams.permutation(n), self.backend.int_dtype)
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        fused, last = self._fused, self.layers[-1]
-        outputs, logits, penalties = [], [], []
+        fused, last, comm = self._fused, self.layers[-1], self._comm
+        outputs, logits, penalties, targets = [], [], [], []
         compiled, dead = self._compiled_step(), None
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
+            size = hi - lo
             if compiled is not None and penalties:
                 self._bind_views()  # the penalty reads the layers' views of theta
             penalty = self._penalty()  # the weights this step starts from
-            if compiled is None:
+            if comm is not None:
+                lo, hi = _parallel.shard(lo, hi, comm.rank, comm.size)
+                y_hat = self._step_shard(X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
+                if y_hat is not None:
+                    outputs.append(y_hat)
+                    targets.append(Y[lo:hi, ...])
+                    if fused:
+                        logits.append(last.z)
+            elif compiled is None:
                 outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
                 if fused:
                     logits.append(last.z)
@@ -623,16 +704,18 @@ class Sequential:
                 logits.append(z)
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
-            cb.on_batch_end(step, {"batch": step, "size": hi - lo})
+            cb.on_batch_end(step, {"batch": step, "size": size})
         if compiled is not None:
             self._bind_views()  # once per epoch: the compiled step works on theta alone
+        if comm is not None:  # the loss and metrics of the rows this rank saw, summed later
+            Y = xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
         # The loss and the metrics of every step, computed once from the outputs each step
         # produced (with that step's weights): the numbers per-step sums would give, for a
         # handful of operations per epoch instead of a dozen per step.
-        self._epoch_outputs = (Y, outputs, logits, batch_size)
-        Y_hat = xp.concat(outputs, axis=0) if steps > 1 else outputs[0]
-        Z = (xp.concat(logits, axis=0) if steps > 1 else logits[0]) if fused else None
-        total_loss = self._loss_value(Y, Y_hat, Z) * n
+        self._epoch_outputs = (Y, outputs, logits)
+        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if fused else None
+        total_loss = self._loss_value(Y, Y_hat, Z) * Y.shape[0]
         if penalties:
             total_loss = total_loss + xp.sum(xp.stack(penalties))
         totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
@@ -705,11 +788,11 @@ class Sequential:
 
     def _nonfinite(self, epoch: int, loss: float, snapshot: tuple, callbacks: list) -> None:
         """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-        Y, outputs, logits, batch_size = self._epoch_outputs
-        where = f"epoch {epoch + 1}"
+        Y, outputs, logits = self._epoch_outputs
+        where, lo = f"epoch {epoch + 1}", 0
         for i, y_hat in enumerate(outputs):  # the slow path: find the first bad batch
-            lo = i * batch_size
             yb = Y[lo : lo + y_hat.shape[0], ...]
+            lo += y_hat.shape[0]
             value = self._loss_value(yb, y_hat, logits[i] if logits else None)
             if not math.isfinite(float(self.backend.to_numpy(value))):
                 where = f"epoch {epoch + 1}, batch {i + 1} of {len(outputs)}"
@@ -744,7 +827,10 @@ class Sequential:
 
         ``n_extra`` trailing entries of ``totals`` are dead-layer flags of the last batch.
         """
-        host = [float(v) for v in self.backend.to_numpy(self.xp.stack([total_loss, *totals]))]
+        sums = self.xp.stack([total_loss, *totals])
+        if self._comm is not None:  # one sum over the ranks per epoch
+            sums = self._comm.allreduce(sums, self.backend)
+        host = [float(v) for v in self.backend.to_numpy(sums)]
         logs: dict[str, Any] = {}
         if n_extra:
             logs["_dead_in_last_batch"] = any(host[-n_extra:])
@@ -788,10 +874,16 @@ class Sequential:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         return result
 
-    def _evaluate_device(self, X, Y, batch_size: int | None = None) -> dict[str, float]:
+    def _evaluate_device(
+        self, X, Y, batch_size: int | None = None, n_total: int | None = None
+    ) -> dict[str, float]:
+        """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks."""
         n = X.shape[0]
-        batch_size = min(batch_size or n, n)
+        batch_size = min(batch_size or n, n) or 1
         total_loss, totals = 0.0, []
+        if not n:  # a rank with no validation rows adds zeros to the sums
+            total_loss = self.backend.zeros((), self.dtype)
+            totals = [total_loss for _, m in self.metrics for _ in range(m.n_stats)]
         fused = self._fused
         for lo in range(0, n, batch_size):
             hi = min(lo + batch_size, n)
@@ -807,7 +899,7 @@ class Sequential:
             penalty = layer.penalty()
             if penalty is not None:
                 total_loss = total_loss + penalty * n
-        return self._logs(total_loss, totals, n)
+        return self._logs(total_loss, totals, n if n_total is None else n_total)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
         """Outputs ``y_hat`` for ``X`` (inference mode).

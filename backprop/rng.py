@@ -55,6 +55,7 @@ class Streams:
         # On a GPU, dropout masks are drawn there (seeded from the same seed): a host draw per
         # step would cost a transfer per step. ``use_host_dropout()`` restores the host stream.
         self._dropout_seed = dropout
+        self._rank = 0
         if backend is not None:
             device_rng = backend.device_generator(int(dropout.generate_state(1)[0]))
             if device_rng is not None:
@@ -79,6 +80,34 @@ class Streams:
             self.dropout = device_rng
         elif not isinstance(self.dropout, np.random.Generator):
             self.use_host_dropout()
+
+    def for_rank(self, rank: int, backend: Any) -> None:
+        """Give rank ``rank`` of a data-parallel job its own dropout stream.
+
+        Every rank holds the same seed; without this, ranks would drop the same units for
+        different samples. Rank 0 keeps the model's stream (so one rank equals no
+        parallelism); rank r > 0 draws from an independent child of the dropout seed.
+
+        Parameters
+        ----------
+        rank : int
+            This process's rank.
+        backend : Backend
+            Where the masks are drawn (a device generator where the backend has one).
+
+        Returns
+        -------
+        None
+        """
+        if rank == 0 or self._rank == rank:
+            return
+        self._rank = rank
+        parent = self._dropout_seed
+        self._dropout_seed = np.random.SeedSequence(
+            parent.entropy, spawn_key=(*parent.spawn_key, rank), pool_size=parent.pool_size
+        )
+        self.dropout = np.random.default_rng(self._dropout_seed)
+        self.retarget(backend)
 
     def use_host_dropout(self) -> None:
         """Draw dropout masks on the host (identical on every backend; for parity checks).
