@@ -48,6 +48,7 @@ __all__ = [
     "available_backends",
     "callbacks",
     "datasets",
+    "distributed",
     "get_backend",
     "gradcheck",
     "initializers",

@@ -55,7 +55,7 @@ def launched_by_mpi() -> bool:
 
 
 def local_rank() -> int:
-    """This process's index among the processes on its host (0 when not launched by MPI).
+    """The index of this process among those on its host (0 when not launched by MPI).
 
     The usual choice of GPU for a rank: ``Sequential(..., backend="cupy", device=local_rank())``.
 

@@ -145,7 +145,7 @@ def fit(model: Any, distributed: Any, *args: Any) -> Any:
 
 
 def _fingerprint(backend: _backend.Backend, *arrays: Array) -> str:
-    """A digest of the first and last rows of each array: same data on every rank?
+    """A digest of the first and last rows of each array, to compare the ranks' data.
 
     A few rows, not the whole set: enough to catch another data set, seed or split, for the
     price of two tiny transfers from the device.
@@ -255,7 +255,7 @@ def _broadcast_state(model: Any, comm: Communicator) -> None:
     model.streams.for_rank(comm.rank, b)
 
 
-# -- the wrapper -------------------------------------------------------------------------------------
+# -- the wrapper -----------------------------------------------------------------------------------
 
 
 class DataParallel:
@@ -286,7 +286,7 @@ class DataParallel:
 
     @property
     def rank(self) -> int:
-        """This process's rank."""
+        """The rank of this process."""
         return self.comm.rank
 
     @property
