@@ -176,18 +176,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     Xtr, Xte, ytr, yte = bp.datasets.train_test_split(
         X, y, test_size=args.test_size, seed=args.seed
     )
+    if args.device is None and (args.backend or "").startswith("cupy"):
+        args.device = bp.distributed.local_rank()  # under mpirun: one GPU per rank
     model = _build(args, X.shape[1], k, loss)
     model.compile(loss=loss, optimizer=_optimizer(args.optimizer, args.lr), metrics=["accuracy"])
-    if args.verbose:
+    # under mpirun -n K: data-parallel over the K ranks, rank 0 printing and saving
+    dp = bp.distributed.DataParallel(model)
+    if args.verbose and dp.is_root:
         model.summary()
     batch = len(Xtr) if args.batch_size == "full" else _int(args.batch_size, "--batch-size")
     t0 = time.perf_counter()
-    model.fit(Xtr, ytr, epochs=args.epochs, batch_size=batch, verbose=args.verbose)
+    dp.fit(Xtr, ytr, epochs=args.epochs, batch_size=batch, verbose=args.verbose)
     seconds = time.perf_counter() - t0
-    result = model.evaluate(Xte, yte)
+    result = dp.evaluate(Xte, yte)
+    if not dp.is_root:
+        return 0
+    ranks = f" x {dp.size} ranks" if dp.size > 1 else ""
     print(
         f"test loss {result['loss']:.4f} - test accuracy {result['accuracy']:.4f} "
-        f"({seconds:.2f} s on {model.backend.spec})"
+        f"({seconds:.2f} s on {model.backend.spec}{ranks})"
     )
     if args.save:
         model.save(args.save)

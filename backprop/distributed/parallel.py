@@ -126,10 +126,12 @@ def attached(model: Any, comm: Communicator) -> Iterator[None]:
     model._comm = comm
     try:
         yield
-    except DistributedError:
-        raise  # the other ranks know already: they raised it too, or told us
     except BaseException as exc:
-        comm.notify_failure(exc)
+        if not isinstance(exc, DistributedError):  # else the others know: they told us
+            comm.notify_failure(exc)
+        # messages of this failure may still be in flight: the next fit gets a fresh one
+        for key in [k for k, c in _CACHE.items() if c is comm]:
+            del _CACHE[key]
         raise
     finally:
         model._comm = None
@@ -162,8 +164,21 @@ def _fingerprint(backend: _backend.Backend, *arrays: Array) -> str:
 
 def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any) -> dict:
     opt = model.optimizer
+    # the layers' settings, not their names (which count the layers a process made before)
+    layers = {
+        f"layer {i + 1}": json.dumps(
+            {
+                "class": spec["class_name"],
+                **{k: v for k, v in spec["config"].items() if k != "name"},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        for i, spec in enumerate(model.get_config()["layers"])
+    }
     return {
-        "model": json.dumps(model.get_config(), sort_keys=True, default=str),
+        "layers": len(layers),
+        **layers,
         "seed": model.seed,
         "dtype": model._dtype_name,
         "loss": type(model.loss).__name__,
@@ -199,6 +214,11 @@ def begin(
         If the global batch is smaller than the number of ranks.
     """
     comm = model._comm
+    if batch_size < comm.size:  # before any exchange: each rank refuses on its own
+        raise ValueError(
+            f"batch_size is the global batch, split over the {comm.size} ranks; it must be at "
+            f"least the number of ranks, received batch_size={batch_size}."
+        )
     mine = _signature(
         model,
         X,
@@ -221,11 +241,6 @@ def begin(
         raise DistributedError(
             "The ranks must run the same training (same model, seed, optimizer, data and fit "
             "settings on every rank); they differ: " + "; ".join(differences[:8])
-        )
-    if batch_size < comm.size:
-        raise ValueError(
-            f"batch_size is the global batch, split over the {comm.size} ranks; it must be at "
-            f"least the number of ranks, received batch_size={batch_size}."
         )
     _broadcast_state(model, comm)
 

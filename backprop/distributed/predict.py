@@ -39,6 +39,8 @@ from ..data import check_positive_int
 if TYPE_CHECKING:  # only for the annotations: dask is imported when predict() runs
     import dask.array
 
+    from ..model import Sequential
+
 __all__ = ["predict"]
 
 _INSTALL_HINT = 'pip install -e ".[dask]"  (or: pip install "dask[array,distributed]>=2024.1")'
@@ -111,7 +113,7 @@ class _ModelSpec:
         )
 
 
-def _make_spec(model: Any) -> _ModelSpec:
+def _make_spec(model: Sequential) -> _ModelSpec:
     """The spec of a built model (weights copied to the host as NumPy arrays)."""
     config = model.get_config()
     weights = tuple(np.ascontiguousarray(w) for w in model.get_weights())
@@ -143,7 +145,7 @@ def _unpickle_spec(*fields: Any) -> _ModelSpec:
 
 
 def _cache_info() -> dict[str, dict[str, int]]:
-    """This process's counts, per model token: models built and specs unpickled.
+    """Counts of the current process, per model token: models built and specs unpickled.
 
     Returns
     -------
@@ -164,13 +166,11 @@ def _cache_info() -> dict[str, dict[str, int]]:
 _local = threading.local()
 
 
-def _build(spec: _ModelSpec, backend: Backend) -> Any:
+def _build(spec: _ModelSpec, backend: Backend) -> Sequential:
     """A model rebuilt from ``spec`` on ``backend`` (as ``backprop.io`` rebuilds saved ones)."""
     from ..model import Sequential  # here, not at the top: backprop.model imports a lot
 
-    layers = [
-        _layers.from_config(s["class_name"], s["config"]) for s in spec.config["layers"]
-    ]
+    layers = [_layers.from_config(s["class_name"], s["config"]) for s in spec.config["layers"]]
     model = Sequential(
         layers,
         backend=backend,
@@ -186,9 +186,9 @@ def _build(spec: _ModelSpec, backend: Backend) -> Any:
     return model
 
 
-def _model_for(spec: _ModelSpec, backend: Backend) -> Any:
+def _model_for(spec: _ModelSpec, backend: Backend) -> Sequential:
     """The cached model of ``spec`` on ``backend`` for this thread, built on first use."""
-    cache: OrderedDict[tuple[str, str], Any] | None = getattr(_local, "models", None)
+    cache: OrderedDict[tuple[str, str], Sequential] | None = getattr(_local, "models", None)
     if cache is None:
         cache = _local.models = OrderedDict()
     key = (spec.token, backend.spec)
@@ -265,10 +265,11 @@ def _as_dask_array(X: Any, da: Any) -> Any:
     if isinstance(X, da.Array):
         return X
     name = array_backend_name(X)
-    if name in _CHUNK_BACKENDS and getattr(X, "ndim", 0) >= 1:
+    if name in _CHUNK_BACKENDS:
         # rows in chunks of Dask's automatic size (array.chunk-size, 128 MiB by default),
-        # every column in each chunk: a row needs all its features at once
-        chunks = ("auto",) + (-1,) * (X.ndim - 1)
+        # every column in each chunk: a row needs all its features at once (a wrong number
+        # of dimensions is reported by the caller, with the shape)
+        chunks = ("auto",) + (-1,) * (X.ndim - 1) if X.ndim else ()
         return da.from_array(X, chunks=chunks)
     hint = ""
     if name is not None:
@@ -284,7 +285,7 @@ def _as_dask_array(X: Any, da: Any) -> Any:
 
 
 def predict(
-    model: Any,
+    model: Sequential,
     X: Any,
     *,
     batch_size: int | None = None,
@@ -315,8 +316,9 @@ def predict(
     client : distributed.Client, optional
         Scatter the spec of the model to all of this client's workers up front. Without it,
         the active default client is used when there is one; with none, the spec is one key
-        of the task graph (threaded, synchronous or process schedulers). A result that holds
-        a scattered model must be computed with that client.
+        of the task graph (threaded and synchronous schedulers; Dask's multiprocessing
+        scheduler pickles it with every task). A result that holds a scattered model must be
+        computed with that client.
 
     Returns
     -------
@@ -338,14 +340,9 @@ def predict(
         If ``X`` is not 2-D, its number of columns is unknown or differs from
         ``model.input_dim``, or ``batch_size`` is below 1.
 
-    Examples
-    --------
-    >>> import dask.array as da, backprop as bp  # doctest: +SKIP
-    >>> from backprop.distributed import predict  # doctest: +SKIP
-    >>> model = bp.Sequential([bp.layers.Dense(1, input_dim=2)])  # doctest: +SKIP
-    >>> X = da.ones((10, 2), chunks=(4, 2))  # doctest: +SKIP
-    >>> predict(model, X).compute().shape  # doctest: +SKIP
-    (10, 1)
+    Notes
+    -----
+    Examples, with a local cluster and on GPUs, are in ``docs/distributed.md``.
     """
     dask = _import_dask()
     da = dask.array
