@@ -19,6 +19,7 @@ every rank instead of a hang.
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from typing import Any
@@ -236,21 +237,26 @@ class MPICommunicator(Communicator):
     def __init__(self, comm: Any = None, timeout: float = 600.0):
         self.timeout = _check_timeout(timeout)
         self.MPI = MPI = _mpi()
-        self.comm = (MPI.COMM_WORLD if comm is None else comm).Dup()
-        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._failed: list[str] = []
+        self._abort_registered = False
+        self.comm, request = (MPI.COMM_WORLD if comm is None else comm).Idup()
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        # a blocking Dup would wait forever for a rank that never comes
+        self._wait(request, "the start (duplicating the MPI communicator)", ready=False)
 
     # -- waiting ---------------------------------------------------------------------------------
-    def _wait(self, request: Any, what: str) -> None:
+    def _wait(self, request: Any, what: str, ready: bool = True) -> None:
         """Complete a non-blocking operation, watching for failed peers and the deadline.
 
         A blocking MPI call would wait forever for a rank that died or raised; polling lets
         this rank notice a peer's failure message or give up after ``timeout`` seconds.
+        ``ready`` is False while the communicator itself is being made (no messages yet).
         """
         deadline = time.monotonic() + self.timeout
         spins = 0
         while not request.Test():
-            self._check_peers()
+            if ready:
+                self._check_peers()
             spins += 1
             if spins > 200:
                 # yield the core: ranks are often more than cores (mpirun --oversubscribe)
@@ -262,8 +268,21 @@ class MPICommunicator(Communicator):
                         "hung, or stopped calling the same operations (every rank must run "
                         "the same fit). Raise the limit with timeout=... if steps are slow."
                     )
-                    self.notify_failure(error)
+                    if ready:
+                        self.notify_failure(error)
+                    self._abort_at_exit()
                     raise error
+
+    def _abort_at_exit(self) -> None:
+        """End the whole job when this process exits, instead of finalizing MPI.
+
+        MPI_Finalize waits for the ranks that did not answer (forever, if one hangs), so the
+        process would not exit and the launcher would not end the job. Aborting at exit (after
+        Python has printed the error) ends every rank.
+        """
+        if not self._abort_registered:
+            self._abort_registered = True
+            atexit.register(self.MPI.COMM_WORLD.Abort, 1)
 
     def _check_peers(self) -> None:
         MPI = self.MPI

@@ -1,0 +1,66 @@
+"""What each rank runs in ``test_distributed_mpi.py`` (launched by ``mpirun``, not collected).
+
+``python mpi_worker.py SCENARIO OUT_DIR``: trains the same small model on every rank with
+``fit(distributed=True)``; rank 0 writes the weights and history to OUT_DIR.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+import backprop as bp
+
+
+def data(seed=0, n=103):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(int)
+
+
+def model(seed=0):
+    m = bp.Sequential(
+        [
+            bp.layers.Dense(6, "relu", input_dim=4, kernel_regularizer=bp.regularizers.L2(1e-3)),
+            bp.layers.Dense(1, "sigmoid"),
+        ],
+        dtype="float64",
+        seed=seed,
+    )
+    m.compile("binary_crossentropy", bp.optimizers.Adam(0.01), metrics=["accuracy"])
+    return m
+
+
+FIT = {"epochs": 4, "batch_size": 20, "validation_split": 0.1, "verbose": 0}
+
+
+def main(scenario: str, out: str) -> None:
+    from backprop.distributed import get_communicator
+
+    rank = get_communicator("auto").rank
+    X, y = data()
+    m = model(seed=rank if scenario == "seeds" else 0)
+    callbacks = []
+    if scenario == "fail" and rank == 1:
+
+        def boom(epoch, logs):
+            if epoch == 1:
+                raise RuntimeError("rank 1 ran out of disk")
+
+        callbacks.append(bp.callbacks.LambdaCallback(on_epoch_end=boom))
+    if scenario == "hang" and rank == 1:
+        time.sleep(60)  # never arrives within the others' timeout
+    if scenario == "hang":
+        dp = bp.distributed.DataParallel(m, "mpi", timeout=2.0)
+        dp.fit(X, y, **FIT)
+        return
+    history = m.fit(X, y, distributed=True, callbacks=callbacks, **FIT)
+    if rank == 0:
+        np.savez(f"{out}/weights.npz", *m.get_weights())
+        with open(f"{out}/history.json", "w") as f:
+            json.dump(history.history, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
