@@ -158,7 +158,8 @@ class Backend:
             dtype = self.dtype(dtype) if dtype.startswith("float") else getattr(self.xp, dtype)
         if self.owns(x):
             if dtype is not None and x.dtype != dtype:
-                x = self.xp.astype(x, dtype)
+                with self.activate():
+                    x = self.xp.astype(x, dtype)
             return x
         host = to_numpy(x)
         if self.name == "numpy":
@@ -307,6 +308,20 @@ class Backend:
         """
         return to_numpy(x)
 
+    def activate(self) -> Any:
+        """A context in which this backend's device is the current one.
+
+        CuPy launches kernels and allocates results on the *current* GPU, whatever GPU the
+        operands live on; the model's work runs inside this context so that a model on
+        ``cuda:1`` computes on GPU 1. Other libraries place results by their operands.
+
+        Returns
+        -------
+        context manager
+            ``with backend.activate(): ...``
+        """
+        return self.device if self.name == "cupy" else _NO_CONTEXT
+
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on synchronous CPU libraries)."""
         if self.name == "cupy":
@@ -389,6 +404,9 @@ def backend_of(x: Array) -> Backend:
     if name is None or name == "numpy":
         return resolve("numpy")
     return _make(name, device_of(x))
+
+
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: activate() on CPU libraries costs nothing
 
 
 def to_numpy(x: Any) -> np.ndarray:

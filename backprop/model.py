@@ -14,6 +14,7 @@ metric sums on the device, and reads them back once per epoch.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -29,6 +30,17 @@ from .distributed import parallel as _parallel
 from .rng import Streams
 
 Array = Any
+
+
+def _on_device(method: Any) -> Any:
+    """Run a method with the model's device current (CuPy computes on the current GPU)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Sequential, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -251,6 +263,7 @@ class Sequential:
         )
 
     # -- forward / backward ---------------------------------------------------------------------
+    @_on_device
     def forward(self, X: Array, training: bool = False) -> Array:
         """Run the layers on a batch already on the model's backend; returns ``y_hat``.
 
@@ -266,6 +279,9 @@ class Sequential:
         y_hat : array, shape (n, n_outputs)
             The predictions.
         """
+        return self._forward(X, training)
+
+    def _forward(self, X: Array, training: bool = False) -> Array:
         if not self.built:
             raise RuntimeError(
                 "The model is not built: give the first layer input_dim=..., or call fit/predict."
@@ -274,6 +290,7 @@ class Sequential:
             X = layer.forward(X, training)
         return X
 
+    @_on_device
     def backward(self, dy: Array) -> Array:
         """Backpropagate ``dy = dL/dy_hat`` through every layer; returns ``dL/dX``.
 
@@ -363,6 +380,7 @@ class Sequential:
                 layer.params[k] = W
             self._collect_params()
 
+    @_on_device
     def train_step(self, x: Array, y: Array) -> tuple[Array, Array]:
         """One step of gradient descent on a batch already on the device.
 
@@ -382,7 +400,7 @@ class Sequential:
         y_hat : array, shape (n, n_outputs)
             The predictions before the update.
         """
-        y_hat = self.forward(x, training=True)
+        y_hat = self._forward(x, training=True)
         loss = self._loss_and_backward(y, y_hat)
         self._update()
         return loss, y_hat
@@ -393,7 +411,7 @@ class Sequential:
         ``fit`` computes an epoch's loss once, from the outputs its steps produced, instead of
         once per step.
         """
-        y_hat = self.forward(x, training=True)
+        y_hat = self._forward(x, training=True)
         self._backward_from_loss(y, y_hat)
         self._update()
         return y_hat
@@ -412,7 +430,7 @@ class Sequential:
         if self._theta is None:  # nothing to learn: nothing to sum
             return self._step(x, y) if x.shape[0] else None
         if x.shape[0]:
-            y_hat = self.forward(x, training=True)
+            y_hat = self._forward(x, training=True)
             self._backward_from_loss(y, y_hat)
             g = self._flat_grads()
             if share != 1.0:
@@ -526,6 +544,7 @@ class Sequential:
             return self._fit(*args, callbacks, initial_epoch)
         return _parallel.fit(self, distributed, *args, callbacks, initial_epoch)
 
+    @_on_device
     def _fit(
         self,
         X: Any,
@@ -626,6 +645,7 @@ class Sequential:
         cb.on_train_end()
         return self.history
 
+    @_on_device
     def dead_layers(self, X: Any) -> list[str]:
         """Names of the hidden ReLU layers whose every unit is inactive (z <= 0) on all of X.
 
@@ -644,7 +664,7 @@ class Sequential:
             The dead layers' names, bottom first; empty when none.
         """
         X = X if self.backend.owns(X) else self._prepare(X)[0]
-        self.forward(X, training=False)
+        self._forward(X, training=False)
         hidden = self._relu_hidden()
         if not hidden:
             return []
@@ -747,7 +767,7 @@ class Sequential:
         """One step as a function of its inputs only (what ``jax.jit`` traces)."""
         self._theta = theta
         self._bind_views()
-        y_hat = self.forward(x, training=True)
+        y_hat = self._forward(x, training=True)
         self._backward_from_loss(y, y_hat)
         state = dict(state)
         theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, self.xp)[0]
@@ -843,6 +863,7 @@ class Sequential:
         return logs
 
     # -- inference --------------------------------------------------------------------------------
+    @_on_device
     def evaluate(
         self, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0
     ) -> dict[str, float]:
@@ -874,6 +895,7 @@ class Sequential:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         return result
 
+    @_on_device
     def _evaluate_device(
         self, X, Y, batch_size: int | None = None, n_total: int | None = None
     ) -> dict[str, float]:
@@ -888,7 +910,7 @@ class Sequential:
         for lo in range(0, n, batch_size):
             hi = min(lo + batch_size, n)
             xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
-            y_hat = self.forward(xb, training=False)
+            y_hat = self._forward(xb, training=False)
             if fused:
                 loss, _ = self.loss.from_logits(yb, self.layers[-1].z, y_hat, self.xp)
             else:
@@ -901,6 +923,7 @@ class Sequential:
                 total_loss = total_loss + penalty * n
         return self._logs(total_loss, totals, n if n_total is None else n_total)
 
+    @_on_device
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
         """Outputs ``y_hat`` for ``X`` (inference mode).
 
@@ -925,7 +948,7 @@ class Sequential:
         n = Xd.shape[0]
         batch_size = min(batch_size or n, n)
         parts = [
-            self.forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
+            self._forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
             for lo in range(0, n, batch_size)
         ]
         out = parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
@@ -934,6 +957,7 @@ class Sequential:
         return source.asarray(out)
 
     # -- gradients as host arrays ---------------------------------------------------------------
+    @_on_device
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False) -> tuple[float, list]:
         """The loss on ``(X, y)`` and its gradient for each weight array.
 
@@ -951,7 +975,7 @@ class Sequential:
         """
         self._require_compiled("loss_and_gradients")
         X, Y = self._prepare(X, y)
-        y_hat = self.forward(X, training=training)
+        y_hat = self._forward(X, training=training)
         loss = self._loss_and_backward(Y, y_hat)
         grads = [self.backend.to_numpy(layer.grads[k]) for layer, k in self._param_slots]
         return float(self.backend.to_numpy(self.xp.asarray(loss))), grads
@@ -1044,12 +1068,29 @@ class Sequential:
                     s[k] = target.asarray(v, dtype)
         self.backend, self.xp, self.dtype = target, target.xp, dtype
         self.streams.retarget(target)
-        for layer in self.layers:
-            if isinstance(layer, _layers.Dropout):
-                layer.rng = self.streams.dropout
+        self._share_dropout_stream()
         if self.built:
             self._collect_params()
         return self
+
+    def _share_dropout_stream(self) -> None:
+        """Point every Dropout layer at the model's current dropout stream."""
+        for layer in self.layers:
+            if isinstance(layer, _layers.Dropout):
+                layer.rng = self.streams.dropout
+
+    def use_host_dropout(self) -> None:
+        """Draw dropout masks on the host, from the seed: the same masks on every backend.
+
+        On a GPU the masks are drawn on the device by default (no transfer per step), which
+        gives other masks than the host stream; parity checks across backends use this.
+
+        Returns
+        -------
+        None
+        """
+        self.streams.use_host_dropout()
+        self._share_dropout_stream()
 
     def summary(self, print_fn: Any = print) -> str:
         """Print (and return) a table of the layers, their output shapes and parameter counts.

@@ -365,3 +365,21 @@ def test_nccl_without_cupy_names_the_cuda_extra(monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     with pytest.raises(BackendNotInstalledError, match=r"cuda12"):
         get_communicator("nccl")
+
+
+def test_dropout_layers_of_each_rank_draw_other_masks():
+    X, y = _data(40)
+
+    def rank_fit(rank, comm):
+        m = bp.Sequential(
+            [bp.layers.Dense(8, "relu", input_dim=4), bp.layers.Dropout(0.5), bp.layers.Dense(1)],
+            seed=0,
+        )
+        m.compile("mse", "sgd")
+        m.fit(X, y, epochs=1, batch_size=40, verbose=0, distributed=comm)
+        dropout = m.layers[1]
+        assert dropout.rng is m.streams.dropout
+        return dropout.rng.random(4)
+
+    draws = ThreadGroup(2).run(rank_fit)
+    assert not np.array_equal(draws[0], draws[1])

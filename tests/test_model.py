@@ -688,3 +688,20 @@ def test_jax_compiled_step_equals_the_eager_step(circles, monkeypatch):
         np.testing.assert_allclose(h_compiled.history[k], h_eager.history[k], rtol=1e-9)
     for a, b in zip(compiled_model.get_weights(), eager_model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_use_host_dropout_reaches_the_dropout_layers():
+    m = bp.Sequential(
+        [bp.layers.Dense(3, input_dim=2), bp.layers.Dropout(0.5), bp.layers.Dense(1)], seed=0
+    )
+    first = m.layers[1].rng.random(3)
+    m.use_host_dropout()  # restarts the host stream from the seed
+    assert m.layers[1].rng is m.streams.dropout
+    np.testing.assert_array_equal(m.layers[1].rng.random(3), first)
+
+
+def test_activate_is_a_free_no_op_on_cpu_backends():
+    import contextlib
+
+    numpy = bp.backend.resolve("numpy")
+    assert isinstance(numpy.activate(), contextlib.nullcontext)

@@ -268,6 +268,7 @@ def _broadcast_state(model: Any, comm: Communicator) -> None:
     )
     # the same masks on every rank would drop the same units for different samples
     model.streams.for_rank(comm.rank, b)
+    model._share_dropout_stream()
 
 
 # -- the wrapper -----------------------------------------------------------------------------------
