@@ -170,7 +170,9 @@ class Backend:
         if self.name == "jax":
             import jax
 
-            return jax.device_put(self.xp.asarray(host, dtype=dtype), self.device)
+            # one host conversion, then one transfer (jnp.asarray of host data costs more)
+            host = np.asarray(host, dtype=None if dtype is None else np.dtype(dtype))
+            return jax.device_put(host, self.device)
         return self.xp.asarray(host, dtype=dtype, device=self.device)
 
     def owns(self, x: Any) -> bool:
@@ -272,6 +274,38 @@ class Backend:
             return None
         return importlib.import_module("jax").jit(fn)
 
+    def scan(self, step: Any, carry: Any, xs: tuple) -> tuple:
+        """Loop ``step`` over the leading axis of ``xs``, carrying ``carry`` (``lax.scan``).
+
+        On JAX this is ``jax.lax.scan``: inside a compiled function, the loop becomes one
+        compiled loop instead of one copy of the step per iteration. Elsewhere, a Python loop
+        with the same result.
+
+        Parameters
+        ----------
+        step : callable
+            ``step(carry, inputs) -> (carry, outputs)``; ``inputs`` is a tuple of the ``i``-th
+            rows of ``xs``, ``outputs`` a tuple of arrays.
+        carry : pytree of arrays
+            The state threaded through the loop.
+        xs : tuple of arrays, each of shape (steps, ...)
+            The per-iteration inputs.
+
+        Returns
+        -------
+        carry : pytree of arrays
+            The final state.
+        outputs : tuple of arrays, each of shape (steps, ...)
+            Each output of ``step``, stacked over the iterations.
+        """
+        if self.name == "jax":
+            return importlib.import_module("jax").lax.scan(step, carry, xs)
+        outs = []
+        for i in range(xs[0].shape[0]):
+            carry, out = step(carry, tuple(x[i, ...] for x in xs))
+            outs.append(out)
+        return carry, tuple(self.xp.stack([o[j] for o in outs]) for j in range(len(outs[0])))
+
     def describe(self) -> str:
         """A line naming the device, e.g. ``cuda:0 (NVIDIA H100, 79.6 GiB)`` or ``cpu``.
 
@@ -307,6 +341,11 @@ class Backend:
             A host array of the same shape and dtype as ``x``.
         """
         return to_numpy(x)
+
+    @property
+    def mutable(self) -> bool:
+        """Whether arrays can be updated in place (False for JAX: updates rebind)."""
+        return self.name != "jax"
 
     def activate(self) -> Any:
         """A context in which this backend's device is the current one.

@@ -193,12 +193,30 @@ class Sequential:
         self._theta = xp.concat([xp.reshape(p, (-1,)) for p in params]) if params else None
         self._bind_views()
 
-    def _bind_views(self) -> None:
-        xp, theta = self.xp, self._theta
-        for (layer, k), (a, b), shape in zip(
-            self._param_slots, self._bounds, self._shapes, strict=True
-        ):
-            layer.params[k] = xp.reshape(theta[a:b], shape)
+    def _bind_views(self, compiled: bool = True) -> None:
+        split = self._compiled_split() if compiled else None
+        views = self._split(self._theta) if split is None else split(self._theta)
+        for (layer, k), view in zip(self._param_slots, views, strict=True):
+            layer.params[k] = view
+
+    def _split(self, theta: Array) -> list[Array]:
+        """The weight arrays as views (slices) of the flat vector ``theta``."""
+        xp = self.xp
+        return [
+            xp.reshape(theta[a:b], shape)
+            for (a, b), shape in zip(self._bounds, self._shapes, strict=True)
+        ]
+
+    def _compiled_split(self) -> Any:
+        """``_split`` as one compiled program where the backend compiles (JAX), else None.
+
+        Immutable arrays cannot be views: each array is a slice copied out of ``theta``, and
+        one compiled call costs less than a dozen eager slices and reshapes.
+        """
+        key = (self.backend, tuple(self._bounds))
+        if getattr(self, "_splitter", (None, None))[0] != key:
+            self._splitter = (key, self.backend.compile(self._split))
+        return self._splitter[1]
 
     def _flat_grads(self) -> Array:
         xp = self.xp
@@ -691,65 +709,80 @@ class Sequential:
         return bool(dead)
 
     def _train_epoch(self, X, Y, batch_size, steps, shuffle, cb) -> dict[str, float]:
-        xp, n = self.xp, X.shape[0]
-        if shuffle:
+        xp, n, b = self.xp, X.shape[0], self.backend
+        order = b.asarray(self.streams.permutation(n), b.int_dtype) if shuffle else None
+        comm = self._comm
+        compiled = None if comm is not None else self._compiled_epoch(batch_size)
+        if compiled is not None:
+            sums, Y, Y_hat, Z = self._run_epoch(compiled, X, Y, order, steps)
+            sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
+            self._epoch_outputs = (Y, Y_hat, Z, sizes)
+            for step, size in enumerate(sizes):
+                cb.on_batch_end(step, {"batch": step, "size": size})
+            return self._finish_logs(sums, n, n_extra=len(self._relu_hidden()))
+        if order is not None:
             # one gather per epoch, then contiguous slices: cheaper than a gather per batch
-            order = self.backend.asarray(self.streams.permutation(n), self.backend.int_dtype)
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        fused, last, comm = self._fused, self.layers[-1], self._comm
+        outputs, logits, penalties, targets = self._eager_epoch(X, Y, batch_size, steps, cb)
+        if comm is not None:  # the loss and metrics of the rows this rank saw, summed later
+            Y = xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
+        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if logits else None
+        self._epoch_outputs = (Y, Y_hat, Z, [y_hat.shape[0] for y_hat in outputs])
+        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
+        return self._logs(*self._epoch_sums(Y, Y_hat, Z, penalties, dead), n, n_extra=len(dead))
+
+    def _epoch_sums(self, Y, Y_hat, Z, penalties: list, dead: list) -> tuple:
+        """The epoch's summed loss and metric statistics, and the dead-layer flags.
+
+        The loss and the metrics of every step, computed once from the outputs each step
+        produced (with that step's weights): the numbers per-step sums would give, for a
+        handful of operations per epoch instead of a dozen per step.
+        """
+        xp = self.xp
+        total_loss = self._loss_value(Y, Y_hat, Z) * Y.shape[0]
+        if penalties:
+            total_loss = total_loss + xp.sum(xp.stack(penalties))
+        totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
+        flags = [xp.astype(flag, total_loss.dtype) for flag in dead]
+        return total_loss, [*totals, *flags]
+
+    def _eager_epoch(self, X, Y, batch_size: int, steps: int, cb) -> tuple[list, ...]:
+        """The steps of an epoch one by one; on data-parallel ranks, this rank's shards.
+
+        Returns the outputs, logits (fused losses) and regularization penalties of every step,
+        and the targets of the rows this rank saw (data-parallel only).
+        """
+        n, fused, last, comm = X.shape[0], self._fused, self.layers[-1], self._comm
         outputs, logits, penalties, targets = [], [], [], []
-        compiled, dead = self._compiled_step(), None
         for step in range(steps):
             lo = step * batch_size
             hi = min(lo + batch_size, n)
             size = hi - lo
-            if compiled is not None and penalties:
-                self._bind_views()  # the penalty reads the layers' views of theta
             penalty = self._penalty()  # the weights this step starts from
-            if comm is not None:
+            if comm is None:
+                outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
+            else:
                 lo, hi = _parallel.shard(lo, hi, comm.rank, comm.size)
                 y_hat = self._step_shard(X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
                 if y_hat is not None:
                     outputs.append(y_hat)
                     targets.append(Y[lo:hi, ...])
-                    if fused:
-                        logits.append(last.z)
-            elif compiled is None:
-                outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
-                if fused:
-                    logits.append(last.z)
-            else:
-                y_hat, z, dead = self._run_compiled(compiled, X[lo:hi, ...], Y[lo:hi, ...])
-                outputs.append(y_hat)
-                logits.append(z)
+            if fused and hi > lo:
+                logits.append(last.z)  # the fused loss needs the logits
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
             cb.on_batch_end(step, {"batch": step, "size": size})
-        if compiled is not None:
-            self._bind_views()  # once per epoch: the compiled step works on theta alone
-        if comm is not None:  # the loss and metrics of the rows this rank saw, summed later
-            Y = xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
-        # The loss and the metrics of every step, computed once from the outputs each step
-        # produced (with that step's weights): the numbers per-step sums would give, for a
-        # handful of operations per epoch instead of a dozen per step.
-        self._epoch_outputs = (Y, outputs, logits)
-        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
-        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if fused else None
-        total_loss = self._loss_value(Y, Y_hat, Z) * Y.shape[0]
-        if penalties:
-            total_loss = total_loss + xp.sum(xp.stack(penalties))
-        totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
-        if dead is None:
-            dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
-        dead = [xp.astype(flag, total_loss.dtype) for flag in dead]
-        return self._logs(total_loss, [*totals, *dead], n, n_extra=len(dead))
+        return outputs, logits, penalties, targets
 
-    def _compiled_step(self) -> Any:
-        """The whole training step compiled as one program (JAX), or None to run it eagerly.
+    def _compiled_epoch(self, batch_size: int) -> Any:
+        """A whole epoch compiled as one program (JAX), or None to run it step by step.
 
-        The step is this class's own Array API code, traced once per batch shape: forward,
-        backward, the optimizer's update and the dead-layer flags. Dropout (host-drawn masks)
-        and per-array clipping keep the eager path.
+        The program is this class's own Array API code, traced once per data shape: the
+        shuffle, every step (forward, backward, the optimizer's update) looped by
+        ``lax.scan``, the short last batch, the epoch's loss and metric sums and the
+        dead-layer flags. Dropout (host-drawn masks) and per-array clipping keep the eager
+        path.
         """
         opt = self.optimizer
         if (
@@ -758,34 +791,92 @@ class Sequential:
             or any(isinstance(layer, _layers.Dropout) for layer in self.layers)
         ):
             return None
-        key = (id(opt), id(self.loss), self.backend)
+        key = (id(opt), id(self.loss), tuple(self._metric_names), self.backend, batch_size)
         if getattr(self, "_compiled", (None, None))[0] != key:
-            self._compiled = (key, self.backend.compile(self._pure_step))
+            epoch = functools.partial(self._pure_epoch, batch_size=batch_size)
+            self._compiled = (key, self.backend.compile(epoch))
         return self._compiled[1]
 
     def _pure_step(self, theta: Array, state: dict, x: Array, y: Array, lr: Any, t: Any) -> tuple:
-        """One step as a function of its inputs only (what ``jax.jit`` traces)."""
+        """One step as a function of its inputs only (what the compiled epoch loops over).
+
+        Returns the new ``theta`` and state, the step's ``y_hat`` and logits, and the batch's
+        regularization penalty times its rows (of the weights the step started from).
+        """
+        xp = self.xp
         self._theta = theta
-        self._bind_views()
+        self._bind_views(compiled=False)
+        penalty = self._penalty()
+        penalty = xp.zeros((), dtype=self.dtype) if penalty is None else penalty * x.shape[0]
         y_hat = self._forward(x, training=True)
         self._backward_from_loss(y, y_hat)
         state = dict(state)
-        theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, self.xp)[0]
-        dead = [self.xp.all(layer.z <= 0) for layer in self._relu_hidden()]
-        return theta, state, y_hat, self.layers[-1].z, dead
+        theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, xp)[0]
+        return theta, state, y_hat, self.layers[-1].z, penalty
 
-    def _run_compiled(self, compiled: Any, x: Array, y: Array) -> tuple:
-        opt = self.optimizer
+    def _scan_step(self, carry: tuple, inputs: tuple) -> tuple:
+        """``_pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs)."""
+        theta, state, *outputs = self._pure_step(*carry, *inputs)
+        return (theta, state), tuple(outputs)
+
+    def _pure_epoch(
+        self, theta, state, X, Y, order, rates, *, batch_size: int
+    ) -> tuple[Array, dict, Array, Array, Array, Array]:
+        """One epoch as a function of its inputs only (what ``jax.jit`` traces).
+
+        The full batches run in one compiled loop (``Backend.scan``), the short last batch
+        after it. Returns the new ``theta`` and state, the epoch's sums (loss, metric
+        statistics, dead-layer flags of the last batch), and the shuffled ``Y``, ``y_hat``
+        and logits (to find a bad batch after a non-finite loss). ``rates`` holds each
+        step's learning rate (row 0) and step number ``t`` (row 1).
+        """
+        xp, n = self.xp, X.shape[0]
+        if order is not None:
+            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        lrs, ts = rates[0, ...], rates[1, ...]  # each step's learning rate and t
+        full = n // batch_size
+        m = full * batch_size
+        outputs, logits, penalties = [], [], []
+        if full:
+            Xb = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
+            Yb = xp.reshape(Y[:m, ...], (full, batch_size, *Y.shape[1:]))
+            inputs = (Xb, Yb, lrs[:full], ts[:full])
+            (theta, state), out = self.backend.scan(self._scan_step, (theta, state), inputs)
+            k = out[0].shape[-1]
+            outputs.append(xp.reshape(out[0], (m, k)))
+            logits.append(xp.reshape(out[1], (m, k)))
+            penalties.append(xp.sum(out[2]))
+        if m < n:
+            theta, state, y_hat, z, penalty = self._pure_step(
+                theta, state, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
+            )
+            outputs.append(y_hat)
+            logits.append(z)
+            penalties.append(penalty)
+        # once per epoch here, not every flush_every steps: see Optimizer.flush_every
+        self.optimizer._flush_subnormals(xp, [state])
+        # the flags of the last batch: layer.z holds its pre-activations
+        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
+        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+        Z = xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]
+        total_loss, totals = self._epoch_sums(Y, Y_hat, Z if self._fused else None, penalties, dead)
+        return theta, state, xp.stack([total_loss, *totals]), Y, Y_hat, Z
+
+    def _run_epoch(self, compiled: Any, X: Array, Y: Array, order: Any, steps: int) -> tuple:
+        """Run the compiled epoch: the host keeps the step count, schedule and flush."""
+        opt, b = self.optimizer, self.backend
         if len(opt.state) != 1:
             opt.build([self._theta])
-        lr = opt.current_learning_rate()
-        opt.iterations += 1
-        t = opt.iterations
-        theta, state, y_hat, z, dead = compiled(self._theta, opt.state[0], x, y, lr, t)
+        first = opt.iterations
+        # the learning rate and t of each step, in one transfer; t in the model's float dtype
+        # (an integer array would promote beta**t to float64)
+        rates = [opt.learning_rates(steps), list(range(first + 1, first + steps + 1))]
+        rates = b.asarray(rates, self.dtype)
+        theta, state, sums, Y, Y_hat, Z = compiled(self._theta, opt.state[0], X, Y, order, rates)
         self._theta, opt.state = theta, [state]
-        if t % opt.flush_every == 0:
-            opt._flush_subnormals(self.xp)
-        return y_hat, z, dead
+        self._bind_views()
+        opt.iterations = first + steps
+        return sums, Y, Y_hat, Z if self._fused else None
 
     def _loss_value(self, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
         if Z is not None:
@@ -795,6 +886,8 @@ class Sequential:
     def _snapshot(self) -> tuple:
         """Copies of the weights and optimizer state (the updates happen in place)."""
         xp, opt = self.xp, self.optimizer
+        if not self.backend.mutable:  # immutable arrays are their own snapshot
+            return self._theta, [dict(s) for s in opt.state], opt.iterations
         theta = None if self._theta is None else xp.asarray(self._theta, copy=True)
         state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
         return theta, state, opt.iterations
@@ -808,14 +901,16 @@ class Sequential:
 
     def _nonfinite(self, epoch: int, loss: float, snapshot: tuple, callbacks: list) -> None:
         """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-        Y, outputs, logits = self._epoch_outputs
+        Y, Y_hat, Z, sizes = self._epoch_outputs
         where, lo = f"epoch {epoch + 1}", 0
-        for i, y_hat in enumerate(outputs):  # the slow path: find the first bad batch
-            yb = Y[lo : lo + y_hat.shape[0], ...]
-            lo += y_hat.shape[0]
-            value = self._loss_value(yb, y_hat, logits[i] if logits else None)
+        for i, size in enumerate(sizes):  # the slow path: find the first bad batch
+            rows = slice(lo, lo + size)
+            lo += size
+            value = self._loss_value(
+                Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
+            )
             if not math.isfinite(float(self.backend.to_numpy(value))):
-                where = f"epoch {epoch + 1}, batch {i + 1} of {len(outputs)}"
+                where = f"epoch {epoch + 1}, batch {i + 1} of {len(sizes)}"
                 break
         terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
         if not terminate or terminate[0].restore_weights:
@@ -847,7 +942,10 @@ class Sequential:
 
         ``n_extra`` trailing entries of ``totals`` are dead-layer flags of the last batch.
         """
-        sums = self.xp.stack([total_loss, *totals])
+        return self._finish_logs(self.xp.stack([total_loss, *totals]), n, n_extra)
+
+    def _finish_logs(self, sums: Array, n: int, n_extra: int = 0) -> dict:
+        """``_logs`` from the sums already stacked into one array."""
         if self._comm is not None:  # one sum over the ranks per epoch
             sums = self._comm.allreduce(sums, self.backend)
         host = [float(v) for v in self.backend.to_numpy(sums)]

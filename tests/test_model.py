@@ -674,15 +674,15 @@ def test_arrays_on_another_device_of_the_same_library_are_refused(circles):
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
-def test_jax_compiled_step_equals_the_eager_step(circles, monkeypatch):
-    """On JAX, fit traces the whole step (the same Array API code) into one program; it must
-    give the eager step's numbers."""
+def test_jax_compiled_epoch_equals_the_eager_steps(circles, monkeypatch):
+    """On JAX, fit traces the whole epoch (the same Array API code) into one program; it must
+    give the eager steps' numbers."""
     X, y = circles
     compiled_model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
     h_compiled = compiled_model.fit(X, y, epochs=2, verbose=0)
     assert compiled_model._compiled[1] is not None
     eager_model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
-    monkeypatch.setattr(eager_model, "_compiled_step", lambda: None)
+    monkeypatch.setattr(eager_model, "_compiled_epoch", lambda batch_size: None)
     h_eager = eager_model.fit(X, y, epochs=2, verbose=0)
     for k in h_eager.history:
         np.testing.assert_allclose(h_compiled.history[k], h_eager.history[k], rtol=1e-9)

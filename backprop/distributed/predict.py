@@ -8,8 +8,8 @@ namespace), so :func:`predict` ships a *spec* instead: the model's config
 SHA-256 token of all of these. The spec enters the computation exactly once:
 
 - with a distributed client (given as ``client=``, or the active default client), it is
-  scattered to every worker up front, ``client.scatter(spec, broadcast=True, hash=True)``, and
-  the tasks refer to that one future;
+  scattered to every worker up front, ``client.scatter(..., broadcast=True)``, and the tasks
+  refer to that one future (reused by later calls while the weights are still on the cluster);
 - otherwise (threaded or synchronous scheduler) it is one key of the task graph, which every
   block task names as a dependency.
 
@@ -260,6 +260,21 @@ def _active_client() -> Any:
         return None
 
 
+def _scatter_once(client: Any, spec: _ModelSpec) -> Any:
+    """A future of ``spec`` held by every worker of ``client``: scattered now, or reused."""
+    key = f"backprop-model-{spec.token}"
+    # The same weights are already on the cluster while an earlier result still holds their
+    # future: point to them (scatter would send them again, even under the same key).
+    state = getattr(client, "futures", {}).get(key)
+    if getattr(state, "status", None) == "finished":
+        from distributed import Future
+
+        return Future(key, client)
+    # every worker gets the weights now, straight from here: not through the scheduler, not
+    # once per task
+    return client.scatter({key: spec}, broadcast=True)[key]
+
+
 def _as_dask_array(X: Any, da: Any) -> Any:
     """``X`` as a dask array (NumPy/CuPy arrays are wrapped in row chunks), else TypeError."""
     if isinstance(X, da.Array):
@@ -405,10 +420,7 @@ def predict(
             raise TypeError(
                 f"client must be a distributed.Client, received {type(client).__name__}."
             )
-        # every worker gets the weights now, straight from here (not through the scheduler,
-        # not once per task); hash=True keys them by the token, so predicting with the same
-        # model again reuses what the workers already hold
-        model_arg = client.scatter(spec, broadcast=True, hash=True)
+        model_arg = _scatter_once(client, spec)
     else:
         # one key in the graph; every block task depends on it, none embeds the weights
         model_arg = dask.delayed(spec, name=f"backprop-model-{spec.token}", pure=True)
