@@ -19,10 +19,12 @@ def data(seed=0, n=103):
     return X, (X[:, 0] * X[:, 1] > 0).astype(int)
 
 
-def model(seed=0):
+def model(seed=0, hidden=6):
     m = bp.Sequential(
         [
-            bp.layers.Dense(6, "relu", input_dim=4, kernel_regularizer=bp.regularizers.L2(1e-3)),
+            bp.layers.Dense(
+                hidden, "relu", input_dim=4, kernel_regularizer=bp.regularizers.L2(1e-3)
+            ),
             bp.layers.Dense(1, "sigmoid"),
         ],
         dtype="float64",
@@ -40,7 +42,8 @@ def main(scenario: str, out: str) -> None:
 
     rank = get_communicator("auto").rank
     X, y = data()
-    m = model(seed=rank if scenario == "seeds" else 0)
+    # "wide": a gradient of 98 kB takes the large-buffer path (barrier + blocking reduction)
+    m = model(seed=rank if scenario == "seeds" else 0, hidden=2048 if scenario == "wide" else 6)
     callbacks = []
     if scenario == "fail" and rank == 1:
 

@@ -47,19 +47,20 @@ def mpirun(n, *args, timeout=120):
     return proc, time.monotonic() - t0
 
 
-def single_process():
+def single_process(hidden=6):
     X, y = data()
-    m = model()
+    m = model(hidden=hidden)
     history = m.fit(X, y, **FIT)
     return m.get_weights(), history.history
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_mpirun_equals_one_process(tmp_path, ranks):
-    """2 ranks, and 3 (uneven shards of every batch of 20 and of the last batch of 13)."""
-    proc, _ = mpirun(ranks, "mpi_worker.py", "same", str(tmp_path))
+@pytest.mark.parametrize(("ranks", "scenario"), [(2, "same"), (3, "same"), (3, "wide")])
+def test_mpirun_equals_one_process(tmp_path, ranks, scenario):
+    """2 ranks, and 3 (uneven shards of every batch of 20 and of the last batch of 13);
+    "wide" sends a gradient large enough for the barrier + blocking reduction path."""
+    proc, _ = mpirun(ranks, "mpi_worker.py", scenario, str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    weights, history = single_process()
+    weights, history = single_process(hidden=2048 if scenario == "wide" else 6)
     got = np.load(tmp_path / "weights.npz")
     for i, w in enumerate(weights):
         np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-12, atol=1e-14)
