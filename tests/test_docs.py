@@ -35,11 +35,27 @@ from backprop import backend as _backend
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = ["index.md", "article-to-code.md", "backends.md", "api.md", "file-format.md", "faq.md"]
+PAGES = [
+    "index.md",
+    "article-to-code.md",
+    "backends.md",
+    "api.md",
+    "file-format.md",
+    "faq.md",
+    "distributed.md",
+]
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
 
 # the modules whose public names docs/api.md documents (besides those in backprop.__all__)
-EXTRA_MODULES = ["viz", "backend", "model", "io"]
+EXTRA_MODULES = [
+    "viz",
+    "backend",
+    "model",
+    "io",
+    "distributed.comm",
+    "distributed.parallel",
+    "distributed.predict",
+]
 
 
 @dataclass

@@ -30,6 +30,8 @@ from .comm import (
     launched_by_mpi,
 )
 
+__all__ = ["DataParallel", "shard"]
+
 Array = Any
 _CACHE: dict[tuple, Communicator] = {}
 
