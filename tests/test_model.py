@@ -2,7 +2,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import HAS_JAX, HAS_TORCH, assert_close, eps
+from conftest import HAS_CUPY, HAS_JAX, HAS_TORCH, assert_close, eps
 
 import backprop as bp
 from backprop.layers import Activation, Dense, Dropout
@@ -705,3 +705,51 @@ def test_activate_is_a_free_no_op_on_cpu_backends():
 
     numpy = bp.backend.resolve("numpy")
     assert isinstance(numpy.activate(), contextlib.nullcontext)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA GPU")
+def test_dropout_masks_are_drawn_on_the_gpu():
+    """The on-GPU stream (no host draw per step): right device, keep rate, scale, seeding."""
+    rate, n = 0.25, (2048, 64)
+
+    def masks(seed):
+        m = bp.Sequential(
+            [Dense(64, input_dim=8), Dropout(rate), Dense(1)], backend="cupy", seed=seed
+        )
+        layer, x = m.layers[1], m.backend.asarray(np.ones(n, np.float32))
+        with m.backend.activate():
+            y = layer.forward(x, training=True)
+        assert m.backend.owns(y) and not isinstance(layer.rng, np.random.Generator)
+        return bp.to_numpy(y)
+
+    a, b, c = masks(0), masks(0), masks(1)
+    kept = np.mean(a != 0)
+    sigma = np.sqrt(rate * (1 - rate) / a.size)
+    assert abs(kept - (1 - rate)) < 5 * sigma
+    np.testing.assert_allclose(a[a != 0], 1 / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(a, b)  # the same seed, the same masks
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA GPU")
+def test_a_model_computes_on_its_own_gpu_whatever_gpu_is_current():
+    import cupy
+
+    last = cupy.cuda.runtime.getDeviceCount() - 1  # GPU 1 where there are two
+    seen = []
+
+    class Probe(bp.layers.Activation):
+        def forward(self, x, training=False):
+            seen.append(cupy.cuda.Device().id)
+            return super().forward(x, training)
+
+    m = bp.Sequential([Dense(3, input_dim=2), Probe("relu"), Dense(1)], backend="cupy", device=last)
+    m.compile("mse", "adam")
+    X, y = np.ones((8, 2), np.float32), np.zeros(8, np.float32)
+    with cupy.cuda.Device(0):
+        m.fit(X, y, epochs=1, verbose=0)
+        out = m.predict(cupy.asarray(X)) if last == 0 else m.predict(X)
+    assert seen and set(seen) == {last}
+    assert out.shape == (8, 1)
