@@ -530,11 +530,51 @@ def _cuda_index(device: Any, name: str) -> int:
     return int(text)
 
 
+_FAST_NUMPY: ModuleType | None = None
+
+
+def _numpy_namespace() -> ModuleType:
+    """array-api-compat's NumPy namespace, with faster versions of three hot functions.
+
+    On the small arrays of a training step, NumPy's Python-level wrappers cost more than the
+    arithmetic: ``sum`` of floats 5.6 us against 3.0 us for the ufunc reduction it calls,
+    ``reshape`` 2.0 us against 0.5 us for the method, ``all`` of booleans 3.6 us against
+    2.2 us. The replacements compute the same results (the same pairwise summation) and
+    fall back to the originals for every other case.
+    """
+    global _FAST_NUMPY
+    if _FAST_NUMPY is None:
+        import array_api_compat.numpy as compat
+
+        fast = ModuleType("backprop._numpy_namespace", compat.__doc__)
+        fast.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+        float_kinds = ("f", "c")
+
+        def sum(x, /, *, axis=None, dtype=None, keepdims=False):
+            if dtype is None and x.dtype.kind in float_kinds:
+                return np.add.reduce(x, axis=axis, keepdims=keepdims)
+            return compat.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+        def reshape(x, /, shape, *, copy=None):
+            if copy is None and isinstance(x, np.ndarray):
+                return x.reshape(shape)
+            return compat.reshape(x, shape, copy=copy)
+
+        def all(x, /, *, axis=None, keepdims=False):
+            if x.dtype == np.bool_ and isinstance(x, np.ndarray):
+                return np.logical_and.reduce(x, axis=axis, keepdims=keepdims)
+            return compat.all(x, axis=axis, keepdims=keepdims)
+
+        fast.sum, fast.reshape, fast.all = sum, reshape, all
+        _FAST_NUMPY = fast
+    return _FAST_NUMPY
+
+
 def _make(name: str, device: Any) -> Backend:
     """Build a Backend for a validated name and a raw device specification."""
     if name == "numpy":
         _import("numpy")
-        import array_api_compat.numpy as xp
+        xp = _numpy_namespace()
 
         if device not in (None, "cpu", "CPU"):
             raise BackendError(f"The numpy backend has only the device 'cpu'; received {device!r}.")
