@@ -140,15 +140,16 @@ def test_worker_runs_a_tiny_workload():
     assert all(0 < t < 10 for t in result["per_unit"])
 
 
-def test_report_renders_targets():
-    def group(backprop, peer, name):
-        return {
-            "backprop": {"samples": [backprop] * 3, **run.summarize([backprop] * 3)},
-            name: {"samples": [peer] * 3, **run.summarize([peer] * 3)},
-        }
+def _group(backprop, peer, name):
+    return {
+        "backprop": {"samples": [backprop] * 3, **run.summarize([backprop] * 3)},
+        name: {"samples": [peer] * 3, **run.summarize([peer] * 3)},
+    }
 
+
+def test_report_renders_targets():
     results = {
-        "timings": {"seed/float32": group(1.0, 4.0, "sklearn")},
+        "timings": {"seed/float32": _group(1.0, 4.0, "sklearn")},
         "opcount": {"seed": count_ops("seed")},
         "memory": {"backprop": {"delta_mib": 10.0}, "torch": {"delta_mib": 20.0}},
         "firstfit": {},
@@ -162,3 +163,77 @@ def test_report_renders_targets():
     assert by_name["peak memory, large (float32): backprop vs torch"]["met"] is True
     table = run.targets_table(rows)
     assert "0.25x" in table and "not measured" in table
+
+
+def test_report_judges_backprop_on_jax_against_backprop_on_numpy():
+    # the subject of this target is backprop_jax: its median over backprop's (NumPy backend)
+    timings = {"seed/float32": _group(2.0, 0.8, "backprop_jax")}
+    rows = run.evaluate_targets({"timings": timings})
+    row = {r["target"]: r for r in rows}["seed, per epoch, backprop on JAX vs backprop on NumPy"]
+    assert row["measured"] == pytest.approx(0.4)
+    assert row["limit"] == "<= 0.50x"
+    assert row["met"] is True
+    timings["seed/float32"]["backprop_jax"] = {"samples": [1.5] * 3, **run.summarize([1.5] * 3)}
+    row = {r["target"]: r for r in run.evaluate_targets({"timings": timings})}[row["target"]]
+    assert row["measured"] == pytest.approx(0.75) and row["met"] is False
+    assert "backprop_jax" in run.ONLY_WORKLOADS  # measured on seed only, where its target is
+    assert run.ONLY_WORKLOADS["backprop_jax"] == ("seed",)
+
+
+def test_markdown_links_the_distributed_results():
+    timings = {"seed/float32": _group(1.0, 4.0, "sklearn")}
+    timings["seed/float32"]["backprop_jax"] = {
+        "info": {"first_fit_s": 1.25},
+        "samples": [0.5] * 3,
+        **run.summarize([0.5] * 3),
+    }
+    results = {"timings": timings, "opcount": {}, "memory": {}, "firstfit": {}, "longrun": {}}
+    machine = {"cpu": "cpu", "cpus": "2", "threads_per_core": "1", "memory": "1 GiB"}
+    machine.update(os="os", python="3")
+    results["meta"] = {
+        "command": "python bench/run.py",
+        "date": "today",
+        "wall_s": 1.0,
+        "json": "results.json",
+        "machine": machine,
+        "versions": {},
+        "git": {"commit": "abc", "backprop_dirty": False},
+        "threads": 1,
+        "blas": [],
+        "samples": 3,
+        "load_start": 0.0,
+        "load_end": 0.0,
+    }
+    results["targets"] = run.evaluate_targets(results)
+    text = run.render_markdown(results)
+    assert "[RESULTS-distributed.md](RESULTS-distributed.md)" in text  # survives reruns
+    assert "backprop, JAX backend (compiled epoch)" in text  # a row of the seed table
+    assert "seed/float32 1.25 s" in text  # the compile time of the warm-up's first fit
+    assert "| seed, per epoch, backprop on JAX vs backprop on NumPy | <= 0.50x | 0.50x |" in text
+
+
+def test_backprop_jax_runner_restarts_without_recompiling():
+    pytest.importorskip("jax")
+    from bench import peers
+
+    assert peers.available("backprop_jax")
+    wl = workloads.get("seed")
+    runner = peers.runner_class("backprop_jax")(wl, "float32", 1)
+    runner.prepare()
+    initial = runner.model.get_weights()
+    runner.run(1)  # compiles the epoch
+    compiled = runner.model._compiled[1]
+    assert runner.first_fit_s is not None and runner.first_fit_s > 0
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(runner.model.get_weights(), initial, strict=True)
+    )
+    runner.prepare()  # the same model, its initial weights, a fresh optimizer
+    for a, b in zip(runner.model.get_weights(), initial, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert runner.model.optimizer.iterations == 0
+    runner.run(2)
+    assert runner.model._compiled[1] is compiled
+    assert compiled._cache_size() == 1  # no second trace: a sample times training only
+    assert runner.model.optimizer.iterations == 2 * wl.steps_per_epoch()
+    info = runner.info()
+    assert info["backend"] == "jax" and info["param_dtype"] == "float32"

@@ -25,6 +25,7 @@ _PEERS = {
     "torch": ("torch_peer", "TorchRunner", "torch"),
     "torch_fused": ("torch_peer", "TorchFusedRunner", "torch"),
     "jax": ("jax_peer", "JaxRunner", "jax"),
+    "backprop_jax": ("backprop_jax_peer", "BackpropJaxRunner", "jax"),
 }
 
 FRAMEWORKS = tuple(_PEERS)
@@ -38,6 +39,7 @@ LABELS = {
     "torch": "PyTorch eager, Adam",
     "torch_fused": "PyTorch eager, Adam(fused=True)",
     "jax": "JAX, one jitted step",
+    "backprop_jax": "backprop, JAX backend (compiled epoch)",
 }
 
 
