@@ -682,17 +682,40 @@ class Sequential:
             The dead layers' names, bottom first; empty when none.
         """
         X = X if self.backend.owns(X) else self._prepare(X)[0]
-        self._forward(X, training=False)
         hidden = self._relu_hidden()
         if not hidden:
             return []
-        xp = self.xp
-        flags = xp.stack([xp.all(layer.z <= 0) for layer in hidden])
+        compiled = self._compiled_probe()
+        if compiled is None:
+            flags = self._dead_flags(self._theta, X)
+        else:
+            theta = self._theta
+            try:
+                flags = compiled(theta, X)
+            finally:  # the trace left its placeholders in the layers
+                self._theta = theta
+                self._bind_views()
         return [
             layer.name
             for layer, dead in zip(hidden, self.backend.to_numpy(flags), strict=True)
             if dead
         ]
+
+    def _dead_flags(self, theta: Array, X: Array) -> Array:
+        """For each hidden ReLU layer, whether all its pre-activations on ``X`` are <= 0."""
+        xp = self.xp
+        if theta is not self._theta:  # a traced theta (the compiled probe)
+            self._theta = theta
+            self._bind_views(compiled=False)
+        self._forward(X, training=False)
+        return xp.stack([xp.all(layer.z <= 0) for layer in self._relu_hidden()])
+
+    def _compiled_probe(self) -> Any:
+        """``_dead_flags`` compiled (JAX: one call instead of an eager forward), or None."""
+        key = (self.backend, tuple(self._bounds))
+        if getattr(self, "_probe", (None, None))[0] != key:
+            self._probe = (key, self.backend.compile(self._dead_flags))
+        return self._probe[1]
 
     def _warn_dead(self, X: Array, when: str) -> bool:
         dead = self.dead_layers(X)
