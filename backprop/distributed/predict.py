@@ -49,7 +49,7 @@ _INSTALL_HINT = 'pip install -e ".[dask]"  (or: pip install "dask[array,distribu
 # __array_function__ protocol, which torch, JAX and array_api_strict arrays do not.
 _CHUNK_BACKENDS = ("numpy", "cupy")
 
-# Rebuilt models kept per worker thread (least recently used dropped first): a few models
+# Rebuilt models kept per worker process (least recently used dropped first): a few models
 # predicting in turn stay warm, and a long-lived worker does not keep every model it ever saw.
 _CACHE_SIZE = 4
 
@@ -160,10 +160,11 @@ def _cache_info() -> dict[str, dict[str, int]]:
 # The worker side
 
 
-# One cache per thread, not per process: Sequential.forward stores each layer's activations
-# on the layer (for backward), so two threads predicting with one model object would race.
-# With one thread per worker (the usual setting for GPUs) this is one model per process.
-_local = threading.local()
+# One cache per process, each model with its lock: Sequential.forward stores each layer's
+# activations on the layer (for backward), so two threads must not run one model object at
+# once. (A cache per thread rebuilt the model whenever the worker's pool started a new thread.)
+_models: OrderedDict[tuple[str, str], tuple[Sequential, threading.Lock]] = OrderedDict()
+_models_lock = threading.Lock()
 
 
 def _build(spec: _ModelSpec, backend: Backend) -> Sequential:
@@ -186,20 +187,18 @@ def _build(spec: _ModelSpec, backend: Backend) -> Sequential:
     return model
 
 
-def _model_for(spec: _ModelSpec, backend: Backend) -> Sequential:
-    """The cached model of ``spec`` on ``backend`` for this thread, built on first use."""
-    cache: OrderedDict[tuple[str, str], Sequential] | None = getattr(_local, "models", None)
-    if cache is None:
-        cache = _local.models = OrderedDict()
+def _model_for(spec: _ModelSpec, backend: Backend) -> tuple[Sequential, threading.Lock]:
+    """The cached model of ``spec`` on ``backend`` in this process, built on first use."""
     key = (spec.token, backend.spec)
-    model = cache.get(key)
-    if model is None:
-        model = cache[key] = _build(spec, backend)
-        while len(cache) > _CACHE_SIZE:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return model
+    with _models_lock:
+        entry = _models.get(key)
+        if entry is None:
+            entry = _models[key] = (_build(spec, backend), threading.Lock())
+            while len(_models) > _CACHE_SIZE:
+                _models.popitem(last=False)
+        else:
+            _models.move_to_end(key)
+    return entry
 
 
 def _predict_block(block: Any, spec: Any, batch_size: int | None) -> Any:
@@ -229,7 +228,9 @@ def _predict_block(block: Any, spec: Any, batch_size: int | None) -> Any:
     backend = backend_of(block)
     if block.shape[0] == 0:  # dask allows empty chunks; model.predict needs at least one row
         return backend.zeros((0, spec.output_dim), backend.dtype(spec.dtype))
-    return _model_for(spec, backend).predict(block, batch_size=batch_size)
+    model, lock = _model_for(spec, backend)
+    with lock:
+        return model.predict(block, batch_size=batch_size)
 
 
 # ---------------------------------------------------------------------------------------------
