@@ -830,7 +830,7 @@ class Sequential:
         self._theta = theta
         self._bind_views(compiled=False)
         penalty = self._penalty()
-        penalty = xp.zeros((), dtype=self.dtype) if penalty is None else penalty * x.shape[0]
+        penalty = self.backend.zeros((), self.dtype) if penalty is None else penalty * x.shape[0]
         y_hat = self._forward(x, training=True)
         self._backward_from_loss(y, y_hat)
         state = dict(state)

@@ -53,7 +53,7 @@ def main(scenario: str, out: str) -> None:
 
         callbacks.append(bp.callbacks.LambdaCallback(on_epoch_end=boom))
     if scenario == "hang" and rank == 1:
-        time.sleep(60)  # never arrives within the others' timeout
+        time.sleep(600)  # never arrives within the others' timeout (nor mpirun's in the test)
     if scenario == "hang":
         dp = bp.distributed.DataParallel(m, "mpi", timeout=2.0)
         dp.fit(X, y, **FIT)

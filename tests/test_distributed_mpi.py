@@ -9,7 +9,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -39,12 +38,11 @@ ENV = {
 
 
 def mpirun(n, *args, timeout=120):
+    """Run ``python *args`` on ``n`` ranks; a job still running after ``timeout`` s fails."""
     cmd = [MPIRUN, "-n", str(n), "--oversubscribe", sys.executable, *args]
-    t0 = time.monotonic()
-    proc = subprocess.run(
+    return subprocess.run(
         cmd, env=ENV, cwd=HERE, capture_output=True, text=True, timeout=timeout, check=False
     )
-    return proc, time.monotonic() - t0
 
 
 def single_process(hidden=6):
@@ -58,7 +56,7 @@ def single_process(hidden=6):
 def test_mpirun_equals_one_process(tmp_path, ranks, scenario):
     """2 ranks, and 3 (uneven shards of every batch of 20 and of the last batch of 13);
     "wide" sends a gradient large enough for the barrier + blocking reduction path."""
-    proc, _ = mpirun(ranks, "mpi_worker.py", scenario, str(tmp_path))
+    proc = mpirun(ranks, "mpi_worker.py", scenario, str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     weights, history = single_process(hidden=2048 if scenario == "wide" else 6)
     got = np.load(tmp_path / "weights.npz")
@@ -70,31 +68,31 @@ def test_mpirun_equals_one_process(tmp_path, ranks, scenario):
 
 
 def test_ranks_with_another_seed_fail_at_the_start(tmp_path):
-    proc, _ = mpirun(2, "mpi_worker.py", "seeds", str(tmp_path))
+    proc = mpirun(2, "mpi_worker.py", "seeds", str(tmp_path))
     assert proc.returncode != 0
     assert "DistributedError" in proc.stderr and "seed=1 where rank 0 has 0" in proc.stderr
 
 
 def test_a_failing_rank_stops_the_others(tmp_path):
-    proc, seconds = mpirun(3, "mpi_worker.py", "fail", str(tmp_path))
+    proc = mpirun(3, "mpi_worker.py", "fail", str(tmp_path))  # a hang fails: timeout
     assert proc.returncode != 0
     assert "RuntimeError: rank 1 ran out of disk" in proc.stderr
     # the two others say why they stopped instead of waiting for rank 1
     assert proc.stderr.count("stopped because another rank failed") == 2, proc.stderr
-    assert seconds < 60
 
 
 def test_a_rank_that_does_not_answer_times_out(tmp_path):
-    proc, seconds = mpirun(2, "mpi_worker.py", "hang", str(tmp_path))
+    # rank 1 sleeps 600 s: the job ends within mpirun's timeout only if rank 0 gives up after
+    # its 2 s and ends the job
+    proc = mpirun(2, "mpi_worker.py", "hang", str(tmp_path))
     assert proc.returncode != 0
     assert "no answer from the other ranks within 2 s" in proc.stderr, proc.stderr
-    assert seconds < 50  # rank 1 sleeps 60 s: mpirun ends it when rank 0 fails
 
 
 def test_the_command_line_trains_unchanged_under_mpirun(tmp_path):
     args = ["-m", "backprop", "train", "--dataset", "moons", "--epochs", "3", "--verbose", "2"]
     args += ["--dtype", "float64", "--batch-size", "30"]
-    proc, _ = mpirun(2, *args, "--save", str(tmp_path / "two.npz"))
+    proc = mpirun(2, *args, "--save", str(tmp_path / "two.npz"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("Epoch 3/3") == 1  # only rank 0 prints
     assert proc.stdout.count("test accuracy") == 1 and "x 2 ranks" in proc.stdout

@@ -753,3 +753,19 @@ def test_a_model_computes_on_its_own_gpu_whatever_gpu_is_current():
         out = m.predict(cupy.asarray(X)) if last == 0 else m.predict(X)
     assert seen and set(seen) == {last}
     assert out.shape == (8, 1)
+
+
+def test_the_compiled_epoch_program_is_array_api_code(backend64, circles, monkeypatch):
+    """The program JAX compiles (the shuffle, the steps looped by ``Backend.scan``, the epoch
+    sums), run uncompiled on every backend: standard Array API code, the eager steps' numbers."""
+    X, y = circles
+    eager = compiled(seed_net(backend=backend64, dtype="float64", seed=4))
+    h_eager = eager.fit(X, y, epochs=2, batch_size=48, verbose=0)
+    monkeypatch.setattr(bp.Backend, "compile", lambda self, fn: fn)
+    program = compiled(seed_net(backend=backend64, dtype="float64", seed=4))
+    h_program = program.fit(X, y, epochs=2, batch_size=48, verbose=0)
+    assert program._compiled[1] is not None  # the epoch program ran
+    for k in h_eager.history:
+        np.testing.assert_allclose(h_program.history[k], h_eager.history[k], rtol=1e-9)
+    for a, b in zip(program.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -407,7 +407,9 @@ class NCCLCommunicator(MPICommunicator):
         return x
 
 
-def get_communicator(kind: str | Communicator = "auto", timeout: float = 600.0) -> Communicator:
+def get_communicator(
+    kind: str | Communicator = "auto", timeout: float = 600.0, device: int | None = None
+) -> Communicator:
     """The communicator for ``kind``.
 
     Parameters
@@ -418,6 +420,8 @@ def get_communicator(kind: str | Communicator = "auto", timeout: float = 600.0) 
         as it is.
     timeout : float
         Seconds a collective operation may wait (MPI and NCCL).
+    device : int, optional
+        The GPU of this rank for NCCL; by default the launcher's local rank.
 
     Returns
     -------
@@ -446,4 +450,4 @@ def get_communicator(kind: str | Communicator = "auto", timeout: float = 600.0) 
         return SingleProcess()
     if kind == "mpi":
         return MPICommunicator(timeout=timeout)
-    return NCCLCommunicator(timeout=timeout)
+    return NCCLCommunicator(device=device, timeout=timeout)

@@ -24,9 +24,8 @@ from .. import backend as _backend
 from .comm import (
     Communicator,
     DistributedError,
-    MPICommunicator,
-    NCCLCommunicator,
     SingleProcess,
+    get_communicator,
     launched_by_mpi,
 )
 
@@ -104,10 +103,7 @@ def resolve(distributed: Any, backend: _backend.Backend, timeout: float = 600.0)
     device = getattr(backend.device, "id", None) if kind == "nccl" else None
     key = (kind, device, timeout)
     if key not in _CACHE:
-        if kind == "mpi":
-            _CACHE[key] = MPICommunicator(timeout=timeout)
-        else:
-            _CACHE[key] = NCCLCommunicator(device=device, timeout=timeout)
+        _CACHE[key] = get_communicator(kind, timeout, device)
     return _CACHE[key]
 
 
