@@ -476,7 +476,10 @@ def to_numpy(x: Any) -> np.ndarray:
     if name == "array_api_strict":
         strict = importlib.import_module("array_api_strict")
         return np.asarray(x.to_device(strict.Device("CPU_DEVICE")))
-    return np.asarray(x)
+    host = np.asarray(x)
+    # JAX (on CPU) hands out read-only views of its buffers: users get writable arrays of
+    # their own, as from every other backend
+    return host if host.flags.writeable else host.copy()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .data import check_positive_int
 from .layers import Dense
 
 
@@ -66,6 +67,7 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     from .io import _clone
 
     model._require_compiled("explain")
+    check_positive_int(batch, "batch")
     Xc, yc = model._check(X, y)
     m = min(batch, Xc.shape[0])
     work = _clone(model, input_dim=Xc.shape[1])

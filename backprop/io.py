@@ -36,6 +36,7 @@ import numpy as np
 
 from . import layers as _layers
 from . import losses as _losses
+from . import metrics as _metrics
 from . import optimizers as _optimizers
 from .backend import BackendError
 
@@ -78,6 +79,8 @@ def save(model: Any, path: str | os.PathLike) -> str:
     ------
     RuntimeError
         If ``model`` is not built.
+    FileNotFoundError
+        If the target's folder does not exist.
     """
     from . import __version__
 
@@ -98,7 +101,7 @@ def save(model: Any, path: str | os.PathLike) -> str:
         config["compile"] = {
             "loss": model.loss.get_config(),
             "optimizer": opt.get_config(),
-            "metrics": [m if isinstance(m, str) else m.name for m in model._metric_specs],
+            "metrics": [m if isinstance(m, str) else m.get_config() for m in model._metric_specs],
             "iterations": opt.iterations,
             "state_keys": [sorted(s) for s in opt.state],
         }
@@ -111,6 +114,11 @@ def save(model: Any, path: str | os.PathLike) -> str:
 
     target = _with_suffix(path)
     folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):  # say so before mkstemp names its temporary file
+        raise FileNotFoundError(
+            f"Cannot save to {target}: the folder {folder} does not exist. Create it first "
+            "(e.g. os.makedirs(folder, exist_ok=True))."
+        )
     fd, tmp = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -231,7 +239,8 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
         compiled = config.get("compile")
         if compiled is not None:
             optimizer = _optimizers.get(compiled["optimizer"])
-            model.compile(_losses.get(compiled["loss"]), optimizer, compiled["metrics"])
+            metrics = [m if isinstance(m, str) else _metrics.get(m) for m in compiled["metrics"]]
+            model.compile(_losses.get(compiled["loss"]), optimizer, metrics)
             optimizer.state = [
                 {k: model.backend.asarray(arrays[f"opt_{i}_{k}"], model.dtype) for k in keys}
                 for i, keys in enumerate(compiled["state_keys"])

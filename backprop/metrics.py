@@ -18,7 +18,13 @@ Examples
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
+
+import numpy as np
+
+from .registry import build
 
 Array = Any
 
@@ -66,8 +72,19 @@ class Metric:
         """
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The name and settings that rebuild this metric with :func:`get` (saved in files).
+
+        Returns
+        -------
+        dict
+            ``{"name": ..., **settings}``.
+        """
+        return {"name": self.name}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({settings})"
 
 
 class BinaryAccuracy(Metric):
@@ -82,7 +99,18 @@ class BinaryAccuracy(Metric):
     name = "binary_accuracy"
 
     def __init__(self, threshold: float = 0.5):
-        self.threshold = threshold
+        if (
+            isinstance(threshold, bool | np.bool_)
+            or not isinstance(threshold, numbers.Real)
+            or not math.isfinite(threshold)
+        ):
+            raise ValueError(
+                f"threshold must be a finite number, received threshold={threshold!r}."
+            )
+        self.threshold = float(threshold)
+
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
 
     def stats(self, y, y_hat, xp):
         hit = (y_hat > self.threshold) == (y > 0.5)
@@ -208,6 +236,11 @@ def get(identifier: str | Metric, loss_kind: str = "binary", n_outputs: int = 1)
     """
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):  # a saved config: {"name": ..., **settings}
+        config = dict(identifier)
+        name = config.get("name")
+        key = _ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
+        return build("metric", {**config, "name": key}, _REGISTRY)
     if not isinstance(identifier, str):
         raise TypeError(
             f"metrics must be names such as 'accuracy' or Metric instances; received "

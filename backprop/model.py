@@ -15,6 +15,7 @@ metric sums on the device, and reads them back once per epoch.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 from typing import Any
@@ -53,6 +54,21 @@ class DeadNetworkWarning(RuntimeWarning):
 
 # rows of the training data used to look for dead layers: enough to see a live unit
 _DEAD_CHECK_ROWS = 512
+
+# each model's token: the layers and the optimizer it owns record it (ids can be reused)
+_TOKENS = itertools.count()
+
+
+def _watches_batches(callback: _callbacks.Callback) -> bool:
+    """Whether a callback's ``on_batch_end`` may look at the model after each step.
+
+    History and the progress bar read only the batch's index and size; any other callback
+    that overrides ``on_batch_end`` (or a LambdaCallback given one) may read the weights.
+    """
+    if isinstance(callback, _callbacks.History | _callbacks.ProgbarLogger):
+        return False
+    hook = getattr(type(callback), "on_batch_end", None)
+    return hook is not _callbacks.Callback.on_batch_end or "on_batch_end" in vars(callback)
 
 
 class Sequential:
@@ -106,10 +122,12 @@ class Sequential:
         self.loss: _losses.Loss | None = None
         self.optimizer: _optimizers.Optimizer | None = None
         self.metrics: list[tuple[str, _metrics.Metric]] = []
-        self._metric_names: list[str] = []
+        self._metric_specs: list[str | _metrics.Metric] = []
+        self._token = next(_TOKENS)
         self.stop_training = False
         self.history: _callbacks.History | None = None
         self._comm: Any = None  # a Communicator during data-parallel fit
+        self._compiled: tuple | None = None  # (key, the compiled epoch)
         for layer in layers or []:
             self.add(layer)
 
@@ -129,9 +147,25 @@ class Sequential:
             )
         if any(layer is other for other in self.layers):
             raise ValueError(f"Layer {layer.name!r} is already in this model.")
+        owner = getattr(layer, "_model_token", None)
+        if owner is not None and owner != self._token:
+            # a layer's weights are views of its model's flat parameter vector: a second model
+            # would re-point them at its own vector and leave the first one training nothing
+            raise ValueError(
+                f"Layer {layer.name!r} already belongs to another model: a layer's weights "
+                "live in one model's parameter vector, so layers cannot be shared between "
+                "models. Make new layers for this model, e.g. "
+                "bp.layers.from_config(type(layer).__name__, layer.get_config()), or copy the "
+                "weights with model2.set_weights(model1.get_weights())."
+            )
         self.layers.append(layer)
         if self.input_dim is not None:  # the first layer knows its input: build what is new
-            self.build(self.input_dim)
+            try:
+                self.build(self.input_dim)
+            except BaseException:  # a refused layer leaves the model as it was
+                self.layers.pop()
+                raise
+        layer._model_token = self._token
 
     def _build_args(self, layer: _layers.Layer) -> tuple:
         rng = self.streams.dropout if isinstance(layer, _layers.Dropout) else self.streams.init
@@ -245,22 +279,81 @@ class Sequential:
         """
         if not self.layers:
             raise ValueError("compile() needs layers: add them before compiling.")
-        self.loss = _losses.get(loss)
-        self.optimizer = _optimizers.get(optimizer)
+        # everything is resolved before anything is assigned: a compile that raises leaves
+        # the model as it was
+        loss = _losses.get(loss)
+        optimizer = _optimizers.get(optimizer)
         if metrics is None:
             metrics = []
-        if isinstance(metrics, str):
+        if isinstance(metrics, str | _metrics.Metric):
             metrics = [metrics]
-        self._metric_specs = list(metrics)
-        self._resolve_metrics()
+        if not isinstance(metrics, list | tuple):
+            raise TypeError(
+                "metrics must be a list of names or Metric instances, received "
+                f"{type(metrics).__name__}."
+            )
+        specs = list(metrics)
+        resolved = self._resolve_metrics(specs, loss)
+        self._claim(optimizer)
+        self.loss, self.optimizer = loss, optimizer
+        self._metric_specs, self.metrics = specs, resolved
+        self._compiled = None  # the compiled epoch depends on the loss, optimizer and metrics
 
-    def _resolve_metrics(self) -> None:
+    def _claim(self, optimizer: _optimizers.Optimizer) -> None:
+        """Make ``optimizer`` this model's; refuse one that another model trains with.
+
+        An optimizer's moments and step count belong to the weights it updated (as in Keras 3
+        and PyTorch, where an optimizer is built for one set of variables): a second model
+        would inherit them, or fail on their shapes.
+        """
+        owner = getattr(optimizer, "_model_token", None)
+        if owner is not None and owner != self._token:
+            raise ValueError(
+                f"This {type(optimizer).__name__} instance already trains another model: an "
+                "optimizer's state (moments, step count) belongs to the weights it updates. "
+                "Give each model its own optimizer, e.g. "
+                "optimizer=bp.optimizers.get(other.optimizer.get_config())."
+            )
+        if optimizer.state and not self._state_fits(optimizer):
+            optimizer.state, optimizer.iterations = [], 0  # made for other weights: rebuild
+        optimizer._model_token = self._token
+
+    def _state_fits(self, optimizer: _optimizers.Optimizer) -> bool:
+        """Whether the optimizer's state has the shapes of this model's weights."""
+        if not self.built or self._theta is None:
+            return not optimizer.state
+        if optimizer.clipnorm is None:
+            shapes = [tuple(self._theta.shape)]
+        else:
+            shapes = [tuple(layer.params[k].shape) for layer, k in self._param_slots]
+        return len(optimizer.state) == len(shapes) and all(
+            tuple(v.shape) == shape
+            for s, shape in zip(optimizer.state, shapes, strict=True)
+            for v in s.values()
+        )
+
+    def _check_optimizer_state(self) -> None:
+        """Refuse to train with optimizer state made for other weights (model.add after fit)."""
+        if self.optimizer.state and not self._state_fits(self.optimizer):
+            raise ValueError(
+                f"The optimizer's state was made for other weights than the model's "
+                f"{self.count_params()} parameters (a layer was added after training began?). "
+                "Call model.compile(...) again: its state is rebuilt for the new weights."
+            )
+
+    def _resolve_metrics(
+        self, specs: list | None = None, loss: _losses.Loss | None = None
+    ) -> list[tuple[str, _metrics.Metric]]:
+        """``(name, Metric)`` for each spec; names as given, instances under their own name."""
+        specs = self._metric_specs if specs is None else specs
+        loss = self.loss if loss is None else loss
         out = self.output_dim if self.built else 1
-        self.metrics = []
-        for spec in self._metric_specs:
-            metric = _metrics.get(spec, self.loss.kind, out)
+        resolved = []
+        for spec in specs:
+            metric = _metrics.get(spec, loss.kind, out)
             name = spec if isinstance(spec, str) else metric.name
-            self.metrics.append((name, metric))
+            resolved.append((name, metric))
+        return resolved
 
     def _require_compiled(self, what: str) -> None:
         if self.loss is None or self.optimizer is None:
@@ -493,7 +586,8 @@ class Sequential:
         """Build if needed, then move checked X (and y, in the loss's layout) to the device."""
         if not self.built:
             self.build(X.shape[1])
-            self._resolve_metrics()
+            if self.loss is not None:  # "accuracy" depends on the output width
+                self.metrics = self._resolve_metrics()
         Y = None
         if y is not None:
             label_dtype = self.backend.int_dtype if self.loss.kind == "sparse" else self.dtype
@@ -599,9 +693,15 @@ class Sequential:
             raise ValueError(
                 f"initial_epoch must be in [0, epochs={epochs}), received {initial_epoch}."
             )
+        if callbacks is not None and not isinstance(callbacks, list | tuple):
+            raise TypeError(
+                "callbacks must be a list of Callback instances, e.g. callbacks=[History()]; "
+                f"received {type(callbacks).__name__}."
+            )
         for c in callbacks or []:
             if not isinstance(c, _callbacks.Callback):
                 raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
+        self._check_optimizer_state()
         # every check runs before the model is built or touched
         X, y = self._check(X, y)
         n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
@@ -735,7 +835,10 @@ class Sequential:
         xp, n, b = self.xp, X.shape[0], self.backend
         order = b.asarray(self.streams.permutation(n), b.int_dtype) if shuffle else None
         comm = self._comm
-        compiled = None if comm is not None else self._compiled_epoch(batch_size)
+        # a callback that looks at the model after each batch needs each step to have run
+        # when it is called: the compiled epoch runs them all in one program
+        per_step = comm is not None or any(_watches_batches(c) for c in cb.callbacks)
+        compiled = None if per_step else self._compiled_epoch(batch_size)
         if compiled is not None:
             sums, Y, Y_hat, Z = self._run_epoch(compiled, X, Y, order, steps)
             sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
@@ -747,6 +850,9 @@ class Sequential:
             # one gather per epoch, then contiguous slices: cheaper than a gather per batch
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
         outputs, logits, penalties, targets = self._eager_epoch(X, Y, batch_size, steps, cb)
+        if self.stop_training:  # stopped after a batch: the logs cover the rows trained on
+            n = min(self._steps_run * batch_size, n)
+            Y = Y[:n, ...]
         if comm is not None:  # the loss and metrics of the rows this rank saw, summed later
             Y = xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
         Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
@@ -796,6 +902,9 @@ class Sequential:
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
             cb.on_batch_end(step, {"batch": step, "size": size})
+            self._steps_run = step + 1
+            if self.stop_training:  # as in Keras, a callback can stop after any batch
+                break
         return outputs, logits, penalties, targets
 
     def _compiled_epoch(self, batch_size: int) -> Any:
@@ -814,8 +923,9 @@ class Sequential:
             or any(isinstance(layer, _layers.Dropout) for layer in self.layers)
         ):
             return None
-        key = (id(opt), id(self.loss), tuple(self._metric_names), self.backend, batch_size)
-        if getattr(self, "_compiled", (None, None))[0] != key:
+        # compile() drops the program; the key covers what changes without a compile
+        key = (self.backend, batch_size, tuple(self._bounds), tuple(map(id, self.layers)))
+        if self._compiled is None or self._compiled[0] != key:
             epoch = functools.partial(self._pure_epoch, batch_size=batch_size)
             self._compiled = (key, self.backend.compile(epoch))
         return self._compiled[1]
@@ -823,8 +933,11 @@ class Sequential:
     def _pure_step(self, theta: Array, state: dict, x: Array, y: Array, lr: Any, t: Any) -> tuple:
         """One step as a function of its inputs only (what the compiled epoch loops over).
 
-        Returns the new ``theta`` and state, the step's ``y_hat`` and logits, and the batch's
-        regularization penalty times its rows (of the weights the step started from).
+        Returns the new ``theta`` and state, the step's ``y_hat`` and logits, the batch's
+        regularization penalty times its rows (of the weights the step started from), and
+        one dead-layer flag per hidden ReLU layer. The flags are outputs, not read from
+        ``layer.z`` after the loop: inside ``lax.scan`` that attribute holds the loop's tracer,
+        which must not escape it.
         """
         xp = self.xp
         self._theta = theta
@@ -835,7 +948,8 @@ class Sequential:
         self._backward_from_loss(y, y_hat)
         state = dict(state)
         theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, xp)[0]
-        return theta, state, y_hat, self.layers[-1].z, penalty
+        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
+        return theta, state, y_hat, self.layers[-1].z, penalty, *dead
 
     def _scan_step(self, carry: tuple, inputs: tuple) -> tuple:
         """``_pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs)."""
@@ -859,7 +973,7 @@ class Sequential:
         lrs, ts = rates[0, ...], rates[1, ...]  # each step's learning rate and t
         full = n // batch_size
         m = full * batch_size
-        outputs, logits, penalties = [], [], []
+        outputs, logits, penalties, dead = [], [], [], []
         if full:
             Xb = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
             Yb = xp.reshape(Y[:m, ...], (full, batch_size, *Y.shape[1:]))
@@ -869,8 +983,9 @@ class Sequential:
             outputs.append(xp.reshape(out[0], (m, k)))
             logits.append(xp.reshape(out[1], (m, k)))
             penalties.append(xp.sum(out[2]))
+            dead = [flags[-1] for flags in out[3:]]  # the flags of the last full batch
         if m < n:
-            theta, state, y_hat, z, penalty = self._pure_step(
+            theta, state, y_hat, z, penalty, *dead = self._pure_step(
                 theta, state, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
             )
             outputs.append(y_hat)
@@ -878,8 +993,6 @@ class Sequential:
             penalties.append(penalty)
         # once per epoch here, not every flush_every steps: see Optimizer.flush_every
         self.optimizer._flush_subnormals(xp, [state])
-        # the flags of the last batch: layer.z holds its pre-activations
-        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
         Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
         Z = xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]
         total_loss, totals = self._epoch_sums(Y, Y_hat, Z if self._fused else None, penalties, dead)
@@ -895,7 +1008,13 @@ class Sequential:
         # (an integer array would promote beta**t to float64)
         rates = [opt.learning_rates(steps), list(range(first + 1, first + steps + 1))]
         rates = b.asarray(rates, self.dtype)
-        theta, state, sums, Y, Y_hat, Z = compiled(self._theta, opt.state[0], X, Y, order, rates)
+        theta = self._theta
+        try:
+            theta, state, sums, Y, Y_hat, Z = compiled(theta, opt.state[0], X, Y, order, rates)
+        except BaseException:  # a failed trace leaves its placeholders: put the weights back
+            self._theta = theta
+            self._bind_views()
+            raise
         self._theta, opt.state = theta, [state]
         self._bind_views()
         opt.iterations = first + steps

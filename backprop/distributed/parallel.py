@@ -180,7 +180,7 @@ def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any
         "seed": model.seed,
         "dtype": model._dtype_name,
         "loss": type(model.loss).__name__,
-        "metrics": list(model._metric_names),
+        "metrics": [name for name, _ in model.metrics],
         "optimizer": json.dumps(opt.get_config(), sort_keys=True, default=str),
         "optimizer iterations": opt.iterations,
         "samples": int(X.shape[0]),
