@@ -24,6 +24,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from ._checks import as_float
 from .registry import build
 
 Array = Any
@@ -176,13 +177,10 @@ class LeakyReLU(ActivationFunction):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01):
-        if (
-            not isinstance(alpha, int | float)
-            or isinstance(alpha, bool)
-            or not 0 <= alpha < math.inf
-        ):
+        value = as_float(alpha)
+        if value is None or not 0 <= value < math.inf:
             raise ValueError(f"leaky_relu alpha must be a number >= 0, received {alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = value
 
     def forward(self, z, xp):
         return xp.where(z > 0, z, self.alpha * z)
@@ -214,13 +212,10 @@ class ELU(ActivationFunction):
     name = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        if (
-            not isinstance(alpha, int | float)
-            or isinstance(alpha, bool)
-            or not 0 <= alpha < math.inf
-        ):
+        value = as_float(alpha)
+        if value is None or not 0 <= value < math.inf:
             raise ValueError(f"elu alpha must be a number >= 0, received {alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = value
 
     def forward(self, z, xp):
         # expm1 of min(z, 0): exact near 0 and never overflows on the branch where() discards.

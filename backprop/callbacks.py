@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import string
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from ._checks import as_float, as_int
 
 
 class Callback:
@@ -24,11 +28,18 @@ class Callback:
     root_only : bool
         In data-parallel training, run only on rank 0 (printing, writing files); the others
         run on every rank, with the same logs (summed over the ranks).
+    log_keys : tuple of str
+        The keys this callback adds to the epoch logs in ``on_epoch_end`` (e.g.
+        ``("learning_rate",)``), so that callbacks after it, such as a
+        :class:`ModelCheckpoint` file name, may use them.
     """
 
     model: Any = None
     params: dict[str, Any]
     root_only: bool = False
+    log_keys: tuple[str, ...] = ()
+    # set by CallbackList: the log_keys of the callbacks that run before this one
+    _added_log_keys: tuple[str, ...] = ()
 
     def set_model(self, model: Any) -> None:
         """Attach the model being trained.
@@ -41,12 +52,14 @@ class Callback:
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
-        """Attach ``fit``'s settings (``epochs``, ``steps``, ``verbose``, ``samples``).
+        """Attach ``fit``'s settings (``epochs``, ``steps``, ``verbose``, ...).
 
         Parameters
         ----------
         params : dict
-            The settings of ``fit``: ``epochs``, ``steps``, ``verbose``, ``samples``.
+            The settings of ``fit``: ``epochs``, ``steps``, ``verbose``, ``samples``, and
+            ``do_validation`` (whether ``val_*`` keys will be in the epoch logs, as in Keras;
+            where it is absent, callbacks cannot tell).
         """
         self.params = params
 
@@ -116,6 +129,14 @@ class CallbackList(Callback):
     """
 
     def __init__(self, callbacks: list[Callback], model: Any, params: dict[str, Any]):
+        # a single callback is refused, as in Keras: iterating it would fail with "'History'
+        # object is not iterable", which does not say what was expected
+        if not isinstance(callbacks, list | tuple):
+            raise TypeError(
+                "callbacks must be a list of Callback instances, received "
+                f"{type(callbacks).__name__}."
+            )
+        added: list[str] = []
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(
@@ -123,7 +144,10 @@ class CallbackList(Callback):
                 )
             cb.set_model(model)
             cb.set_params(params)
-        self.callbacks = callbacks
+            # the keys the callbacks before this one add to the logs it will be given
+            cb._added_log_keys = tuple(added)
+            added.extend(cb.log_keys)
+        self.callbacks = list(callbacks)
 
     def on_train_begin(self, logs=None):
         for cb in self.callbacks:
@@ -249,6 +273,12 @@ class EarlyStopping(Callback):
         Put back the weights of the best epoch when stopping (or at the end of training).
     baseline : float, optional
         Stop if the monitored value does not beat this within ``patience`` epochs.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``mode``, a ``patience`` that is not an integer >= 0 (NumPy integers
+        are accepted, bools are not), or a ``min_delta`` or ``baseline`` that is not a number.
     """
 
     def __init__(
@@ -263,14 +293,18 @@ class EarlyStopping(Callback):
     ):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', received {mode!r}.")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        patience_int = as_int(patience)
+        if patience_int is None or patience_int < 0:
             raise ValueError(f"patience must be an integer >= 0, received {patience!r}.")
-        self.monitor, self.min_delta, self.patience = monitor, abs(float(min_delta)), patience
-        self.restore_best_weights, self.baseline, self.verbose = (
-            restore_best_weights,
-            baseline,
-            verbose,
-        )
+        min_delta_float = as_float(min_delta)
+        if min_delta_float is None or math.isnan(min_delta_float):
+            raise ValueError(f"min_delta must be a number, received {min_delta!r}.")
+        baseline_float = None if baseline is None else as_float(baseline)
+        if baseline is not None and baseline_float is None:
+            raise ValueError(f"baseline must be a number or None, received {baseline!r}.")
+        self.monitor, self.min_delta = monitor, abs(min_delta_float)
+        self.patience, self.baseline = patience_int, baseline_float
+        self.restore_best_weights, self.verbose = restore_best_weights, verbose
         if mode == "auto":
             maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
             mode = "max" if maximize else "min"
@@ -393,6 +427,8 @@ class LearningRateScheduler(Callback):
         Whether to print the new rate at each epoch.
     """
 
+    log_keys = ("learning_rate",)
+
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
         if not callable(schedule):
             raise TypeError(
@@ -414,10 +450,43 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = self.model.optimizer.current_learning_rate()
 
 
+def _format_fields(pattern: str, whole: str | None = None) -> list[str]:
+    """The names a ``str.format`` pattern uses (``"m-{val_loss:.2f}"`` -> ``["val_loss"]``).
+
+    Raises ValueError for a malformed pattern or a positional field (``{}``, ``{0}``): the
+    file name is formatted with keywords only. ``whole`` is the full pattern when ``pattern``
+    is a nested format spec (for the messages).
+    """
+    fields: list[str] = []
+    whole = pattern if whole is None else whole
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        raise ValueError(
+            f"ModelCheckpoint filepath {whole!r} is not a valid format string ({exc}); "
+            "write literal braces as {{ and }}."
+        ) from None
+    for _, field, spec, _ in parsed:
+        if field is None:
+            continue
+        # "{loss.real}" and "{loss[0]}" look up "loss"
+        name = re.split(r"[.\[]", field, maxsplit=1)[0]
+        if name == "" or name.isdigit():
+            raise ValueError(
+                f"ModelCheckpoint filepath {whole!r} has a positional field {{{field}}}; "
+                "expected names such as {epoch} or {val_loss}."
+            )
+        fields.append(name)
+        if spec:  # a nested field, e.g. "{loss:.{digits}f}"
+            fields.extend(_format_fields(spec, whole))
+    return list(dict.fromkeys(fields))
+
+
 class ModelCheckpoint(Callback):
     """Save the model after epochs: every epoch, or only when ``monitor`` improves.
 
-    ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+    ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``;
+    its fields are checked against the keys of the epoch logs when training begins.
 
     Parameters
     ----------
@@ -431,6 +500,13 @@ class ModelCheckpoint(Callback):
         Whether lower or higher ``monitor`` is better; ``"auto"`` picks "max" for accuracies.
     verbose : int, default 0
         Whether to print a line at each save.
+
+    Raises
+    ------
+    TypeError
+        If ``filepath`` is not a non-empty path.
+    ValueError
+        If ``filepath`` is not a valid format string or has a positional field (``{}``).
     """
 
     root_only = True
@@ -447,8 +523,62 @@ class ModelCheckpoint(Callback):
             raise TypeError(f"filepath must be a non-empty path, received {filepath!r}.")
         self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
         self.verbose = verbose
+        self._fields = _format_fields(self.filepath)
         self._stop = EarlyStopping(monitor=monitor, mode=mode)
         self.best = math.inf if self._stop.mode == "min" else -math.inf
+
+    def _expected_log_keys(self) -> tuple[set[str], bool | None] | None:
+        """The names the file name may use, and whether validation runs (None: unknown).
+
+        None when the callback runs outside ``fit`` (no model or no params to tell).
+        """
+        metrics = getattr(self.model, "metrics", None)
+        params = getattr(self, "params", None)
+        if metrics is None or not isinstance(params, dict):
+            return None
+        names = ["loss", *(name for name, _ in metrics)]
+        keys = {"epoch", *names, *self._added_log_keys}
+        do_validation = params.get("do_validation")
+        # without the flag, a val_* key may come: only the names after "val_" can be checked
+        if do_validation or do_validation is None:
+            keys.update(f"val_{name}" for name in names)
+        return keys, None if do_validation is None else bool(do_validation)
+
+    def on_train_begin(self, logs=None):
+        """Check the file name's fields against the keys the epoch logs will have.
+
+        A field that will not be in the logs would otherwise fail as a bare ``KeyError``
+        after the first epoch, its training time lost.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+
+        Raises
+        ------
+        ValueError
+            If the file name uses a key the epoch logs of this ``fit`` will not have (such as
+            ``val_accuracy`` when no validation data is given).
+        """
+        expected = self._expected_log_keys()
+        if expected is None:
+            return
+        keys, do_validation = expected
+        unknown = [f for f in self._fields if f not in keys]
+        if not unknown:
+            return
+        field = unknown[0]
+        hint = ""
+        if field.startswith("val_") and do_validation is False:
+            hint = (
+                " Validation does not run in this fit: pass validation_data or "
+                "validation_split for 'val_*' keys."
+            )
+        raise ValueError(
+            f"ModelCheckpoint filepath {self.filepath!r} uses {{{field}}}, which is not a key "
+            f"of the epoch logs.{hint} Available keys: {sorted(keys)}."
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

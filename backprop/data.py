@@ -4,6 +4,8 @@ Bad input raises ``ValueError``/``TypeError`` saying what was expected and what 
 before any array reaches a layer: a wrong shape never crashes deep inside a matmul and a
 rejected call never changes the weights. The checks run on the host for host data and with
 one reduction (one synchronisation per call, never per step) for arrays already on a device.
+They cost time and memory in proportion to the data but make no copy of it: the finiteness
+check of a 600 MiB array must not need another 600 MiB.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from .backend import array_backend_name
+from .backend import array_backend_name, to_numpy
 
 Array = Any
+
+# Rows of host data are checked in blocks of about this many bytes: small enough to stay in
+# the CPU cache between the min and the max pass over a block (one trip to memory per element)
+_BLOCK_BYTES = 2**20
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = False) -> None:
@@ -101,8 +107,11 @@ def as_array(a: Any, name: str) -> Any:
     Raises
     ------
     TypeError
-        If host data cannot be made an array (e.g. ragged lists) or is not numeric.
+        If ``a`` is None, or host data cannot be made an array (e.g. ragged lists) or is not
+        numeric.
     """
+    if a is None:
+        raise TypeError(f"{name} must be an array, received None.")
     if array_backend_name(a) not in (None, "numpy"):
         return a
     try:
@@ -111,6 +120,11 @@ def as_array(a: Any, name: str) -> Any:
         raise TypeError(
             f"{name} must be a numeric array, received {type(a).__name__}: {exc}"
         ) from None
+    if out.ndim == 0 and out.dtype.kind not in "biuf":
+        # NumPy wraps what it cannot read as an array (a dict, a sparse matrix, a file name)
+        # in a 0-d array: "convert with astype" would be the wrong advice
+        hint = f" For a sparse matrix pass {name}.toarray()." if hasattr(a, "toarray") else ""
+        raise TypeError(f"{name} must be an array of numbers, received {type(a).__name__}.{hint}")
     if out.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must be numeric (floats or integers), received dtype {out.dtype} "
@@ -154,11 +168,14 @@ def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str =
     Raises
     ------
     TypeError
-        If ``X`` is not numeric.
+        If ``X`` is None or not numeric.
     ValueError
         If ``X`` is not 2-D, is empty, has other than ``n_features`` columns, or holds NaN,
-        infinite values or values beyond the range of ``dtype``.
+        infinite values or values beyond the range of ``dtype``; the message names the row
+        and column of the first.
     """
+    if X is None:
+        raise TypeError(f"{name} must be an array of shape (n_samples, n_features); received None.")
     X = as_array(X, name)
     xp = _numeric_device_array(X, name) if not isinstance(X, np.ndarray) else np
     if X.ndim != 2:
@@ -182,19 +199,106 @@ def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str =
 
 
 def _check_finite(a: Any, xp: Any, name: str, dtype: str = "float64") -> None:
-    """One reduction: False for NaN, +-inf and values the model's dtype cannot hold."""
-    if xp is np and a.dtype.kind in "biu":
+    """Refuse NaN, +-inf and values the model's dtype cannot hold, making no copy of ``a``.
+
+    Parameters
+    ----------
+    a : array of shape (n,) or (n, d)
+        A NumPy array or an array of a supported library, already checked to be numeric.
+    xp : module
+        ``numpy`` for a NumPy array, else ``a``'s namespace.
+    name : str
+        The argument's name, used in error messages.
+    dtype : str, default "float64"
+        The model's dtype.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If ``a`` holds NaN or infinite values, or values beyond the range of ``dtype``; the
+        message names the first such value and its row (and column).
+
+    Notes
+    -----
+    Integers and booleans are always finite and within float32's range. A float array is
+    accepted when its minimum is >= -limit and its maximum <= limit (a NaN fails both), where
+    limit is the largest value of ``a``'s own dtype (so the test is "finite", and nothing is
+    ever cast), or of the model's dtype where ``a``'s dtype is wider (float64 data for a
+    float32 model: values above float32's largest would become inf). Min and max are
+    reductions: unlike ``all(abs(a) <= limit)`` they make no temporary the size of ``a``.
+    NumPy data is checked in blocks of rows that stay in cache between the two passes; an
+    array on a device with one reduction and one synchronisation for the whole array.
+    """
+    if not _is_float(a, xp) or 0 in tuple(a.shape):
         return
-    if xp is not np and not xp.isdtype(a.dtype, "real floating"):
+    limit = _limit(a, xp, dtype)
+    if xp is np:
+        # blocks follow the memory layout: a Fortran-ordered array (what np.asarray makes of
+        # many DataFrames) is checked as its transpose, whose rows are contiguous
+        transposed = a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+        view = a.T if transposed else a
+        step = max(1, _BLOCK_BYTES // max(1, view[:1].nbytes))
+        for start in range(0, view.shape[0], step):
+            block = view[start : start + step]
+            if not (block.min() >= -limit and block.max() <= limit):
+                # the first bad value in row-major order: in this block of rows, or anywhere
+                # in a transposed array (where a block is a block of columns)
+                row, col, value = _first_bad(a if transposed else block, np, limit)
+                _refuse(name, dtype, limit, row + (0 if transposed else start), col, value)
         return
-    limit = float(np.finfo(dtype).max)  # a Python float: comparing is exact and warning-free
-    if not bool(xp.all(xp.abs(a) <= limit)):
-        if bool(xp.all(xp.isfinite(a))):
-            raise ValueError(
-                f"{name} holds values beyond the range of the model's dtype {dtype} "
-                f"(|value| > {limit:g}); rescale the data or use dtype='float64'."
-            )
-        raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
+    if not bool((xp.min(a) >= -limit) & (xp.max(a) <= limit)):
+        _refuse(name, dtype, limit, *_first_bad(a, xp, limit))
+
+
+def _limit(a: Any, xp: Any, dtype: str) -> float:
+    """The largest magnitude ``a`` may hold: its own dtype's, or the model's if narrower.
+
+    The result is exactly representable in ``a``'s dtype, so comparing ``a`` with it casts
+    nothing and cannot overflow (a float64 limit cast to float32 would be inf, and inf <= inf).
+    """
+    own, model = (np if xp is np else xp).finfo(a.dtype), np.finfo(dtype)
+    return float(model.max if own.bits > model.bits else own.max)
+
+
+def _first_bad(a: Any, xp: Any, limit: float) -> tuple[int, int | None, np.generic]:
+    """Row, column (None for 1-D) and value of the first entry outside [-limit, limit].
+
+    The value is a NumPy scalar of ``a``'s dtype. Only on the way to an error: per-row
+    reductions where ``a`` is, then the few values that locate the entry come to the host.
+    """
+    if a.ndim == 1:
+        row_ok = to_numpy((a >= -limit) & (a <= limit))
+    else:
+        row_ok = to_numpy((xp.min(a, axis=1) >= -limit) & (xp.max(a, axis=1) <= limit))
+    row = int(np.argmin(row_ok))  # the first False
+    if a.ndim == 1:
+        return row, None, to_numpy(a[row])[()]
+    values = to_numpy(a[row, :])
+    col = int(np.argmin((values >= -limit) & (values <= limit)))
+    return row, col, values[col]
+
+
+def _refuse(
+    name: str, dtype: str, limit: float, row: int, col: int | None, value: np.generic
+) -> None:
+    """Raise the ValueError for the bad ``value`` at ``row`` (and ``col``) of ``name``."""
+    # judged and printed in its own dtype: a long double beyond float64's range is finite
+    # there, and a Python float of it would read inf
+    where = f"{value!s} at row {row}" + ("" if col is None else f", column {col}")
+    if not np.isfinite(value):
+        raise ValueError(
+            f"{name} contains NaN or infinite values (the first: {where}); clean or impute "
+            "them first."
+        )
+    advice = "rescale the data" + (" or use dtype='float64'" if dtype == "float32" else "")
+    raise ValueError(
+        f"{name} holds values beyond the range of the model's dtype {dtype} "
+        f"(|value| > {limit:g}; the first: {where}); {advice}."
+    )
 
 
 def check_y(
@@ -226,12 +330,17 @@ def check_y(
     Raises
     ------
     TypeError
-        If ``y`` is not numeric.
+        If ``y`` is None or not numeric.
     ValueError
         If ``y`` is not 1-D or 2-D, has other than ``n_samples`` rows, holds NaN, infinite
         or out-of-range values, or does not fit ``kind`` and ``n_outputs`` (shape, class
         indices outside [0, n_outputs), or values outside [0, 1] for cross-entropies).
     """
+    if y is None:
+        raise TypeError(
+            f"{name} must be an array of shape (n_samples,) or (n_samples, n_outputs); "
+            "received None."
+        )
     y = as_array(y, name)
     xp = _numeric_device_array(y, name) if not isinstance(y, np.ndarray) else np
     if y.ndim not in (1, 2):

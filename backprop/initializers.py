@@ -8,8 +8,6 @@ deviations, rescaled so the truncated draws have the nominal variance.
 Examples
 --------
 >>> import numpy as np
-
-from .registry import build
 >>> W = get("glorot_uniform")((2, 4), np.random.default_rng(0))
 >>> W.shape, bool(abs(W).max() <= (6 / 6) ** 0.5)
 ((2, 4), True)
@@ -22,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._checks import as_float
 from .registry import build
 
 # Standard deviation of a unit normal truncated to [-2, 2]; dividing by it restores variance 1.
@@ -109,9 +108,10 @@ class VarianceScaling(Initializer):
             raise ValueError(
                 f"distribution must be 'normal' or 'uniform', received {distribution!r}."
             )
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        scale_float = as_float(scale)
+        if scale_float is None or not 0 < scale_float < math.inf:
             raise ValueError(f"scale must be a positive number, received scale={scale!r}.")
-        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+        self.scale, self.mode, self.distribution = scale_float, mode, distribution
 
     def __call__(self, shape, rng):
         fan_in, fan_out = _fans(tuple(shape))

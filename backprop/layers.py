@@ -20,6 +20,7 @@ from typing import Any
 from . import activations as _activations
 from . import initializers as _initializers
 from . import regularizers as _regularizers
+from ._checks import as_float, as_int
 
 Array = Any
 
@@ -205,14 +206,17 @@ def _auto_name(prefix: str) -> str:
     return prefix if n == 1 else f"{prefix}_{n - 1}"
 
 
-def _check_positive_int(value: Any, what: str, allow_none: bool = False) -> None:
+def _check_positive_int(value: Any, what: str, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int (NumPy integers accepted), or None when allowed."""
     if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    n = as_int(value)
+    if n is None or n <= 0:
         raise ValueError(
             f"Expected {what} to be a positive integer"
             f"{' or None' if allow_none else ''}, received {what}={value!r}."
         )
+    return n
 
 
 class Dense(Layer):
@@ -250,8 +254,8 @@ class Dense(Layer):
         use_bias: bool = True,
         name: str | None = None,
     ):
-        _check_positive_int(units, "units")
-        _check_positive_int(input_dim, "input_dim", allow_none=True)
+        units = _check_positive_int(units, "units")
+        input_dim = _check_positive_int(input_dim, "input_dim", allow_none=True)
         super().__init__(name)
         self.units = units
         self.activation = _activations.get(activation)
@@ -419,10 +423,11 @@ class Dropout(Layer):
     """
 
     def __init__(self, rate: float, name: str | None = None):
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        value = as_float(rate)
+        if value is None or not 0 <= value < 1:
             raise ValueError(f"Dropout rate must be a float in [0, 1), received rate={rate!r}.")
         super().__init__(name)
-        self.rate = float(rate)
+        self.rate = value
 
     def forward(self, x, training=False):
         self._check_built()

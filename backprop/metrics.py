@@ -19,11 +19,9 @@ Examples
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
-import numpy as np
-
+from ._checks import is_real
 from .registry import build
 
 Array = Any
@@ -99,11 +97,7 @@ class BinaryAccuracy(Metric):
     name = "binary_accuracy"
 
     def __init__(self, threshold: float = 0.5):
-        if (
-            isinstance(threshold, bool | np.bool_)
-            or not isinstance(threshold, numbers.Real)
-            or not math.isfinite(threshold)
-        ):
+        if not is_real(threshold) or not math.isfinite(threshold):
             raise ValueError(
                 f"threshold must be a finite number, received threshold={threshold!r}."
             )

@@ -27,6 +27,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from ._checks import is_int
 from .distributed import parallel as _parallel
 from .rng import Streams
 
@@ -115,8 +116,8 @@ class Sequential:
         self._dtype_name = _backend._dtype_name(dtype)
         self.dtype = self.backend.dtype(self._dtype_name)
         self.xp = self.backend.xp
-        self.seed = seed
         self.streams = Streams(seed, self.backend)
+        self.seed = self.streams.seed  # a Python int (or None) whatever integer was given
         self.name = name
         self.layers: list[_layers.Layer] = []
         self.loss: _losses.Loss | None = None
@@ -687,8 +688,9 @@ class Sequential:
                 "validation_data must be a tuple (X_val, y_val), received "
                 f"{type(validation_data).__name__}."
             )
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int):
+        if not is_int(initial_epoch):
             raise TypeError(f"initial_epoch must be an integer, received {initial_epoch!r}.")
+        initial_epoch = int(initial_epoch)
         if not 0 <= initial_epoch < epochs:
             raise ValueError(
                 f"initial_epoch must be in [0, epochs={epochs}), received {initial_epoch}."
@@ -738,7 +740,13 @@ class Sequential:
         cbs = [*(callbacks or []), self.history]
         if verbose:
             cbs.append(_callbacks.ProgbarLogger(verbose))
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "samples": n}
+        params = {
+            "epochs": epochs,
+            "steps": steps,
+            "verbose": verbose,
+            "samples": n,
+            "do_validation": Xv is not None,
+        }
         cb = _callbacks.CallbackList(cbs, self, params)
 
         self.stop_training = False

@@ -31,18 +31,21 @@ from typing import Any
 from array_api_compat import array_namespace
 
 from . import schedules as _schedules
+from ._checks import as_float
 from .registry import build
 
 Array = Any
 
 
 def _check_number(value: Any, what: str, low: float = 0.0, low_open: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    """``value`` as a Python float (NumPy scalars accepted, so configs stay JSON-able)."""
+    number = as_float(value)
+    if number is None or math.isnan(number):
         raise TypeError(f"{what} must be a number, received {what}={value!r}.")
-    if value < low or (low_open and value == low) or math.isinf(value):
+    if number < low or (low_open and number == low) or math.isinf(number):
         bound = f"> {low}" if low_open else f">= {low}"
         raise ValueError(f"{what} must be {bound}, received {what}={value!r}.")
-    return float(value)
+    return number
 
 
 class Optimizer:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from math import inf
 from typing import Any
 
+from ._checks import as_float
+
 Array = Any
 
 
@@ -35,14 +37,13 @@ class Regularizer:
     name = "l1_l2"
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
+        weights = []
         for arg, value in (("l1", l1), ("l2", l2)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 <= value < inf
-            ):
+            number = as_float(value)
+            if number is None or not 0 <= number < inf:
                 raise ValueError(f"{arg} must be a number >= 0, received {value!r}.")
-        self.l1, self.l2 = float(l1), float(l2)
+            weights.append(number)
+        self.l1, self.l2 = weights
 
     def penalty(self, W: Array, xp: Any) -> Array:
         """R(W), a 0-d array on W's device.

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import as_int
+
 
 class Streams:
     """Independent generators spawned from one seed.
@@ -24,7 +26,8 @@ class Streams:
     Parameters
     ----------
     seed : int or None, optional
-        A non-negative seed; None draws fresh entropy from the OS.
+        A non-negative seed (a NumPy integer is accepted, stored as an int); None draws
+        fresh entropy from the OS.
     backend : Backend, optional
         Where dropout masks are drawn: a device generator where the backend has one
         (:meth:`Backend.device_generator`), else the host stream.
@@ -45,8 +48,11 @@ class Streams:
     """
 
     def __init__(self, seed: int | None = None, backend: Any = None):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None, received {seed!r}.")
+        if seed is not None:
+            seed_int = as_int(seed)
+            if seed_int is None or seed_int < 0:
+                raise ValueError(f"seed must be a non-negative integer or None, received {seed!r}.")
+            seed = seed_int  # a Python int: the seed goes into JSON model configs
         self.seed = seed
         init, shuffle, dropout = np.random.SeedSequence(seed).spawn(3)
         self.init = np.random.default_rng(init)

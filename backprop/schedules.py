@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._checks import as_float, as_number, is_int
 from .registry import build
 
 
@@ -51,10 +52,12 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-def _positive(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+def _positive(value: Any, what: str) -> int | float:
+    """``value`` as a Python int or float (NumPy scalars accepted: configs must be JSON-able)."""
+    number = as_number(value)
+    if number is None or not number > 0:
         raise ValueError(f"{what} must be a positive number, received {what}={value!r}.")
-    return value
+    return number
 
 
 class ExponentialDecay(LearningRateSchedule):
@@ -114,7 +117,7 @@ class StepDecay(LearningRateSchedule):
         self.initial_learning_rate = float(
             _positive(initial_learning_rate, "initial_learning_rate")
         )
-        if isinstance(step_size, bool) or not isinstance(step_size, int):
+        if not is_int(step_size):
             raise TypeError(f"step_size must be a positive integer, received {step_size!r}.")
         self.step_size = int(_positive(step_size, "step_size"))
         self.gamma = float(_positive(gamma, "gamma"))
@@ -144,10 +147,12 @@ class CosineDecay(LearningRateSchedule):
         self.initial_learning_rate = float(
             _positive(initial_learning_rate, "initial_learning_rate")
         )
-        self.decay_steps = int(_positive(decay_steps, "decay_steps"))
-        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+        # kept as given, like ExponentialDecay's: int() would turn 0.5 into 0 (a division by 0)
+        self.decay_steps = _positive(decay_steps, "decay_steps")
+        alpha_float = as_float(alpha)
+        if alpha_float is None or not 0 <= alpha_float <= 1:
             raise ValueError(f"alpha must be in [0, 1], received alpha={alpha!r}.")
-        self.alpha = float(alpha)
+        self.alpha = alpha_float
 
     def __call__(self, step):
         frac = min(step, self.decay_steps) / self.decay_steps

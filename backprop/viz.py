@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import activations as _activations
+from ._checks import as_float, as_int, as_number
 from .backend import to_numpy
 from .callbacks import Callback
 
@@ -220,11 +221,20 @@ def plot_dataset(X: Any, y: Any, ax: Axes | None = None, title: str | None = Non
 # Decision boundaries
 
 
-def _grid_axes(X: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 2:
+def _check_resolution(resolution: Any) -> int:
+    n = as_int(resolution)
+    if n is None or n < 2:
         raise ValueError(f"resolution must be an int >= 2, received {resolution!r}.")
-    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
+    return n
+
+
+def _grid_axes(X: np.ndarray, resolution: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    resolution = _check_resolution(resolution)
+    margin_float = as_float(margin)
+    # "not >= 0" refuses NaN as well
+    if margin_float is None or not 0 <= margin_float < math.inf:
         raise ValueError(f"margin must be a number >= 0, received {margin!r}.")
+    margin = margin_float
     lo, hi = X.min(axis=0), X.max(axis=0)
     # one margin for both axes (a fraction of the larger span) keeps circles round in the plot;
     # a data set of identical points still gets a unit-wide window
@@ -466,12 +476,15 @@ def animate_training(
     give ``path``, or keep the result and call ``anim.save(...)`` or display it.
     """
     mpl = _plt()
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    epochs_int, interval_int, fps_number = as_int(epochs), as_int(interval), as_number(fps)
+    if epochs_int is None or epochs_int < 1:
         raise ValueError(f"epochs must be an int >= 1, received {epochs!r}.")
-    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+    if interval_int is None or interval_int < 1:
         raise ValueError(f"interval (epochs per frame) must be an int >= 1, received {interval!r}.")
-    if isinstance(fps, bool) or not isinstance(fps, int | float) or fps <= 0:
+    if fps_number is None or not 0 < fps_number < math.inf:
         raise ValueError(f"fps must be a positive number, received {fps!r}.")
+    epochs, interval, fps = epochs_int, interval_int, fps_number
+    resolution = _check_resolution(resolution)
     if getattr(model, "loss", None) is None:
         raise RuntimeError(
             "animate_training() trains the model: call model.compile(loss=..., optimizer=...) "
@@ -709,9 +722,10 @@ def plot_activations(
                 "softmax is not elementwise (each output depends on the whole row), so it has "
                 "no g(z), g'(z) curve; leave it out of names."
             )
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+    ncols_int = as_int(ncols)
+    if ncols_int is None or ncols_int < 1:
         raise ValueError(f"ncols must be an int >= 1, received {ncols!r}.")
-    ncols = min(ncols, len(acts))
+    ncols = min(ncols_int, len(acts))
     nrows = math.ceil(len(acts) / ncols)
     # an odd count of points puts z = 0 on the grid, so kinks are drawn where they are
     z = xp.linspace(float(z_range[0]), float(z_range[1]), 401, dtype=xp.float64)
@@ -818,8 +832,10 @@ def plot_architecture(
         The figure; each drawn neuron is a :class:`matplotlib.patches.Circle` in ``ax.patches``.
     """
     mpl = _plt()
-    if isinstance(max_neurons, bool) or not isinstance(max_neurons, int) or max_neurons < 3:
+    max_neurons_int = as_int(max_neurons)
+    if max_neurons_int is None or max_neurons_int < 3:
         raise ValueError(f"max_neurons must be an int >= 3, received {max_neurons!r}.")
+    max_neurons = max_neurons_int
     columns = _columns(model)
     n_cols = len(columns)
     dx, radius = 2.6, 0.32
@@ -1075,12 +1091,16 @@ def plot_loss_surface(
         raise TypeError(
             f"loss must be 'bowl', 'rosenbrock' or a callable, received {type(loss).__name__}."
         )
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    steps_int, lr = as_int(steps), as_float(learning_rate)
+    if steps_int is None or steps_int < 1:
         raise ValueError(f"steps must be an int >= 1, received {steps!r}.")
-    if not isinstance(learning_rate, int | float) or learning_rate <= 0:
+    # "not 0 < lr" refuses NaN as well; bools are refused like everywhere else
+    if lr is None or not 0 < lr < math.inf:
         raise ValueError(f"learning_rate must be a positive number, received {learning_rate!r}.")
+    steps = steps_int
+    resolution = _check_resolution(resolution)
 
-    path = _gradient_descent(grad, start, float(learning_rate), steps)
+    path = _gradient_descent(grad, start, lr, steps)
     w1 = np.linspace(extent[0], extent[1], resolution)
     w2 = np.linspace(extent[2], extent[3], resolution)
     A, B = np.meshgrid(w1, w2)

@@ -138,3 +138,123 @@ def test_history_is_returned_and_kept(circles):
 def test_bad_callback_arguments(make, match):
     with pytest.raises((TypeError, ValueError), match=match):
         make()
+
+
+# -- ModelCheckpoint's file name is checked before training -----------------------------------
+
+
+def _params(do_validation):
+    # what fit gives the callbacks (Keras's do_validation key included)
+    return {"epochs": 2, "steps": 7, "verbose": 0, "samples": 200, "do_validation": do_validation}
+
+
+def _accuracy_model():
+    model = _model()
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def test_checkpoint_val_key_without_validation_is_refused_before_training(tmp_path):
+    checkpoint = C.ModelCheckpoint(str(tmp_path / "m-{val_accuracy:.2f}.npz"))
+    callbacks = C.CallbackList([checkpoint], _accuracy_model(), _params(do_validation=False))
+    with pytest.raises(ValueError) as info:
+        callbacks.on_train_begin()
+    message = str(info.value)
+    assert "uses {val_accuracy}, which is not a key of the epoch logs" in message
+    assert "Validation does not run in this fit" in message
+    assert "Available keys: ['accuracy', 'epoch', 'loss']." in message
+    # with validation the same name is fine
+    callbacks = C.CallbackList([checkpoint], _accuracy_model(), _params(do_validation=True))
+    callbacks.on_train_begin()
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "m.npz",
+        "m-{epoch}.npz",
+        "m-{epoch:03d}-{loss:.4f}-{accuracy:.2%}.npz",
+        "m-{val_loss:.3f}-{val_accuracy}.npz",
+        "m-{loss.real:.1f}-{{literal}}.npz",
+    ],
+)
+def test_checkpoint_accepts_the_keys_of_the_logs(tmp_path, pattern):
+    checkpoint = C.ModelCheckpoint(str(tmp_path / pattern))
+    C.CallbackList([checkpoint], _accuracy_model(), _params(do_validation=True)).on_train_begin()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "field"),
+    [
+        ("m-{acc}.npz", "acc"),  # the metric is compiled as "accuracy"
+        ("m-{val_acuracy}.npz", "val_acuracy"),
+        ("m-{loss:.{digits}f}.npz", "digits"),
+        ("m-{epochs}.npz", "epochs"),
+    ],
+)
+def test_checkpoint_names_an_unknown_key(tmp_path, pattern, field):
+    checkpoint = C.ModelCheckpoint(str(tmp_path / pattern))
+    callbacks = C.CallbackList([checkpoint], _accuracy_model(), _params(do_validation=True))
+    with pytest.raises(ValueError, match=rf"uses \{{{field}\}}.*Available keys: \['accuracy'"):
+        callbacks.on_train_begin()
+
+
+def test_checkpoint_unknown_key_fails_in_fit_before_the_first_epoch(tmp_path, circles):
+    X, y = circles
+    epochs = []
+    watch = C.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    checkpoint = C.ModelCheckpoint(str(tmp_path / "m-{epoch}-{val_acuracy:.2f}.npz"))
+    model = _accuracy_model()
+    with pytest.raises(ValueError, match=r"uses \{val_acuracy\}.*'val_accuracy', 'val_loss'"):
+        model.fit(X, y, epochs=2, validation_split=0.2, callbacks=[watch, checkpoint], verbose=0)
+    assert epochs == [] and list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_may_use_keys_added_by_callbacks_before_it(tmp_path, circles):
+    X, y = circles
+    pattern = str(tmp_path / "m-{epoch}-{learning_rate:.1e}.npz")
+    halve = C.LearningRateScheduler(lambda epoch, lr: lr / 2)
+    model = _model(lr=0.1)
+    model.fit(X, y, epochs=2, callbacks=[halve, C.ModelCheckpoint(pattern)], verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-1-5.0e-02.npz", "m-2-2.5e-02.npz"]
+    # after it, the key is not yet in the logs the checkpoint is given
+    with pytest.raises(ValueError, match=r"uses \{learning_rate\}"):
+        model.fit(X, y, epochs=1, callbacks=[C.ModelCheckpoint(pattern), halve], verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "match"),
+    [
+        ("m-{}.npz", r"has a positional field \{\}; expected names such as \{epoch\}"),
+        ("m-{0}.npz", r"has a positional field \{0\}"),
+        ("m-{epoch.npz", r"is not a valid format string .*write literal braces as \{\{ and \}\}"),
+        ("m-}.npz", "is not a valid format string"),
+    ],
+)
+def test_checkpoint_refuses_a_malformed_pattern(pattern, match):
+    with pytest.raises(ValueError, match=match):
+        C.ModelCheckpoint(pattern)
+
+
+def test_fit_without_validation_refuses_a_val_key_before_training(tmp_path, circles):
+    X, y = circles
+    checkpoint = C.ModelCheckpoint(str(tmp_path / "m-{val_accuracy:.2f}.npz"))
+    with pytest.raises(ValueError, match="Validation does not run in this fit"):
+        _accuracy_model().fit(X, y, epochs=2, callbacks=[checkpoint], verbose=0)
+
+
+# -- CallbackList wants a list ----------------------------------------------------------------
+
+
+def test_callback_list_refuses_a_single_callback():
+    with pytest.raises(
+        TypeError, match=r"^callbacks must be a list of Callback instances, received History\.$"
+    ):
+        C.CallbackList(C.History(), _model(), _params(do_validation=False))
+    with pytest.raises(
+        TypeError, match="callbacks must be Callback instances, received builtin_function_or_method"
+    ):
+        C.CallbackList([print], _model(), _params(do_validation=False))
+    history = C.History()
+    callbacks = C.CallbackList((history,), _model(), _params(do_validation=False))
+    assert callbacks.callbacks == [history] and history.params["epochs"] == 2

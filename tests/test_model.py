@@ -1,4 +1,5 @@
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -769,3 +770,232 @@ def test_the_compiled_epoch_program_is_array_api_code(backend64, circles, monkey
         np.testing.assert_allclose(h_program.history[k], h_eager.history[k], rtol=1e-9)
     for a, b in zip(program.get_weights(), eager.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+# -- regressions: defects found by using the library as a new user would ------------------------
+
+needs_jax = pytest.mark.skipif(not HAS_JAX, reason="needs jax")
+
+
+def _eager_history(model, X, y, monkeypatch, **kw):
+    """fit with the compiled epoch turned off: the steps one by one."""
+    monkeypatch.setattr(model, "_compiled_epoch", lambda batch_size: None)
+    return model.fit(X, y, verbose=0, **kw)
+
+
+@needs_jax
+@pytest.mark.parametrize(
+    ("rows", "batch_size"),
+    [(200, 50), (192, None), (200, 200), (200, 1000), (8, 1)],
+    ids=["multiple", "default-32", "one-batch", "larger-than-the-data", "one-row"],
+)
+def test_jax_compiled_epoch_with_relu_and_equal_batches(circles, monkeypatch, rows, batch_size):
+    """Batches all of one size (no short last batch) once leaked a tracer out of lax.scan."""
+    X, y = circles[0][:rows], circles[1][:rows]
+    model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
+    h = model.fit(X, y, epochs=2, batch_size=batch_size, verbose=0)
+    assert model._compiled is not None and model._compiled[1] is not None
+    eager = compiled(seed_net(backend="jax", dtype="float64", seed=4))
+    h_eager = _eager_history(eager, X, y, monkeypatch, epochs=2, batch_size=batch_size)
+    for k in h_eager.history:
+        np.testing.assert_allclose(h.history[k], h_eager.history[k], rtol=1e-9)
+    for a, b in zip(model.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@needs_jax
+def test_a_failed_compiled_epoch_leaves_the_model_usable(circles, monkeypatch):
+    X, y = circles
+    model = compiled(seed_net(backend="jax", dtype="float64"))
+    before = model.get_weights()
+
+    def broken(xp, state=None):
+        raise RuntimeError("boom inside the traced epoch")
+
+    monkeypatch.setattr(model.optimizer, "_flush_subnormals", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        model.fit(X, y, epochs=1, batch_size=50, verbose=0)
+    monkeypatch.undo()
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    model._compiled = None  # the program traced with the broken flush
+    assert np.isfinite(model.fit(X, y, epochs=1, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [(["mae"], ["mse"]), (["accuracy"], ["precision", "mae"]), (["mae"], [])]
+)
+def test_compile_again_with_other_metrics_reports_them(backend64, rng, first, second):
+    """A second compile() with the same loss and optimizer objects but other metrics."""
+    X = rng.normal(size=(64, 2))
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = compiled(seed_net(backend=backend64, dtype="float64"))
+    loss, opt = model.loss, model.optimizer
+    model.compile(loss=loss, optimizer=opt, metrics=first)
+    model.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    model.compile(loss=loss, optimizer=opt, metrics=second)
+    expected = model.evaluate(X, y)  # before the step: with SGD(lr -> 0) equal to fit's logs
+    model.optimizer.learning_rate = 1e-300
+    h = model.fit(X, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert list(h.history) == ["loss", *second]
+    for k in second:
+        assert h.history[k][0] == pytest.approx(expected[k], rel=1e-9)
+
+
+@needs_jax
+def test_arrays_from_jax_are_writable(circles):
+    X, y = circles
+    model = compiled(seed_net(backend="jax"))
+    model.fit(X, y, epochs=1, verbose=0)
+    y_hat = model.predict(X)
+    assert isinstance(y_hat, np.ndarray) and y_hat.flags.writeable
+    _, grads = model.loss_and_gradients(X, y)
+    assert all(g.flags.writeable for g in grads)
+    assert bp.to_numpy(model.layers[0].params["W"]).flags.writeable
+    for target in ("numpy", "array_api_strict"):  # the optimizer state comes over writable
+        moved = compiled(seed_net(backend="jax", seed=1))
+        moved.fit(X, y, epochs=1, verbose=0)
+        moved.to(target)
+        h = moved.fit(X, y, epochs=1, verbose=0)
+        assert np.isfinite(h.history["loss"][0])
+
+
+def test_on_batch_end_sees_the_weights_of_each_step(backend64, circles):
+    """On JAX too: a callback that reads the weights after each batch forces per-step runs."""
+    X, y = circles
+
+    def trained(backend):
+        seen = []
+        model = compiled(seed_net(backend=backend, dtype="float64"))
+        cb = bp.callbacks.LambdaCallback(
+            on_batch_end=lambda batch, logs: seen.append(model.get_weights()[0])
+        )
+        model.fit(X, y, epochs=1, batch_size=50, verbose=0, callbacks=[cb])
+        return seen
+
+    seen = trained(backend64)
+    assert len(seen) == 4
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(seen))
+    for a, b in zip(seen, trained("numpy"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@needs_jax
+def test_the_progress_bar_keeps_the_compiled_epoch(circles, capsys):
+    X, y = circles
+    model = compiled(seed_net(backend="jax"))
+    model.fit(X, y, epochs=1, verbose=1)
+    assert model._compiled is not None and model._compiled[1] is not None
+    assert "loss" in capsys.readouterr().out
+
+
+def test_stop_training_in_on_batch_end_stops_after_that_batch(backend, circles):
+    X, y = circles
+    model = compiled(seed_net(backend=backend))
+    batches = []
+
+    def stop_at_second(batch, logs):
+        batches.append(batch)
+        if batch == 1:
+            model.stop_training = True
+
+    cb = bp.callbacks.LambdaCallback(on_batch_end=stop_at_second)
+    h = model.fit(X, y, epochs=3, batch_size=50, verbose=0, callbacks=[cb], shuffle=False)
+    assert batches == [0, 1]
+    assert len(h.history["loss"]) == 1
+    # the epoch's loss is that of the 100 rows trained on, not of the whole data
+    twin = compiled(seed_net(backend=backend))
+    h_twin = twin.fit(X[:100], y[:100], epochs=1, batch_size=50, verbose=0, shuffle=False)
+    assert h.history["loss"][0] == pytest.approx(h_twin.history["loss"][0], rel=1e-5)
+    for a, b in zip(model.get_weights(), twin.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_layers_of_one_model_cannot_build_another(circles):
+    layers = [Dense(4, "relu", input_dim=2), Dense(1, "sigmoid")]
+    first = compiled(bp.Sequential(layers, seed=0))
+    with pytest.raises(ValueError, match="already belongs to another model"):
+        bp.Sequential(layers, seed=1)
+    if HAS_TORCH:
+        with pytest.raises(ValueError, match="already belongs to another model"):
+            bp.Sequential(layers, backend="torch")
+    # the first model still trains: its layers read the vector its optimizer updates
+    X, y = circles
+    h = first.fit(X, y, epochs=3, verbose=0)
+    assert h.history["loss"][2] < h.history["loss"][0]
+
+
+def test_a_refused_layer_can_join_another_model():
+    bad = Dense(3, input_dim=5)
+    model = bp.Sequential([Dense(4, input_dim=2)])
+    with pytest.raises(ValueError, match="input_dim=5"):
+        model.add(bad)
+    assert len(model.layers) == 1
+    other = bp.Sequential([bad])
+    assert other.built and other.count_params() == 18
+
+
+def test_one_optimizer_cannot_train_two_models(circles):
+    X, y = circles
+    opt = bp.optimizers.Adam()
+    first = compiled(seed_net(), optimizer=opt)
+    first.fit(X, y, epochs=1, verbose=0)
+    for second in (seed_net(seed=1), bp.Sequential([Dense(3, input_dim=2), Dense(1)])):
+        with pytest.raises(ValueError, match="already trains another model"):
+            compiled(second, optimizer=opt)
+        assert second.optimizer is None
+    assert opt.iterations == 7  # untouched by the refused models
+
+
+def test_add_after_fit_needs_a_new_compile(circles):
+    X, y = circles
+    model = compiled(bp.Sequential([Dense(4, "relu", input_dim=2)], seed=0), loss="mse")
+    model.fit(X, y[:, None] * np.ones((1, 4)), epochs=1, verbose=0)
+    model.add(Dense(1, "sigmoid"))
+    with pytest.raises(ValueError, match=r"compile\(\.\.\.\) again"):
+        model.fit(X, y, epochs=1, verbose=0)
+    compiled(model, optimizer=model.optimizer)  # the same optimizer, rebuilt for new weights
+    assert model.optimizer.state == [] and model.optimizer.iterations == 0
+    assert np.isfinite(model.fit(X, y, epochs=1, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"optimizer": "adamm"},
+        {"metrics": ["acuracy"]},
+        {"loss": "binary_crossentropyy"},
+        {"metrics": "accuracy", "optimizer": bp.optimizers.Adam(), "loss": "nope"},
+    ],
+)
+def test_a_compile_that_raises_leaves_the_model_as_it_was(circles, kwargs):
+    X, y = circles
+    model = compiled(seed_net(), optimizer=bp.optimizers.SGD(0.1))
+    loss, opt, metrics = model.loss, model.optimizer, list(model.metrics)
+    with pytest.raises(ValueError):
+        model.compile(**{"loss": "mse", "optimizer": "rmsprop", "metrics": ["mae"], **kwargs})
+    assert model.loss is loss and model.optimizer is opt and model.metrics == metrics
+    assert list(model.fit(X, y, epochs=1, verbose=0).history) == ["loss", "accuracy"]
+
+
+def test_predict_before_compile_builds_and_predicts(circles):
+    X, _ = circles
+    model = bp.Sequential([Dense(3, "relu"), Dense(1, "sigmoid")], seed=0)
+    y_hat = model.predict(X)
+    assert y_hat.shape == (200, 1) and model.built
+
+
+def test_a_single_callback_instead_of_a_list_is_explained(circles):
+    X, y = circles
+    model = compiled(seed_net())
+    with pytest.raises(TypeError, match=r"list of Callback instances.*received History"):
+        model.fit(X, y, verbose=0, callbacks=bp.callbacks.History())
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.5])
+def test_explain_refuses_a_batch_that_is_not_a_positive_integer(circles, batch):
+    X, y = circles
+    model = compiled(seed_net())
+    with pytest.raises((TypeError, ValueError), match="batch must be a positive integer"):
+        model.explain(X, y, batch=batch, print_fn=None)
+    assert "m = 3 samples" in model.explain(X, y, batch=np.int64(3), print_fn=None)

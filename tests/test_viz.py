@@ -396,3 +396,77 @@ def test_plot_loss_surface_rosenbrock_custom_and_errors():
         viz.plot_loss_surface(learning_rate=5.0, steps=1000, surface=False)
     with pytest.raises(ValueError, match="Unknown loss surface"):
         viz.plot_loss_surface("saddle")
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks: NumPy scalars (from np.arange, np.logspace, ...) are numbers too
+
+
+def test_numpy_scalars_are_accepted_as_plot_arguments(tmp_path, circles):
+    X, y = circles
+    model = _model()
+    xx, yy, out = viz.prediction_grid(model, X, resolution=np.int64(7), margin=np.float32(0.2))
+    ref = viz.prediction_grid(model, X, resolution=7, margin=float(np.float32(0.2)))
+    assert out.shape == (7, 7, 1)
+    for a, b in zip((xx, yy, out), ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert isinstance(viz.plot_decision_boundary(model, X, y, resolution=np.int32(9)), Figure)
+    fig = viz.plot_activations(["tanh", "relu", "elu"], ncols=np.int64(2))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 3
+    fig = viz.plot_architecture(_model(hidden=9), max_neurons=np.int32(4))
+    assert len(_circles(fig.axes[0])) == 2 + 3 + 1  # 3 neurons and an ellipsis stand for 9
+    fig = viz.plot_loss_surface(
+        learning_rate=np.float32(0.25), steps=np.int64(5), resolution=np.int64(20), surface=False
+    )
+    ref = viz.plot_loss_surface(
+        learning_rate=float(np.float32(0.25)), steps=5, resolution=20, surface=False
+    )
+    np.testing.assert_array_equal(_path_line(fig.axes[0]), _path_line(ref.axes[0]))
+    path = tmp_path / "numpy-scalars.gif"
+    viz.animate_training(
+        model, X, y, epochs=np.int64(2), path=str(path), fps=np.float32(5.0),
+        interval=np.int32(1), resolution=np.int64(12), margin=np.float64(0.1), dpi=20,
+    )  # fmt: skip
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3  # epochs 0, 1, 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"resolution": True}, "resolution must be an int >= 2"),
+        ({"resolution": np.float64(20.0)}, "resolution must be an int >= 2"),
+        ({"steps": np.bool_(True)}, "steps must be an int >= 1"),
+        ({"learning_rate": True}, "learning_rate must be a positive number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
+        ({"learning_rate": np.float32("inf")}, "learning_rate must be a positive number"),
+    ],
+)
+def test_loss_surface_refuses_bools_and_non_numbers(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.plot_loss_surface(**{"surface": False, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": True}, "epochs must be an int >= 1"),
+        ({"interval": np.bool_(True)}, r"interval \(epochs per frame\) must be an int >= 1"),
+        ({"fps": True}, "fps must be a positive number"),
+        ({"fps": float("nan")}, "fps must be a positive number"),
+        ({"resolution": True}, "resolution must be an int >= 2"),
+        ({"margin": True}, "margin must be a number >= 0"),
+        ({"margin": float("nan")}, "margin must be a number >= 0"),
+    ],
+)
+def test_animate_training_refuses_bools_and_nan(circles, kwargs, match):
+    X, y = circles
+    with pytest.raises(ValueError, match=match):
+        viz.animate_training(_model(), X, y, **{"epochs": 1, **kwargs})
+
+
+def test_layout_arguments_refuse_bools():
+    with pytest.raises(ValueError, match="ncols must be an int >= 1"):
+        viz.plot_activations(ncols=np.bool_(True))
+    with pytest.raises(ValueError, match="max_neurons must be an int >= 3"):
+        viz.plot_architecture(_model(), max_neurons=True)
