@@ -459,7 +459,8 @@ def to_numpy(x: Any) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        A host array of the same shape as ``x`` (NumPy input is returned without a copy).
+        A writable host array of the same shape as ``x``, a copy that shares no memory with
+        ``x`` (NumPy input is returned without a copy).
 
     Examples
     --------
@@ -471,11 +472,14 @@ def to_numpy(x: Any) -> np.ndarray:
         return np.asarray(x)
     if name == "cupy":
         return x.get()
+    # CPU tensors and array_api_strict arrays would share memory with their NumPy view: the
+    # caller gets a copy of its own, as from a GPU
     if name == "torch":
-        return x.detach().cpu().numpy()
+        x = x.detach()
+        return x.numpy().copy() if x.device.type == "cpu" else x.cpu().numpy()
     if name == "array_api_strict":
         strict = importlib.import_module("array_api_strict")
-        return np.asarray(x.to_device(strict.Device("CPU_DEVICE")))
+        return np.array(x.to_device(strict.Device("CPU_DEVICE")), copy=True)
     host = np.asarray(x)
     # JAX (on CPU) hands out read-only views of its buffers: users get writable arrays of
     # their own, as from every other backend

@@ -200,3 +200,15 @@ def test_set_backend_none_restores_the_environment(monkeypatch):
     bp.set_backend("numpy")
     assert bp.get_backend().name == "numpy"
     assert bp.set_backend(None).name == "array_api_strict"
+
+
+def test_to_numpy_gives_writable_arrays(backend):
+    """JAX hands out read-only views of its buffers; users get arrays they can write to."""
+    a = backend.asarray(np.arange(6.0).reshape(2, 3), "float32")
+    host = bp.to_numpy(a)
+    assert isinstance(host, np.ndarray) and host.flags.writeable
+    if backend.name != "numpy":  # NumPy input comes back as it is, without a copy
+        host[0, 0] = 7.0  # a copy of its own: writing to it leaves the backend's array alone
+        assert float(bp.to_numpy(a)[0, 0]) == 0.0
+    moved = B.resolve("numpy").asarray(a, "float64")
+    assert moved.flags.writeable

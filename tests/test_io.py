@@ -95,3 +95,38 @@ def test_a_plain_npy_file_is_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.ones(3))
     with pytest.raises(ValueError, match=r"single array \(\.npy\)"):
         bp.load(tmp_path / "x.npy")
+
+
+def test_metric_settings_survive_save_and_load(tmp_path, circles):
+    X, y = circles
+    model = bp.Sequential([Dense(4, "relu", input_dim=2), Dense(1, "sigmoid")], seed=0)
+    model.compile("binary_crossentropy", "adam", metrics=[bp.metrics.BinaryAccuracy(0.9), "mae"])
+    model.fit(X, y, epochs=3, verbose=0)
+    before = model.evaluate(X, y)
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert loaded.metrics[0][1].threshold == 0.9
+    assert loaded.evaluate(X, y) == pytest.approx(before, rel=1e-6)
+    loaded.save(tmp_path / "again.npz")  # and once more from the loaded model
+    assert bp.load(tmp_path / "again.npz").metrics[0][1].threshold == 0.9
+
+
+def test_a_file_with_metric_names_only_still_loads(tmp_path, circles):
+    """Files written before metric configs were saved hold names only."""
+    X, y = circles
+    model = bp.Sequential([Dense(1, "sigmoid", input_dim=2)], seed=0)
+    model.compile("binary_crossentropy", "adam", metrics=["accuracy", "mae"])
+    model.save(tmp_path / "m.npz")
+    config = json.loads(str(np.load(tmp_path / "m.npz")["__config__"]))
+    assert config["compile"]["metrics"] == ["accuracy", "mae"]
+    assert list(bp.load(tmp_path / "m.npz").evaluate(X, y)) == ["loss", "accuracy", "mae"]
+
+
+def test_save_into_a_missing_folder_names_the_target(tmp_path):
+    model = bp.Sequential([Dense(1, input_dim=2)], seed=0)
+    target = tmp_path / "no" / "such" / "model.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        model.save(target)
+    message = str(info.value)
+    assert str(target) in message and "does not exist" in message and ".tmp" not in message
+    assert not (tmp_path / "no").exists()
