@@ -9,6 +9,7 @@ any layer list on any bundled data set; ``explain`` prints one step of backpropa
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -20,11 +21,127 @@ import numpy as np
 DATASETS = ("circles", "moons", "spirals", "xor", "blobs", "digits")
 
 
+# -- argument types: a bad value is argparse's one-line usage error (status 2), before anything
+# runs; ArgumentTypeError's message is printed as is, after "argument --name:"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}.")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, received {text!r}.")
+    return value
+
+
+def _float(text: str, expected: str, ok: Any) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}.")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    return _float(text, "a positive finite number such as 0.01", lambda v: v > 0)
+
+
+def _noise(text: str) -> float:
+    return _float(text, "a non-negative finite number such as 0.1", lambda v: v >= 0)
+
+
+def _test_size(text: str) -> float | int:
+    # as train_test_split: a fraction of the samples, or a number of them
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        pass
+    return _float(
+        text, "a fraction in (0, 1) such as 0.1 or a number of samples", lambda v: 0 < v < 1
+    )
+
+
+def _batch_size(text: str) -> int | str:
+    if text == "full":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'full', received {text!r}."
+        ) from None
+
+
+def _hidden_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        sizes = [0]
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 4,6,6,4, received {text!r}."
+        )
+    return sizes
+
+
+def _registered(kind: str) -> Any:
+    """An argument type accepting the names ``backprop.<kind>.get`` knows."""
+
+    def check(text: str) -> str:
+        import backprop as bp
+
+        try:
+            getattr(bp, kind).get(text)
+        except ValueError as exc:  # the registry's message lists the valid names
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = kind  # argparse names the type in some messages
+    return check
+
+
+def _loss_name(text: str) -> str:
+    return text if text == "auto" else _registered("losses")(text)
+
+
+def _save_path(text: str) -> str:
+    """The file ``model.save`` will write, checked now: a failed save would lose the training."""
+    target = text if text.endswith(".npz") else text + ".npz"  # as bp.io.save names it
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(
+            f"cannot save to {target}: the folder {folder} does not exist. Create it first "
+            f"(mkdir -p {folder})."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot save to {target}: the folder {folder} is not writable."
+        )
+    if os.path.isdir(target):
+        raise argparse.ArgumentTypeError(
+            f"cannot save to {target}: it is a folder; expected a file name such as model.npz."
+        )
+    return text
+
+
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, help="numpy, cupy, torch, jax, array_api_strict")
     p.add_argument("--device", default=None, help="e.g. cuda:0, 1, device1 (array_api_strict)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--seed", type=int, default=0, help="seeds data, weights and shuffling")
+    p.add_argument("--seed", type=_seed, default=0, help="seeds data, weights and shuffling")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         "write the figures into --out.",
     )
     _add_backend_args(demo)
-    demo.add_argument("--epochs", type=int, default=50)
+    demo.add_argument("--epochs", type=_positive_int, default=50)
     demo.add_argument("--out", default="backprop-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--no-animation", action="store_true", help="skip the training GIF")
     demo.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
@@ -51,35 +168,58 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train a network on a bundled data set",
         description="Example: python -m backprop train --dataset moons --layers 25,50,50,25 "
-        "--optimizer sgd --lr 0.01 --epochs 10000 --batch-size full",
+        "--optimizer sgd --lr 0.01 --epochs 10000 --batch-size full. One process trains "
+        "with model.fit; under mpirun -n K (K > 1) the K ranks train data-parallel.",
     )
     _add_data_args(train)
     _add_backend_args(train)
-    train.add_argument("--activation", default="relu", help="hidden activation")
-    train.add_argument("--loss", default="auto", help="auto picks from the data set")
-    train.add_argument("--optimizer", default="adam")
-    train.add_argument("--lr", type=float, default=None, help="learning rate")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--batch-size", default="32", help="an integer, or 'full'")
-    train.add_argument("--save", default=None, help="save the trained model to this .npz file")
+    train.add_argument(
+        "--activation", type=_registered("activations"), default="relu", help="hidden activation"
+    )
+    train.add_argument(
+        "--loss",
+        type=_loss_name,
+        default="auto",
+        help="auto picks from the data set; categorical_crossentropy trains on one-hot labels",
+    )
+    train.add_argument("--optimizer", type=_registered("optimizers"), default="adam")
+    train.add_argument("--lr", type=_learning_rate, default=None, help="learning rate")
+    train.add_argument("--epochs", type=_positive_int, default=50)
+    train.add_argument("--batch-size", type=_batch_size, default="32", help="an integer, or 'full'")
+    train.add_argument(
+        "--save",
+        type=_save_path,
+        default=None,
+        help="save the trained model to this .npz file (its folder must exist)",
+    )
     train.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2])
 
     explain = sub.add_parser("explain", help="print one training step, layer by layer")
     _add_data_args(explain)
     _add_backend_args(explain)
-    explain.add_argument("--activation", default="relu")
-    explain.add_argument("--batch", type=int, default=4, help="samples in the batch")
+    explain.add_argument("--activation", type=_registered("activations"), default="relu")
+    explain.add_argument("--batch", type=_positive_int, default=4, help="samples in the batch")
 
-    sub.add_parser("info", help="version, usable backends and their devices")
+    info = sub.add_parser("info", help="version, usable backends and their devices")
+    for command in (demo, train, explain, info):
+        # what a command calls for a bad combination of values found after parsing
+        command.set_defaults(usage_error=command.error)
     return parser
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="circles", choices=DATASETS)
-    p.add_argument("--n-samples", type=int, default=1000)
-    p.add_argument("--noise", type=float, default=None, help="default: 0.1 (moons: 0.2)")
-    p.add_argument("--test-size", type=float, default=0.1)
-    p.add_argument("--layers", default="4,6,6,4", help="hidden layer sizes, comma separated")
+    p.add_argument("--n-samples", type=_positive_int, default=1000)
+    p.add_argument("--noise", type=_noise, default=None, help="default: 0.1 (moons: 0.2)")
+    p.add_argument(
+        "--test-size", type=_test_size, default=0.1, help="a fraction, or a number of samples"
+    )
+    p.add_argument(
+        "--layers",
+        type=_hidden_sizes,
+        default="4,6,6,4",
+        help="hidden layer sizes, comma separated",
+    )
 
 
 # -- pieces --------------------------------------------------------------------------------------
@@ -106,28 +246,18 @@ def _load(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, int]:
     return X, y, int(y.max()) + 1
 
 
-def _hidden_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise SystemExit(f"--layers expects comma-separated integers, received {text!r}.") from None
-    if any(s <= 0 for s in sizes):
-        raise SystemExit(f"--layers sizes must be positive, received {text!r}.")
-    return sizes
-
-
 def _build(args: argparse.Namespace, n_features: int, n_classes: int, loss: str) -> Any:
     import backprop as bp
 
-    hidden = _hidden_sizes(args.layers)
     layers = []
-    for i, units in enumerate(hidden):
+    for i, units in enumerate(args.layers):
         kw = {"input_dim": n_features} if i == 0 else {}
         layers.append(bp.layers.Dense(units, args.activation, **kw))
-    first = {"input_dim": n_features} if not hidden else {}
-    if loss == "binary_crossentropy":
+    first = {"input_dim": n_features} if not args.layers else {}
+    kind = bp.losses.get(loss).kind
+    if kind == "binary":
         layers.append(bp.layers.Dense(1, "sigmoid", **first))
-    elif loss in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
+    elif kind in ("sparse", "categorical"):
         layers.append(bp.layers.Dense(n_classes, "softmax", **first))
     else:
         layers.append(bp.layers.Dense(1, **first))
@@ -141,6 +271,19 @@ def _optimizer(name: str, lr: float | None) -> Any:
 
     opt = bp.optimizers.get(name)
     return opt if lr is None else bp.optimizers.get({**opt.get_config(), "learning_rate": lr})
+
+
+def _setup(args: argparse.Namespace, what: str, make: Any) -> Any:
+    """``make()``, its ValueError, TypeError or ImportError turned into a usage error.
+
+    Such an error before training comes from a bad combination of values (a backend that is
+    not installed, a test size larger than the data set): nothing has run yet, so it is a
+    mistake in the arguments, reported as argparse reports one (status 2).
+    """
+    try:
+        return make()
+    except (ValueError, TypeError, ImportError) as exc:
+        args.usage_error(f"{what}: {exc}")
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -165,55 +308,81 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """``train``: a layer list on a bundled data set; prints the log and the test scores."""
+def _loss_for(args: argparse.Namespace, n_classes: int) -> str:
+    """The loss to train with: ``--loss``, or for ``auto`` the usual one for the data set."""
     import backprop as bp
 
-    X, y, k = _load(args)
-    loss = args.loss
-    if loss == "auto":
-        loss = "binary_crossentropy" if k == 2 else "sparse_categorical_crossentropy"
-    Xtr, Xte, ytr, yte = bp.datasets.train_test_split(
-        X, y, test_size=args.test_size, seed=args.seed
+    if args.loss == "auto":
+        return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
+    if bp.losses.get(args.loss).kind == "binary" and n_classes != 2:
+        args.usage_error(
+            f"argument --loss: {args.loss} expects 2 classes, received --dataset "
+            f"{args.dataset} with {n_classes}: use sparse_categorical_crossentropy, "
+            "categorical_crossentropy or auto."
+        )
+    return args.loss
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train``: a layer list on a bundled data set; prints the log and the test scores.
+
+    One process trains exactly as ``model.fit`` does (on JAX, the compiled epoch); under
+    ``mpirun -n K`` with K > 1, the ranks train data-parallel and rank 0 prints and saves.
+    """
+    import backprop as bp
+
+    # everything that a bad value can break runs before training: a mistake costs no epochs
+    X, y, k = _setup(args, "--dataset/--n-samples/--noise", lambda: _load(args))
+    loss = _loss_for(args, k)
+    Xtr, Xte, ytr, yte = _setup(
+        args,
+        "--n-samples/--test-size",
+        lambda: bp.datasets.train_test_split(X, y, test_size=args.test_size, seed=args.seed),
     )
-    if args.device is None and (args.backend or "").startswith("cupy"):
-        args.device = bp.distributed.local_rank()  # under mpirun: one GPU per rank
-    model = _build(args, X.shape[1], k, loss)
+    if bp.losses.get(loss).kind == "categorical":  # this loss takes one-hot rows
+        ytr, yte = bp.datasets.one_hot(ytr, k), bp.datasets.one_hot(yte, k)
+    distributed = bp.distributed.launched_by_mpi()
+    if distributed and args.device is None and (args.backend or "").startswith("cupy"):
+        args.device = bp.distributed.local_rank()  # one GPU per rank
+    model = _setup(args, "--backend/--device/--dtype", lambda: _build(args, X.shape[1], k, loss))
     model.compile(loss=loss, optimizer=_optimizer(args.optimizer, args.lr), metrics=["accuracy"])
-    # under mpirun -n K: data-parallel over the K ranks, rank 0 printing and saving
-    dp = bp.distributed.DataParallel(model)
-    if args.verbose and dp.is_root:
+    batch = len(Xtr) if args.batch_size == "full" else args.batch_size
+    fit: Any = model.fit
+    evaluate: Any = model.evaluate
+    rank, size = 0, 1
+    if distributed:  # the DataParallel path only with K > 1 ranks: it trains step by step
+        dp = bp.distributed.DataParallel(model)
+        fit, evaluate, rank, size = dp.fit, dp.evaluate, dp.rank, dp.size
+    if args.verbose and rank == 0:
         model.summary()
-    batch = len(Xtr) if args.batch_size == "full" else _int(args.batch_size, "--batch-size")
     t0 = time.perf_counter()
-    dp.fit(Xtr, ytr, epochs=args.epochs, batch_size=batch, verbose=args.verbose)
+    try:
+        fit(Xtr, ytr, epochs=args.epochs, batch_size=batch, verbose=args.verbose)
+    except bp.model.NonFiniteLossError as exc:
+        # the library's advice names fit's arguments; say it in this command's flags
+        where = str(exc).split(". ")[0]
+        lr = args.lr if args.lr is not None else model.optimizer.get_config()["learning_rate"]
+        print(f"error: {where}: the training diverged; lower --lr (was {lr:g}).", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - t0
-    result = dp.evaluate(Xte, yte)
-    if not dp.is_root:
+    result = evaluate(Xte, yte)
+    if rank != 0:
         return 0
-    ranks = f" x {dp.size} ranks" if dp.size > 1 else ""
+    ranks = f" x {size} ranks" if size > 1 else ""
     print(
         f"test loss {result['loss']:.4f} - test accuracy {result['accuracy']:.4f} "
         f"({seconds:.2f} s on {model.backend.spec}{ranks})"
     )
     if args.save:
-        model.save(args.save)
-        print(f"saved to {args.save}")
+        print(f"saved to {bp.io.save(model, args.save)}")  # the path, with .npz added
     return 0
-
-
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise SystemExit(f"{what} expects an integer or 'full', received {text!r}.") from None
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """``explain``: one training step of a fresh network, printed equation by equation."""
-    X, y, k = _load(args)
+    X, y, k = _setup(args, "--dataset/--n-samples/--noise", lambda: _load(args))
     loss = "binary_crossentropy" if k == 2 else "sparse_categorical_crossentropy"
-    model = _build(args, X.shape[1], k, loss)
+    model = _setup(args, "--backend/--device/--dtype", lambda: _build(args, X.shape[1], k, loss))
     model.compile(loss=loss, optimizer="adam")
     model.explain(X, y, batch=args.batch)
     return 0
@@ -224,22 +393,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import backprop as bp
     from backprop import viz
 
-    os.makedirs(args.out, exist_ok=True)
     X, y = bp.datasets.make_circles(1000, factor=0.3, noise=0.1, seed=args.seed)
     Xtr, Xte, ytr, yte = bp.datasets.train_test_split(X, y, test_size=0.1, seed=args.seed)
-    model = bp.Sequential(
-        [
-            bp.layers.Dense(4, "relu", input_dim=2),
-            bp.layers.Dense(6, "relu"),
-            bp.layers.Dense(6, "relu"),
-            bp.layers.Dense(4, "relu"),
-            bp.layers.Dense(1, "sigmoid"),
-        ],
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        seed=args.seed,
+    model = _setup(
+        args,
+        "--backend/--device/--dtype",
+        lambda: bp.Sequential(
+            [
+                bp.layers.Dense(4, "relu", input_dim=2),
+                bp.layers.Dense(6, "relu"),
+                bp.layers.Dense(6, "relu"),
+                bp.layers.Dense(4, "relu"),
+                bp.layers.Dense(1, "sigmoid"),
+            ],
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+            seed=args.seed,
+        ),
     )
+    try:  # after the checks above: a mistake in them leaves no empty folder behind
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        args.usage_error(f"argument --out: cannot create the folder {args.out}: {exc}")
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.summary()
     written = []

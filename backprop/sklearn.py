@@ -69,7 +69,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
 from . import regularizers as _regularizers
-from .model import Sequential
+from .model import NonFiniteLossError, Sequential
 
 Array = Any
 
@@ -579,34 +579,38 @@ class _BaseMLP(BaseEstimator):
         optimizer = getattr(self, "_optimizer", None)
         if not incremental or optimizer is None:
             optimizer = self._optimizer = self._make_optimizer()
-        else:  # the state of the last partial_fit follows the network to its device
-            dtype = model.dtype
-            for s in optimizer.state:
-                for k, v in s.items():
-                    s[k] = compute.asarray(v, dtype)
+        else:
+            # an optimizer belongs to the one model it trains: this network gets a copy that
+            # carries the state of the last partial_fit over, onto this network's device
+            previous = optimizer
+            optimizer = self._optimizer = _optimizers.get(previous.get_config())
+            optimizer.iterations = previous.iterations
+            optimizer.state = [
+                {k: compute.asarray(v, model.dtype) for k, v in s.items()} for s in previous.state
+            ]
         model.compile(loss=loss, optimizer=optimizer)
         monitor = _SklearnMonitor(self, n_train, validation)
         self.n_iter_ = 0
-        model.fit(
-            Xd,
-            Y,
-            epochs=1 if incremental else int(self.max_iter),
-            batch_size=batch_size,
-            shuffle=bool(self.shuffle),
-            verbose=0,
-            callbacks=[monitor],
-        )
+        diverged = None
+        try:
+            model.fit(
+                Xd,
+                Y,
+                epochs=1 if incremental else int(self.max_iter),
+                batch_size=batch_size,
+                shuffle=bool(self.shuffle),
+                verbose=0,
+                callbacks=[monitor],
+            )
+        except NonFiniteLossError as exc:  # fit put back the weights of the epoch's start
+            diverged = exc
         # early stopping keeps the weights of the best epoch
         params = monitor.best_params if monitor.best_params is not None else _copy_params(model)
         xp = compute.xp
         finite = [xp.all(xp.isfinite(a)) for pair in params for a in pair]
         self._store_weights(params, compute, place)
-        if not bool(xp.all(xp.stack(finite))):
-            raise ValueError(
-                "Training produced non-finite weights (NaN or inf). The input data may contain "
-                "very large values: standardize X (e.g. sklearn.preprocessing.StandardScaler) "
-                "or lower learning_rate_init."
-            )
+        if diverged is not None or not bool(xp.all(xp.stack(finite))):
+            raise self._diverged(incremental, diverged) from diverged
         if not incremental and not monitor.converged and self.n_iter_ == self.max_iter:
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -615,6 +619,33 @@ class _BaseMLP(BaseEstimator):
                 stacklevel=3,
             )
         return self
+
+    def _diverged(self, incremental: bool, cause: NonFiniteLossError | None) -> ValueError:
+        """scikit-learn's error for a training that diverged, with this estimator's remedies.
+
+        scikit-learn's MLP raises ``ValueError`` with this message when its weights become
+        NaN or infinite; backprop's own error (``cause``) advises ``fit`` arguments such as
+        ``optimizer=`` and ``callbacks=``, which the estimator does not take.
+        """
+        settings = f"solver={self.solver!r}, learning_rate_init={self.learning_rate_init!r}"
+        if cause is None:  # the loss stayed finite, a weight did not
+            what = f"The weights became NaN or infinite during training ({settings})"
+        else:
+            where = f"epoch {self.n_iter_ + 1} of at most max_iter={self.max_iter}"
+            if incremental:
+                where = "this partial_fit call"
+            what = (
+                f"The training loss became NaN or infinite in {where} ({settings}); the "
+                "weights from before that epoch are kept"
+            )
+        remedies = "lower learning_rate_init"
+        if self.solver == "sgd":
+            remedies += ", lower momentum or use solver='adam'"
+        return ValueError(
+            "Solver produced non-finite parameter weights. The input data may contain large "
+            f"values and need to be preprocessed. {what}. Scale X (e.g. with "
+            f"sklearn.preprocessing.StandardScaler), {remedies}."
+        )
 
     def fit(self, X: Any, y: Any) -> _BaseMLP:
         """Fit the network to ``X`` and ``y`` (``max_iter`` epochs at most).

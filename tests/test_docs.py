@@ -23,6 +23,7 @@ import inspect
 import io
 import os
 import re
+import sys
 import textwrap
 import types
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ PAGES = [
     "file-format.md",
     "faq.md",
     "distributed.md",
+    "sklearn.md",
 ]
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
 
@@ -182,12 +184,36 @@ def _mask_float(m: re.Match) -> str:
     return "#" if ("." in s or "e" in s.lower()) else s
 
 
+def _imports(code: str) -> list[str]:
+    """The modules a block imports, in order, except backprop's own (those must never skip)."""
+    names = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    return [n for n in names if n.split(".")[0] != "backprop"]
+
+
+def _skip_unless_importable(code: str, where: str) -> None:
+    """Skip, as tests/test_distributed_predict.py does, when an optional library is missing."""
+    for name in _imports(code):
+        for prefix in [".".join(name.split(".")[: i + 1]) for i in range(name.count(".") + 1)]:
+            # the package first: a submodule imported earlier stays in sys.modules
+            pytest.importorskip(
+                prefix,
+                reason=f"{where} needs {name}, which is not installed here (see the page)",
+            )
+
+
 def _run_page(page: str) -> None:
     namespace: dict = {"__name__": f"docs_{page.replace('-', '_').removesuffix('.md')}"}
     page_blocks = blocks(page)
     for i, b in enumerate(page_blocks):
         if b.kind != "python":
             continue
+        # the blocks above have run; from here on the page needs the library
+        _skip_unless_importable(b.code, f"{page}:{b.line}")
         # leading newlines: tracebacks then point at the line of the page
         code = compile("\n" * (b.line - 1) + b.code, str(DOCS / page), "exec")
         stdout = io.StringIO()
@@ -203,6 +229,30 @@ def _run_page(page: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_page_code_runs(page, docs_env):
     _run_page(page)
+
+
+def test_a_page_needing_a_missing_library_skips(docs_env, monkeypatch):
+    """Where Dask is not installed, docs/distributed.md skips, as test_distributed_predict.py
+    does, after running the blocks before the first one that imports it."""
+    for name in ("dask", "dask.array", "distributed", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import dask` now fails: not installed
+    ran = []
+    fit = bp.distributed.DataParallel.fit
+
+    def spy(self, *args, **kwargs):
+        ran.append("DataParallel.fit")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(bp.distributed.DataParallel, "fit", spy)
+    with pytest.raises(pytest.skip.Exception, match=r"distributed.md:\d+ needs dask"):
+        test_page_code_runs("distributed.md", docs_env)
+    assert ran == ["DataParallel.fit"]  # the blocks before the Dask one ran
+
+
+def test_the_imports_of_a_block_are_found():
+    code = "import dask.array as da\nimport numpy as np\nfrom distributed import Client\n"
+    code += "from backprop.distributed import predict\nimport backprop as bp\nfrom . import x\n"
+    assert _imports(code) == ["dask.array", "numpy", "distributed"]
 
 
 def test_output_blocks_follow_python_blocks():

@@ -1,12 +1,18 @@
-"""The command line, run as users run it: in a subprocess."""
+"""The command line, run as users run it (in a subprocess) and through ``main([...])``."""
 
+import importlib.util
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import backprop as bp
+from backprop.__main__ import main
+
 ENV = {**os.environ, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1"}
+HAS_JAX = importlib.util.find_spec("jax") is not None
 
 
 def run(*args, cwd=None):
@@ -66,14 +72,15 @@ def test_demo_on_array_api_strict(tmp_path):
 
 
 def test_train_full_batch_and_save(tmp_path):
-    path = tmp_path / "moons.npz"
+    path = tmp_path / "moons"
     result = run(
         "train", "--dataset", "moons", "--layers", "8,8", "--optimizer", "sgd", "--lr", "0.1",
         "--epochs", "30", "--batch-size", "full", "--save", str(path), "--verbose", "0",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "test accuracy" in result.stdout
-    assert path.exists()
+    assert f"saved to {path}.npz" in result.stdout
+    assert bp.load(f"{path}.npz").count_params() > 0
 
 
 def test_train_multiclass():
@@ -95,14 +102,222 @@ def test_explain_prints_the_equations():
     "args, message",
     [
         (["demo", "--backend", "tensorflow"], "Unknown backend 'tensorflow'"),
-        (["train", "--layers", "a,b"], "--layers expects comma-separated integers"),
-        (["train", "--batch-size", "x"], "--batch-size expects an integer or 'full'"),
-        (["train", "--epochs", "0"], "epochs must be a positive integer"),
+        (["train", "--layers", "a,b"], "argument --layers: expected comma-separated positive"),
+        (["train", "--batch-size", "x"], "argument --batch-size: expected a positive integer"),
+        (["train", "--epochs", "0"], "argument --epochs: expected a positive integer"),
         (["train", "--optimizer", "lbfgs"], "Unknown optimizer 'lbfgs'"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(args, message):
     result = run(*args)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- train: one process is model.fit; K > 1 ranks are DataParallel --------------------------------
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """Every Sequential.fit call of the test: (model, its history, the keyword arguments)."""
+    calls = []
+    fit = bp.Sequential.fit
+
+    def spy(self, *args, **kwargs):
+        history = fit(self, *args, **kwargs)
+        calls.append((self, history, kwargs))
+        return history
+
+    monkeypatch.setattr(bp.Sequential, "fit", spy)
+    return calls
+
+
+def _refuse(what):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a single process must not go through {what}")
+
+    return refuse
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["numpy", pytest.param("jax", marks=pytest.mark.skipif(not HAS_JAX, reason="no jax"))],
+)
+def test_single_process_train_is_model_fit(backend, fits, monkeypatch, capsys):
+    monkeypatch.setattr(bp.distributed, "DataParallel", _refuse("DataParallel"))
+    monkeypatch.setattr(bp.distributed.parallel, "fit", _refuse("the data-parallel fit"))
+    argv = ["train", "--backend", backend, "--n-samples", "300", "--layers", "8,8"]
+    argv += ["--epochs", "3", "--batch-size", "32", "--seed", "5", "--verbose", "0"]
+    assert main(argv) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    [(model, history, kwargs)] = fits
+    assert kwargs.get("distributed") is None
+    if backend == "jax":  # the compiled epoch, as model.fit runs it
+        assert model._compiled[1] is not None
+
+    # the same training written out by hand gives the same weights and curves
+    X, y = bp.datasets.make_circles(300, factor=0.3, noise=0.1, seed=5)
+    Xtr, _, ytr, _ = bp.datasets.train_test_split(X, y, test_size=0.1, seed=5)
+    direct = bp.Sequential(
+        [
+            bp.layers.Dense(8, "relu", input_dim=2),
+            bp.layers.Dense(8, "relu"),
+            bp.layers.Dense(1, "sigmoid"),
+        ],
+        backend=backend,
+        seed=5,
+    )
+    direct.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    expected = direct.fit(Xtr, ytr, epochs=3, batch_size=32, verbose=0)
+    assert history.history == expected.history
+    for got, want in zip(model.get_weights(), direct.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_train_under_mpirun_is_data_parallel(fits, monkeypatch, capsys):
+    made = []
+
+    class Spy(bp.distributed.DataParallel):
+        def __init__(self, model):
+            super().__init__(model, "single")  # stands in for the MPI communicator
+            made.append(self)
+
+    monkeypatch.setattr(bp.distributed, "launched_by_mpi", lambda: True)
+    monkeypatch.setattr(bp.distributed, "DataParallel", Spy)
+    argv = ["train", "--n-samples", "200", "--epochs", "2", "--verbose", "0"]
+    assert main(argv) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    [dp] = made
+    [(model, _, kwargs)] = fits
+    assert model is dp.model and kwargs["distributed"] is dp.comm
+
+
+# -- train: the loss picks the labels' layout; bad values stop before training ---------------------
+
+
+@pytest.mark.parametrize("loss", ["categorical_crossentropy", "cce"])
+def test_train_with_categorical_crossentropy_one_hot_encodes(loss, fits, capsys):
+    argv = ["train", "--dataset", "spirals", "--loss", loss, "--n-samples", "300"]
+    assert main([*argv, "--layers", "16", "--epochs", "3", "--verbose", "0"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    [(model, history, _)] = fits
+    assert model.loss.name == "categorical_crossentropy" and model.output_dim == 3
+    assert len(history.history["accuracy"]) == 3
+
+
+SAVE_INTO_MISSING = os.path.join("no-such-folder", "model.npz")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "4,x"], "argument --layers: expected comma-separated positive integers"),
+        (["--layers", "4,-2"], "argument --layers: expected comma-separated positive integers"),
+        (["--batch-size", "abc"], "argument --batch-size: expected a positive integer or 'full'"),
+        (["--batch-size", "0"], "argument --batch-size: expected a positive integer or 'full'"),
+        (["--epochs", "-3"], "argument --epochs: expected a positive integer, received '-3'"),
+        (["--epochs", "2.5"], "argument --epochs: expected a positive integer"),
+        (["--lr", "abc"], "argument --lr: expected a positive finite number"),
+        (["--lr", "-1"], "argument --lr: expected a positive finite number"),
+        (["--lr", "nan"], "argument --lr: expected a positive finite number"),
+        (["--optimizer", "foo"], "argument --optimizer: Unknown optimizer 'foo'"),
+        (["--loss", "foo"], "argument --loss: Unknown loss 'foo'"),
+        (["--activation", "foo"], "argument --activation: Unknown activation 'foo'"),
+        (["--n-samples", "0"], "argument --n-samples: expected a positive integer"),
+        (["--noise", "-0.1"], "argument --noise: expected a non-negative finite number"),
+        (["--test-size", "1.5"], "argument --test-size: expected a fraction in (0, 1)"),
+        (["--test-size", "5000"], "--n-samples/--test-size: test_size must be"),
+        (["--n-samples", "1"], "--n-samples/--test-size: train_test_split needs at least 2"),
+        (["--seed", "-1"], "argument --seed: expected a non-negative integer"),
+        (["--verbose", "3"], "argument --verbose: invalid choice"),
+        (["--dtype", "float16"], "argument --dtype: invalid choice"),
+        (["--backend", "tensorflow"], "Unknown backend 'tensorflow'"),
+        (["--backend", "array_api_strict", "--device", "gpu7"], "--device"),
+        (
+            ["--dataset", "spirals", "--loss", "binary_crossentropy"],
+            "argument --loss: binary_crossentropy expects 2 classes",
+        ),
+        (["--save", SAVE_INTO_MISSING], f"cannot save to {SAVE_INTO_MISSING}"),
+    ],
+)
+def test_train_bad_values_are_usage_errors_before_training(
+    args, message, fits, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--epochs", "1", "--verbose", "0", *args])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("usage: python -m backprop train")
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("python -m backprop train: error: ") and message in last, err
+    assert not fits and not out  # nothing was trained or printed
+    assert list(tmp_path.iterdir()) == []  # nor written
+
+
+def test_save_into_a_missing_folder_names_it_before_training(tmp_path, fits, capsys):
+    target = tmp_path / "missing" / "model"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--save", str(target), "--epochs", "1", "--verbose", "0"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"cannot save to {target}.npz: the folder {tmp_path / 'missing'} does not exist" in err
+    assert ".tmp" not in err and not fits
+
+
+def test_save_into_a_folder_path_is_refused(tmp_path, fits, capsys):
+    (tmp_path / "model.npz").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--save", str(tmp_path / "model.npz"), "--verbose", "0"])
+    assert exit_.value.code == 2
+    assert "it is a folder" in capsys.readouterr().err and not fits
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["explain", "--batch", "0"], "argument --batch: expected a positive integer"),
+        (["explain", "--layers", "x"], "argument --layers: expected comma-separated"),
+        (["demo", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+    ],
+)
+def test_other_commands_check_their_values(args, message, fits, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not fits and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (
+            ["--layers", "4,x"],
+            "argument --layers: expected comma-separated positive integers such as 4,6,6,4, "
+            "received '4,x'.",
+        ),
+        (
+            ["--batch-size", "abc"],
+            "argument --batch-size: expected a positive integer or 'full', received 'abc'.",
+        ),
+    ],
+)
+def test_bad_values_from_the_shell(args, error):
+    result = run("train", *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"python -m backprop train: error: {error}"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way
+def test_a_diverging_training_is_a_one_line_error(fits, capsys):
+    argv = ["train", "--dataset", "blobs", "--activation", "linear", "--loss", "mse"]
+    argv += ["--optimizer", "sgd", "--lr", "1000", "--epochs", "5", "--verbose", "0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: The loss became nan at epoch 1")
+    assert err[-1].endswith("lower --lr (was 1000).")

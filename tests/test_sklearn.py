@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -352,6 +353,50 @@ def test_convergence_warning_and_verbose(capsys):
         warnings.simplefilter("error")
         clf.set_params(verbose=False, tol=100.0, max_iter=50).fit(X, y)  # converges: silent
     assert clf.n_iter_ == 12  # n_iter_no_change=10: the 12th epoch is the 11th without gain
+
+
+SKLEARN_DIVERGED = (
+    "Solver produced non-finite parameter weights. The input data may contain large values "
+    "and need to be preprocessed."
+)
+
+
+@no_convergence_warning  # scikit-learn's MLP warns before it raises
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way
+def test_diverging_training_raises_sklearns_value_error():
+    X, y = make_regression(100, 5, random_state=0)
+    params = dict(solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0)
+    with pytest.raises(ValueError, match=re.escape(SKLEARN_DIVERGED)):
+        SkMLPRegressor(**params).fit(X, y)  # what scikit-learn does with this learning rate
+    reg = MLPRegressor(**params)
+    with pytest.raises(ValueError) as info:
+        reg.fit(X, y)
+    message = str(info.value)
+    assert message.startswith(SKLEARN_DIVERGED)
+    # the advice is in the estimator's own parameters, not in fit's (optimizer=, callbacks=)
+    assert "learning_rate_init=10.0" in message and "StandardScaler" in message
+    assert "clipnorm" not in message and "TerminateOnNaN" not in message
+    assert isinstance(info.value.__cause__, bp.model.NonFiniteLossError)
+    # the weights of the last finite epoch are kept, in step with n_iter_ and loss_curve_
+    assert f"in epoch {reg.n_iter_ + 1} of at most max_iter=50" in message
+    assert reg.n_iter_ == len(reg.loss_curve_) and np.isfinite(reg.loss_curve_).all()
+    assert all(np.isfinite(a).all() for a in [*reg.coefs_, *reg.intercepts_])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_diverging_classifier_and_partial_fit_raise_value_error():
+    X, y = make_classification(100, 5, random_state=0)
+    clf = MLPClassifier((8,), "identity", solver="sgd", learning_rate_init=1e6, random_state=0)
+    with pytest.raises(ValueError, match=re.escape(SKLEARN_DIVERGED)) as info:
+        clf.fit(X * 1e3, y)
+    assert isinstance(info.value.__cause__, bp.model.NonFiniteLossError)
+    reg = MLPRegressor((8,), solver="sgd", learning_rate_init=10.0, random_state=0)
+    Xr, yr = make_regression(100, 5, random_state=0)
+    with pytest.raises(ValueError, match=re.escape(SKLEARN_DIVERGED)) as info:
+        for _ in range(20):
+            reg.partial_fit(Xr, yr)
+    assert "learning_rate_init=10.0" in str(info.value)
+    assert isinstance(info.value.__cause__, bp.model.NonFiniteLossError)
 
 
 def test_pickle_round_trip():
