@@ -22,6 +22,7 @@ from . import (
     regularizers,
     schedules,
 )
+from ._version import __version__
 from .backend import (
     Backend,
     BackendError,
@@ -35,8 +36,6 @@ from .backend import (
 from .gradcheck import gradcheck
 from .io import load
 from .model import Sequential
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",

@@ -38,6 +38,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from ._version import __version__
 from .backend import BackendError
 
 FORMAT = "backprop-sequential"
@@ -82,8 +83,6 @@ def save(model: Any, path: str | os.PathLike) -> str:
     FileNotFoundError
         If the target's folder does not exist.
     """
-    from . import __version__
-
     if not model.built:
         raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
     arrays: dict[str, np.ndarray] = {}

@@ -1,4 +1,4 @@
-"""The Sequential model: a stack of layers, trained by backpropagation.
+"""The Sequential model: the network, a stack of layers, and its backpropagation.
 
 One training step is the whole algorithm::
 
@@ -8,8 +8,10 @@ One training step is the whole algorithm::
         dy = layer.backward(dy)             # fills layer.grads
     params = optimizer.apply(params, grads)
 
-``fit`` moves the data onto the model's backend and device once, keeps the epoch's loss and
-metric sums on the device, and reads them back once per epoch.
+This module is the network: its layers, their weights as views of one flat vector, forward
+and backward, and its weights in and out. Training it (``compile``, ``fit``, ``evaluate``,
+``predict``) is ``backprop.training``'s: the methods here hand over to it, as Keras's
+``Model`` does to its trainer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import warnings
 from typing import Any
 
 from . import backend as _backend
@@ -27,9 +28,14 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
-from ._checks import is_int
-from .distributed import parallel as _parallel
 from .rng import Streams
+from .training import compilation as _compilation
+from .training import loop as _loop
+from .training import probe as _probe
+from .training import step as _step
+from .training.errors import DeadNetworkWarning, NonFiniteLossError
+
+__all__ = ["DeadNetworkWarning", "NonFiniteLossError", "Sequential"]
 
 Array = Any
 
@@ -45,31 +51,8 @@ def _on_device(method: Any) -> Any:
     return wrapper
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite (the weights are restored before raising)."""
-
-
-class DeadNetworkWarning(RuntimeWarning):
-    """A hidden ReLU layer outputs zero for every training sample: nothing below it can learn."""
-
-
-# rows of the training data used to look for dead layers: enough to see a live unit
-_DEAD_CHECK_ROWS = 512
-
 # each model's token: the layers and the optimizer it owns record it (ids can be reused)
 _TOKENS = itertools.count()
-
-
-def _watches_batches(callback: _callbacks.Callback) -> bool:
-    """Whether a callback's ``on_batch_end`` may look at the model after each step.
-
-    History and the progress bar read only the batch's index and size; any other callback
-    that overrides ``on_batch_end`` (or a LambdaCallback given one) may read the weights.
-    """
-    if isinstance(callback, _callbacks.History | _callbacks.ProgbarLogger):
-        return False
-    hook = getattr(type(callback), "on_batch_end", None)
-    return hook is not _callbacks.Callback.on_batch_end or "on_batch_end" in vars(callback)
 
 
 class Sequential:
@@ -278,90 +261,10 @@ class Sequential:
         metrics : list, optional
             Names such as ``"accuracy"``, ``"precision"``, ``"recall"``, ``"mae"``, ``"mse"``.
         """
-        if not self.layers:
-            raise ValueError("compile() needs layers: add them before compiling.")
-        # everything is resolved before anything is assigned: a compile that raises leaves
-        # the model as it was
-        loss = _losses.get(loss)
-        optimizer = _optimizers.get(optimizer)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, str | _metrics.Metric):
-            metrics = [metrics]
-        if not isinstance(metrics, list | tuple):
-            raise TypeError(
-                "metrics must be a list of names or Metric instances, received "
-                f"{type(metrics).__name__}."
-            )
-        specs = list(metrics)
-        resolved = self._resolve_metrics(specs, loss)
-        self._claim(optimizer)
-        self.loss, self.optimizer = loss, optimizer
-        self._metric_specs, self.metrics = specs, resolved
-        self._compiled = None  # the compiled epoch depends on the loss, optimizer and metrics
-
-    def _claim(self, optimizer: _optimizers.Optimizer) -> None:
-        """Make ``optimizer`` this model's; refuse one that another model trains with.
-
-        An optimizer's moments and step count belong to the weights it updated (as in Keras 3
-        and PyTorch, where an optimizer is built for one set of variables): a second model
-        would inherit them, or fail on their shapes.
-        """
-        owner = getattr(optimizer, "_model_token", None)
-        if owner is not None and owner != self._token:
-            raise ValueError(
-                f"This {type(optimizer).__name__} instance already trains another model: an "
-                "optimizer's state (moments, step count) belongs to the weights it updates. "
-                "Give each model its own optimizer, e.g. "
-                "optimizer=bp.optimizers.get(other.optimizer.get_config())."
-            )
-        if optimizer.state and not self._state_fits(optimizer):
-            optimizer.state, optimizer.iterations = [], 0  # made for other weights: rebuild
-        optimizer._model_token = self._token
-
-    def _state_fits(self, optimizer: _optimizers.Optimizer) -> bool:
-        """Whether the optimizer's state has the shapes of this model's weights."""
-        if not self.built or self._theta is None:
-            return not optimizer.state
-        if optimizer.clipnorm is None:
-            shapes = [tuple(self._theta.shape)]
-        else:
-            shapes = [tuple(layer.params[k].shape) for layer, k in self._param_slots]
-        return len(optimizer.state) == len(shapes) and all(
-            tuple(v.shape) == shape
-            for s, shape in zip(optimizer.state, shapes, strict=True)
-            for v in s.values()
-        )
-
-    def _check_optimizer_state(self) -> None:
-        """Refuse to train with optimizer state made for other weights (model.add after fit)."""
-        if self.optimizer.state and not self._state_fits(self.optimizer):
-            raise ValueError(
-                f"The optimizer's state was made for other weights than the model's "
-                f"{self.count_params()} parameters (a layer was added after training began?). "
-                "Call model.compile(...) again: its state is rebuilt for the new weights."
-            )
-
-    def _resolve_metrics(
-        self, specs: list | None = None, loss: _losses.Loss | None = None
-    ) -> list[tuple[str, _metrics.Metric]]:
-        """``(name, Metric)`` for each spec; names as given, instances under their own name."""
-        specs = self._metric_specs if specs is None else specs
-        loss = self.loss if loss is None else loss
-        out = self.output_dim if self.built else 1
-        resolved = []
-        for spec in specs:
-            metric = _metrics.get(spec, loss.kind, out)
-            name = spec if isinstance(spec, str) else metric.name
-            resolved.append((name, metric))
-        return resolved
+        _compilation.compile(self, loss, optimizer, metrics)
 
     def _require_compiled(self, what: str) -> None:
-        if self.loss is None or self.optimizer is None:
-            raise RuntimeError(
-                f"{what}() needs a compiled model: call model.compile(loss=..., optimizer=...) "
-                "first."
-            )
+        _compilation.require_compiled(self, what)
 
     @property
     def _fused(self) -> bool:
@@ -463,35 +366,6 @@ class Sequential:
                 total = penalty if total is None else total + penalty
         return total
 
-    def _update(self, g: Array | None = None) -> None:
-        """The optimizer's step on the flat vector (per weight array for per-array clipnorm).
-
-        ``g`` is the flat gradient when it comes from elsewhere (summed over ranks), else the
-        layers' gradients are used.
-        """
-        xp, opt = self.xp, self.optimizer
-        if self._theta is None:
-            return
-        if opt.clipnorm is None:
-            theta = opt.apply([self._theta], [self._flat_grads() if g is None else g], xp)[0]
-            if theta is not self._theta:  # immutable arrays (JAX): the update rebound it
-                self._theta = theta
-                self._bind_views()
-            return
-        views = [layer.params[k] for layer, k in self._param_slots]
-        if g is None:
-            grads = [layer.grads[k] for layer, k in self._param_slots]
-        else:
-            grads = [
-                xp.reshape(g[a:b], shape)
-                for (a, b), shape in zip(self._bounds, self._shapes, strict=True)
-            ]
-        new = opt.apply(views, grads, xp)
-        if any(W is not V for W, V in zip(new, views, strict=True)):
-            for (layer, k), W in zip(self._param_slots, new, strict=True):
-                layer.params[k] = W
-            self._collect_params()
-
     @_on_device
     def train_step(self, x: Array, y: Array) -> tuple[Array, Array]:
         """One step of gradient descent on a batch already on the device.
@@ -512,45 +386,7 @@ class Sequential:
         y_hat : array, shape (n, n_outputs)
             The predictions before the update.
         """
-        y_hat = self._forward(x, training=True)
-        loss = self._loss_and_backward(y, y_hat)
-        self._update()
-        return loss, y_hat
-
-    def _step(self, x: Array, y: Array) -> Array:
-        """``train_step`` without the loss value.
-
-        ``fit`` computes an epoch's loss once, from the outputs its steps produced, instead of
-        once per step.
-        """
-        y_hat = self._forward(x, training=True)
-        self._backward_from_loss(y, y_hat)
-        self._update()
-        return y_hat
-
-    def _step_shard(self, x: Array, y: Array, share: float) -> Array | None:
-        """``_step`` on this rank's shard of a global batch (data-parallel training).
-
-        Each rank's loss is the mean over its shard of ``m_r`` rows; the global batch's mean
-        over ``m`` rows is the sum over ranks of ``(m_r / m)`` times each rank's mean. So each
-        rank scales its gradient by ``share = m_r / m`` and one sum over the ranks gives the
-        exact global gradient, however uneven the shards (an average of the ranks' means
-        would not). A regularizer's gradient, added on every rank, sums to itself since the
-        shares sum to one. A rank with no rows in this batch sends zeros.
-        """
-        xp, comm = self.xp, self._comm
-        if self._theta is None:  # nothing to learn: nothing to sum
-            return self._step(x, y) if x.shape[0] else None
-        if x.shape[0]:
-            y_hat = self._forward(x, training=True)
-            self._backward_from_loss(y, y_hat)
-            g = self._flat_grads()
-            if share != 1.0:
-                g *= share
-        else:
-            y_hat, g = None, xp.zeros_like(self._theta)
-        self._update(comm.allreduce(g, self.backend))
-        return y_hat
+        return _step.train_step(self, x, y)
 
     # -- data -----------------------------------------------------------------------------------
     def _check(
@@ -588,7 +424,7 @@ class Sequential:
         if not self.built:
             self.build(X.shape[1])
             if self.loss is not None:  # "accuracy" depends on the output width
-                self.metrics = self._resolve_metrics()
+                self.metrics = _compilation.resolve_metrics(self)
         Y = None
         if y is not None:
             label_dtype = self.backend.int_dtype if self.loss.kind == "sparse" else self.dtype
@@ -601,6 +437,7 @@ class Sequential:
         return self._to_device(*self._check(X, y))
 
     # -- training ---------------------------------------------------------------------------------
+    @_on_device
     def fit(
         self,
         X: Any,
@@ -654,122 +491,12 @@ class Sequential:
         """
         args = (X, y, epochs, batch_size, shuffle, validation_data, validation_split, verbose)
         if distributed is None or distributed is False:
-            return self._fit(*args, callbacks, initial_epoch)
-        return _parallel.fit(self, distributed, *args, callbacks, initial_epoch)
+            return _loop.fit(self, *args, callbacks, initial_epoch)
+        from .distributed import comm as _comm  # the floor above: fit hands over, as save does
 
-    @_on_device
-    def _fit(
-        self,
-        X: Any,
-        y: Any,
-        epochs: int,
-        batch_size: int | None,
-        shuffle: bool,
-        validation_data: tuple[Any, Any] | None,
-        validation_split: float,
-        verbose: int,
-        callbacks: list[_callbacks.Callback] | None,
-        initial_epoch: int,
-    ) -> _callbacks.History:
-        self._require_compiled("fit")
-        if y is None:
-            raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
-        if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data):
-            raise TypeError("validation_data needs features and labels: (X_val, y_val).")
-        _data.check_positive_int(epochs, "epochs")
-        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
-        validation_split = _data.check_fraction(validation_split, "validation_split")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
-        if validation_data is not None and (
-            not isinstance(validation_data, tuple | list) or len(validation_data) != 2
-        ):
-            raise ValueError(
-                "validation_data must be a tuple (X_val, y_val), received "
-                f"{type(validation_data).__name__}."
-            )
-        if not is_int(initial_epoch):
-            raise TypeError(f"initial_epoch must be an integer, received {initial_epoch!r}.")
-        initial_epoch = int(initial_epoch)
-        if not 0 <= initial_epoch < epochs:
-            raise ValueError(
-                f"initial_epoch must be in [0, epochs={epochs}), received {initial_epoch}."
-            )
-        if callbacks is not None and not isinstance(callbacks, list | tuple):
-            raise TypeError(
-                "callbacks must be a list of Callback instances, e.g. callbacks=[History()]; "
-                f"received {type(callbacks).__name__}."
-            )
-        for c in callbacks or []:
-            if not isinstance(c, _callbacks.Callback):
-                raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
-        self._check_optimizer_state()
-        # every check runs before the model is built or touched
-        X, y = self._check(X, y)
-        n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
-        if validation_split and validation_data is None and n_val in (0, X.shape[0]):
-            raise ValueError(
-                f"validation_split={validation_split} of {X.shape[0]} samples leaves "
-                f"{n_val} for validation; need at least one sample on each side."
-            )
-        if validation_data is not None:
-            Xv, yv = self._check(*validation_data, name="X_val", n_features=X.shape[1])
-        X, Y = self._to_device(X, y)
-        if validation_data is not None:
-            Xv, Yv = self._to_device(Xv, yv)
-        elif n_val:
-            X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
-        else:
-            Xv = Yv = None
-
-        n = X.shape[0]
-        batch_size = min(batch_size or 32, n)
-        steps = math.ceil(n / batch_size)
-        n_val = None if Xv is None else Xv.shape[0]
-        comm = self._comm
-        if comm is not None:
-            _parallel.begin(self, X, Y, Xv, batch_size, epochs, initial_epoch, shuffle)
-            if Xv is not None:  # each rank evaluates its part of the validation rows
-                lo, hi = _parallel.shard(0, n_val, comm.rank, comm.size)
-                Xv, Yv = Xv[lo:hi, ...], Yv[lo:hi, ...]
-            if not comm.is_root:  # rank 0 speaks and writes for all
-                verbose = 0
-                callbacks = [c for c in callbacks or [] if not c.root_only]
-        self.history = _callbacks.History()
-        # History after the user's callbacks, so it records what they add to the logs
-        cbs = [*(callbacks or []), self.history]
-        if verbose:
-            cbs.append(_callbacks.ProgbarLogger(verbose))
-        params = {
-            "epochs": epochs,
-            "steps": steps,
-            "verbose": verbose,
-            "samples": n,
-            "do_validation": Xv is not None,
-        }
-        cb = _callbacks.CallbackList(cbs, self, params)
-
-        self.stop_training = False
-        probe = X[: min(n, _DEAD_CHECK_ROWS), ...]
-        warned = self._warn_dead(probe, when="at initialisation" if epochs else "")
-        cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cb.on_epoch_begin(epoch)
-            snapshot = self._snapshot()
-            logs = self._train_epoch(X, Y, batch_size, steps, shuffle, cb)
-            if not math.isfinite(logs["loss"]):
-                self._nonfinite(epoch, logs["loss"], snapshot, callbacks or [])
-            if Xv is not None:
-                val = self._evaluate_device(Xv, Yv, n_total=n_val)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            # the last batch's flags come back with the metrics; a full probe confirms them
-            if logs.pop("_dead_in_last_batch", False) and not warned:
-                warned = self._warn_dead(probe, when=f"after epoch {epoch + 1}")
-            cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cb.on_train_end()
-        return self.history
+        comm = _comm.resolve(distributed, self.backend)
+        with _comm.failures_told(comm):
+            return _loop.fit(self, *args, callbacks, initial_epoch, comm=comm)
 
     @_on_device
     def dead_layers(self, X: Any) -> list[str]:
@@ -790,325 +517,7 @@ class Sequential:
             The dead layers' names, bottom first; empty when none.
         """
         X = X if self.backend.owns(X) else self._prepare(X)[0]
-        hidden = self._relu_hidden()
-        if not hidden:
-            return []
-        compiled = self._compiled_probe()
-        if compiled is None:
-            flags = self._dead_flags(self._theta, X)
-        else:
-            theta = self._theta
-            try:
-                flags = compiled(theta, X)
-            finally:  # the trace left its placeholders in the layers
-                self._theta = theta
-                self._bind_views()
-        return [
-            layer.name
-            for layer, dead in zip(hidden, self.backend.to_numpy(flags), strict=True)
-            if dead
-        ]
-
-    def _dead_flags(self, theta: Array, X: Array) -> Array:
-        """For each hidden ReLU layer, whether all its pre-activations on ``X`` are <= 0."""
-        xp = self.xp
-        if theta is not self._theta:  # a traced theta (the compiled probe)
-            self._theta = theta
-            self._bind_views(compiled=False)
-        self._forward(X, training=False)
-        return xp.stack([xp.all(layer.z <= 0) for layer in self._relu_hidden()])
-
-    def _compiled_probe(self) -> Any:
-        """``_dead_flags`` compiled (JAX: one call instead of an eager forward), or None."""
-        key = (self.backend, tuple(self._bounds))
-        if getattr(self, "_probe", (None, None))[0] != key:
-            self._probe = (key, self.backend.compile(self._dead_flags))
-        return self._probe[1]
-
-    def _warn_dead(self, X: Array, when: str) -> bool:
-        dead = self.dead_layers(X)
-        if dead and (self._comm is None or self._comm.is_root):
-            warnings.warn(
-                f"Dead network {when}: every unit of hidden layer(s) {', '.join(dead)} is "
-                "inactive (ReLU input <= 0) on the training data, so no gradient reaches the "
-                "layers below and the model predicts a constant. Remedies: another seed, "
-                "kernel_initializer='he_uniform', activation='leaky_relu', or a lower learning "
-                "rate.",
-                DeadNetworkWarning,
-                stacklevel=3,
-            )
-        return bool(dead)
-
-    def _train_epoch(self, X, Y, batch_size, steps, shuffle, cb) -> dict[str, float]:
-        xp, n, b = self.xp, X.shape[0], self.backend
-        order = b.asarray(self.streams.permutation(n), b.int_dtype) if shuffle else None
-        comm = self._comm
-        # a callback that looks at the model after each batch needs each step to have run
-        # when it is called: the compiled epoch runs them all in one program
-        per_step = comm is not None or any(_watches_batches(c) for c in cb.callbacks)
-        compiled = None if per_step else self._compiled_epoch(batch_size)
-        if compiled is not None:
-            sums, Y, Y_hat, Z = self._run_epoch(compiled, X, Y, order, steps)
-            sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
-            self._epoch_outputs = (Y, Y_hat, Z, sizes)
-            for step, size in enumerate(sizes):
-                cb.on_batch_end(step, {"batch": step, "size": size})
-            return self._finish_logs(sums, n, n_extra=len(self._relu_hidden()))
-        if order is not None:
-            # one gather per epoch, then contiguous slices: cheaper than a gather per batch
-            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        outputs, logits, penalties, targets = self._eager_epoch(X, Y, batch_size, steps, cb)
-        if self.stop_training:  # stopped after a batch: the logs cover the rows trained on
-            n = min(self._steps_run * batch_size, n)
-            Y = Y[:n, ...]
-        if comm is not None:  # the loss and metrics of the rows this rank saw, summed later
-            Y = xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
-        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
-        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if logits else None
-        self._epoch_outputs = (Y, Y_hat, Z, [y_hat.shape[0] for y_hat in outputs])
-        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
-        return self._logs(*self._epoch_sums(Y, Y_hat, Z, penalties, dead), n, n_extra=len(dead))
-
-    def _epoch_sums(self, Y, Y_hat, Z, penalties: list, dead: list) -> tuple:
-        """The epoch's summed loss and metric statistics, and the dead-layer flags.
-
-        The loss and the metrics of every step, computed once from the outputs each step
-        produced (with that step's weights): the numbers per-step sums would give, for a
-        handful of operations per epoch instead of a dozen per step.
-        """
-        xp = self.xp
-        total_loss = self._loss_value(Y, Y_hat, Z) * Y.shape[0]
-        if penalties:
-            total_loss = total_loss + xp.sum(xp.stack(penalties))
-        totals = [t for _, m in self.metrics for t in m.stats(Y, Y_hat, xp)]
-        flags = [xp.astype(flag, total_loss.dtype) for flag in dead]
-        return total_loss, [*totals, *flags]
-
-    def _eager_epoch(self, X, Y, batch_size: int, steps: int, cb) -> tuple[list, ...]:
-        """The steps of an epoch one by one; on data-parallel ranks, this rank's shards.
-
-        Returns the outputs, logits (fused losses) and regularization penalties of every step,
-        and the targets of the rows this rank saw (data-parallel only).
-        """
-        n, fused, last, comm = X.shape[0], self._fused, self.layers[-1], self._comm
-        outputs, logits, penalties, targets = [], [], [], []
-        for step in range(steps):
-            lo = step * batch_size
-            hi = min(lo + batch_size, n)
-            size = hi - lo
-            penalty = self._penalty()  # the weights this step starts from
-            if comm is None:
-                outputs.append(self._step(X[lo:hi, ...], Y[lo:hi, ...]))
-            else:
-                lo, hi = _parallel.shard(lo, hi, comm.rank, comm.size)
-                y_hat = self._step_shard(X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
-                if y_hat is not None:
-                    outputs.append(y_hat)
-                    targets.append(Y[lo:hi, ...])
-            if fused and hi > lo:
-                logits.append(last.z)  # the fused loss needs the logits
-            if penalty is not None:
-                penalties.append(penalty * (hi - lo))
-            cb.on_batch_end(step, {"batch": step, "size": size})
-            self._steps_run = step + 1
-            if self.stop_training:  # as in Keras, a callback can stop after any batch
-                break
-        return outputs, logits, penalties, targets
-
-    def _compiled_epoch(self, batch_size: int) -> Any:
-        """A whole epoch compiled as one program (JAX), or None to run it step by step.
-
-        The program is this class's own Array API code, traced once per data shape: the
-        shuffle, every step (forward, backward, the optimizer's update) looped by
-        ``lax.scan``, the short last batch, the epoch's loss and metric sums and the
-        dead-layer flags. Dropout (host-drawn masks) and per-array clipping keep the eager
-        path.
-        """
-        opt = self.optimizer
-        if (
-            self._theta is None
-            or opt.clipnorm is not None
-            or any(isinstance(layer, _layers.Dropout) for layer in self.layers)
-        ):
-            return None
-        # compile() drops the program; the key covers what changes without a compile
-        key = (self.backend, batch_size, tuple(self._bounds), tuple(map(id, self.layers)))
-        if self._compiled is None or self._compiled[0] != key:
-            epoch = functools.partial(self._pure_epoch, batch_size=batch_size)
-            self._compiled = (key, self.backend.compile(epoch))
-        return self._compiled[1]
-
-    def _pure_step(self, theta: Array, state: dict, x: Array, y: Array, lr: Any, t: Any) -> tuple:
-        """One step as a function of its inputs only (what the compiled epoch loops over).
-
-        Returns the new ``theta`` and state, the step's ``y_hat`` and logits, the batch's
-        regularization penalty times its rows (of the weights the step started from), and
-        one dead-layer flag per hidden ReLU layer. The flags are outputs, not read from
-        ``layer.z`` after the loop: inside ``lax.scan`` that attribute holds the loop's tracer,
-        which must not escape it.
-        """
-        xp = self.xp
-        self._theta = theta
-        self._bind_views(compiled=False)
-        penalty = self._penalty()
-        penalty = self.backend.zeros((), self.dtype) if penalty is None else penalty * x.shape[0]
-        y_hat = self._forward(x, training=True)
-        self._backward_from_loss(y, y_hat)
-        state = dict(state)
-        theta = self.optimizer.step([theta], [self._flat_grads()], [state], lr, t, xp)[0]
-        dead = [xp.all(layer.z <= 0) for layer in self._relu_hidden()]
-        return theta, state, y_hat, self.layers[-1].z, penalty, *dead
-
-    def _scan_step(self, carry: tuple, inputs: tuple) -> tuple:
-        """``_pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs)."""
-        theta, state, *outputs = self._pure_step(*carry, *inputs)
-        return (theta, state), tuple(outputs)
-
-    def _pure_epoch(
-        self, theta, state, X, Y, order, rates, *, batch_size: int
-    ) -> tuple[Array, dict, Array, Array, Array, Array]:
-        """One epoch as a function of its inputs only (what ``jax.jit`` traces).
-
-        The full batches run in one compiled loop (``Backend.scan``), the short last batch
-        after it. Returns the new ``theta`` and state, the epoch's sums (loss, metric
-        statistics, dead-layer flags of the last batch), and the shuffled ``Y``, ``y_hat``
-        and logits (to find a bad batch after a non-finite loss). ``rates`` holds each
-        step's learning rate (row 0) and step number ``t`` (row 1).
-        """
-        xp, n = self.xp, X.shape[0]
-        if order is not None:
-            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
-        lrs, ts = rates[0, ...], rates[1, ...]  # each step's learning rate and t
-        full = n // batch_size
-        m = full * batch_size
-        outputs, logits, penalties, dead = [], [], [], []
-        if full:
-            Xb = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
-            Yb = xp.reshape(Y[:m, ...], (full, batch_size, *Y.shape[1:]))
-            inputs = (Xb, Yb, lrs[:full], ts[:full])
-            (theta, state), out = self.backend.scan(self._scan_step, (theta, state), inputs)
-            k = out[0].shape[-1]
-            outputs.append(xp.reshape(out[0], (m, k)))
-            logits.append(xp.reshape(out[1], (m, k)))
-            penalties.append(xp.sum(out[2]))
-            dead = [flags[-1] for flags in out[3:]]  # the flags of the last full batch
-        if m < n:
-            theta, state, y_hat, z, penalty, *dead = self._pure_step(
-                theta, state, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
-            )
-            outputs.append(y_hat)
-            logits.append(z)
-            penalties.append(penalty)
-        # once per epoch here, not every flush_every steps: see Optimizer.flush_every
-        self.optimizer._flush_subnormals(xp, [state])
-        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
-        Z = xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]
-        total_loss, totals = self._epoch_sums(Y, Y_hat, Z if self._fused else None, penalties, dead)
-        return theta, state, xp.stack([total_loss, *totals]), Y, Y_hat, Z
-
-    def _run_epoch(self, compiled: Any, X: Array, Y: Array, order: Any, steps: int) -> tuple:
-        """Run the compiled epoch: the host keeps the step count, schedule and flush."""
-        opt, b = self.optimizer, self.backend
-        if len(opt.state) != 1:
-            opt.build([self._theta])
-        first = opt.iterations
-        # the learning rate and t of each step, in one transfer; t in the model's float dtype
-        # (an integer array would promote beta**t to float64)
-        rates = [opt.learning_rates(steps), list(range(first + 1, first + steps + 1))]
-        rates = b.asarray(rates, self.dtype)
-        theta = self._theta
-        try:
-            theta, state, sums, Y, Y_hat, Z = compiled(theta, opt.state[0], X, Y, order, rates)
-        except BaseException:  # a failed trace leaves its placeholders: put the weights back
-            self._theta = theta
-            self._bind_views()
-            raise
-        self._theta, opt.state = theta, [state]
-        self._bind_views()
-        opt.iterations = first + steps
-        return sums, Y, Y_hat, Z if self._fused else None
-
-    def _loss_value(self, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
-        if Z is not None:
-            return self.loss.from_logits(Y, Z, Y_hat, self.xp)[0]
-        return self.loss.forward(Y, Y_hat, self.xp)
-
-    def _snapshot(self) -> tuple:
-        """Copies of the weights and optimizer state (the updates happen in place)."""
-        xp, opt = self.xp, self.optimizer
-        if not self.backend.mutable:  # immutable arrays are their own snapshot
-            return self._theta, [dict(s) for s in opt.state], opt.iterations
-        theta = None if self._theta is None else xp.asarray(self._theta, copy=True)
-        state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
-        return theta, state, opt.iterations
-
-    def _restore(self, snapshot: tuple) -> None:
-        theta, state, iterations = snapshot
-        if theta is not None:
-            self._theta = theta
-            self._bind_views()
-        self.optimizer.state, self.optimizer.iterations = state, iterations
-
-    def _nonfinite(self, epoch: int, loss: float, snapshot: tuple, callbacks: list) -> None:
-        """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-        Y, Y_hat, Z, sizes = self._epoch_outputs
-        where, lo = f"epoch {epoch + 1}", 0
-        for i, size in enumerate(sizes):  # the slow path: find the first bad batch
-            rows = slice(lo, lo + size)
-            lo += size
-            value = self._loss_value(
-                Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
-            )
-            if not math.isfinite(float(self.backend.to_numpy(value))):
-                where = f"epoch {epoch + 1}, batch {i + 1} of {len(sizes)}"
-                break
-        terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
-        if not terminate or terminate[0].restore_weights:
-            self._restore(snapshot)
-        if terminate:
-            return  # the callback stops training quietly, as Keras's does
-        raise NonFiniteLossError(
-            f"The loss became {loss} at {where}. The weights and optimizer state were restored "
-            f"to their values at the start of epoch {epoch + 1}. Lower the learning rate, clip "
-            "the gradients (e.g. optimizer=Adam(clipnorm=1.0)) or look for extreme values in "
-            "the data; pass callbacks=[TerminateOnNaN()] to stop without an error."
-        )
-
-    def _relu_hidden(self) -> list[_layers.Layer]:
-        return [
-            layer
-            for layer in self.layers[:-1]
-            if getattr(getattr(layer, "activation", None), "name", None) == "relu"
-        ]
-
-    def _accumulate(self, totals: list[Any], y: Array, y_hat: Array) -> list[Any]:
-        stats = [s for _, m in self.metrics for s in m.stats(y, y_hat, self.xp)]
-        if not totals:
-            return stats
-        return [a + b for a, b in zip(totals, stats, strict=True)]
-
-    def _logs(self, total_loss: Any, totals: list[Any], n: int, n_extra: int = 0) -> dict:
-        """Bring the epoch's device sums to the host in one transfer and finish the metrics.
-
-        ``n_extra`` trailing entries of ``totals`` are dead-layer flags of the last batch.
-        """
-        return self._finish_logs(self.xp.stack([total_loss, *totals]), n, n_extra)
-
-    def _finish_logs(self, sums: Array, n: int, n_extra: int = 0) -> dict:
-        """``_logs`` from the sums already stacked into one array."""
-        if self._comm is not None:  # one sum over the ranks per epoch
-            sums = self._comm.allreduce(sums, self.backend)
-        host = [float(v) for v in self.backend.to_numpy(sums)]
-        logs: dict[str, Any] = {}
-        if n_extra:
-            logs["_dead_in_last_batch"] = any(host[-n_extra:])
-            host = host[:-n_extra]
-        logs = {"loss": host[0] / n, **logs}
-        i, k = 1, self.output_dim
-        for name, metric in self.metrics:
-            logs[name] = float(metric.result(host[i : i + metric.n_stats], n, k))
-            i += metric.n_stats
-        return logs
+        return _probe.dead_layers(self, X)
 
     # -- inference --------------------------------------------------------------------------------
     @_on_device
@@ -1133,43 +542,7 @@ class Sequential:
         dict
             ``{"loss": ..., "accuracy": ..., ...}``.
         """
-        self._require_compiled("evaluate")
-        if y is None:
-            raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
-        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
-        X, Y = self._prepare(X, y)
-        result = self._evaluate_device(X, Y, batch_size)
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
-        return result
-
-    @_on_device
-    def _evaluate_device(
-        self, X, Y, batch_size: int | None = None, n_total: int | None = None
-    ) -> dict[str, float]:
-        """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks."""
-        n = X.shape[0]
-        batch_size = min(batch_size or n, n) or 1
-        total_loss, totals = 0.0, []
-        if not n:  # a rank with no validation rows adds zeros to the sums
-            total_loss = self.backend.zeros((), self.dtype)
-            totals = [total_loss for _, m in self.metrics for _ in range(m.n_stats)]
-        fused = self._fused
-        for lo in range(0, n, batch_size):
-            hi = min(lo + batch_size, n)
-            xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
-            y_hat = self._forward(xb, training=False)
-            if fused:
-                loss, _ = self.loss.from_logits(yb, self.layers[-1].z, y_hat, self.xp)
-            else:
-                loss = self.loss.forward(yb, y_hat, self.xp)
-            total_loss = total_loss + loss * (hi - lo)
-            totals = self._accumulate(totals, yb, y_hat)
-        for layer in self.layers:
-            penalty = layer.penalty()
-            if penalty is not None:
-                total_loss = total_loss + penalty * n
-        return self._logs(total_loss, totals, n if n_total is None else n_total)
+        return _loop.evaluate(self, X, y, batch_size, verbose)
 
     @_on_device
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
@@ -1190,19 +563,7 @@ class Sequential:
         y_hat : array, shape (n, n_outputs)
             The predictions, in the library and on the device of ``X``.
         """
-        _data.check_positive_int(batch_size, "batch_size", allow_none=True)
-        source = _backend.backend_of(X) if _backend.array_backend_name(X) else None
-        Xd, _ = self._prepare(X)
-        n = Xd.shape[0]
-        batch_size = min(batch_size or n, n)
-        parts = [
-            self._forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
-            for lo in range(0, n, batch_size)
-        ]
-        out = parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
-        if source is None or source.name == "numpy":
-            return self.backend.to_numpy(out)
-        return source.asarray(out)
+        return _loop.predict(self, X, batch_size)
 
     # -- gradients as host arrays ---------------------------------------------------------------
     @_on_device

@@ -57,6 +57,10 @@ EXTRA_MODULES = [
     "distributed.comm",
     "distributed.parallel",
     "distributed.predict",
+    "training.errors",
+    "training.base",
+    "training.choose",
+    "training.sharded",
 ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 import backprop as bp
 from backprop.__main__ import main
+from backprop.training import sharded as sharded_engine
 
 ENV = {**os.environ, "MPLBACKEND": "Agg", "OPENBLAS_NUM_THREADS": "1"}
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -146,7 +147,7 @@ def _refuse(what):
 )
 def test_single_process_train_is_model_fit(backend, fits, monkeypatch, capsys):
     monkeypatch.setattr(bp.distributed, "DataParallel", _refuse("DataParallel"))
-    monkeypatch.setattr(bp.distributed.parallel, "fit", _refuse("the data-parallel fit"))
+    monkeypatch.setattr(sharded_engine.Sharded, "run_epoch", _refuse("the data-parallel engine"))
     argv = ["train", "--backend", backend, "--n-samples", "300", "--layers", "8,8"]
     argv += ["--epochs", "3", "--batch-size", "32", "--seed", "5", "--verbose", "0"]
     assert main(argv) == 0

@@ -7,6 +7,7 @@ from conftest import HAS_CUPY, HAS_JAX, HAS_TORCH, assert_close, eps
 
 import backprop as bp
 from backprop.layers import Activation, Dense, Dropout
+from backprop.training import compiled as compiled_engine
 
 
 def seed_net(backend="numpy", dtype="float32", seed=0, **kw):
@@ -683,7 +684,7 @@ def test_jax_compiled_epoch_equals_the_eager_steps(circles, monkeypatch):
     h_compiled = compiled_model.fit(X, y, epochs=2, verbose=0)
     assert compiled_model._compiled[1] is not None
     eager_model = compiled(seed_net(backend="jax", dtype="float64", seed=4))
-    monkeypatch.setattr(eager_model, "_compiled_epoch", lambda batch_size: None)
+    monkeypatch.setattr(compiled_engine, "program", lambda model, batch_size: None)
     h_eager = eager_model.fit(X, y, epochs=2, verbose=0)
     for k in h_eager.history:
         np.testing.assert_allclose(h_compiled.history[k], h_eager.history[k], rtol=1e-9)
@@ -779,7 +780,7 @@ needs_jax = pytest.mark.skipif(not HAS_JAX, reason="needs jax")
 
 def _eager_history(model, X, y, monkeypatch, **kw):
     """fit with the compiled epoch turned off: the steps one by one."""
-    monkeypatch.setattr(model, "_compiled_epoch", lambda batch_size: None)
+    monkeypatch.setattr(compiled_engine, "program", lambda model, batch_size: None)
     return model.fit(X, y, verbose=0, **kw)
 
 

@@ -20,8 +20,10 @@ every rank instead of a hang.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,7 @@ _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"
 _LOCAL_RANK_VARS = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID")
 _FAIL_TAG = 7301
 _SMALL = 1 << 16  # bytes: below, one non-blocking reduction; above, barrier + blocking
+_CACHE: dict[tuple, Any] = {}  # the MPI and NCCL communicators resolve() made, reused
 
 
 class DistributedError(RuntimeError):
@@ -188,8 +191,39 @@ class Communicator:
             What went wrong here (its type and message are sent).
         """
 
+    def agree(self, signature: dict, what: str) -> None:
+        """Raise on every rank unless every rank's ``signature`` equals rank 0's.
+
+        Parameters
+        ----------
+        signature : dict
+            This rank's values (small, picklable), compared key by key with rank 0's.
+        what : str
+            The rule, which starts the message: "The ranks must ...".
+
+        Raises
+        ------
+        DistributedError
+            Naming each differing rank, key and the two values (the first eight).
+        """
+        everyone = self.allgather(signature)
+        root = everyone[0]
+        differences = [
+            f"rank {r}: {key}={_short(sig[key])} where rank 0 has {_short(root[key])}"
+            for r, sig in enumerate(everyone)
+            for key in root
+            if sig.get(key) != root[key]
+        ]
+        if differences:
+            raise DistributedError(f"{what}; they differ: " + "; ".join(differences[:8]))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SingleProcess(Communicator):
@@ -451,3 +485,88 @@ def get_communicator(
     if kind == "mpi":
         return MPICommunicator(timeout=timeout)
     return NCCLCommunicator(device=device, timeout=timeout)
+
+
+# -- fit(distributed=...) ------------------------------------------------------------------
+
+
+def resolve(distributed: Any, backend: _backend.Backend, timeout: float = 600.0) -> Any:
+    """The communicator that ``fit(distributed=...)`` asks for.
+
+    Parameters
+    ----------
+    distributed : bool, str or Communicator
+        True or ``"auto"``: under ``mpirun`` with several processes, NCCL for a CuPy model
+        (when CuPy has NCCL) and MPI otherwise; a single process when not launched by MPI.
+        ``"single"``, ``"mpi"``, ``"nccl"`` or a Communicator: that one.
+    backend : Backend
+        The model's backend (picks NCCL for CuPy, and its GPU).
+    timeout : float
+        Seconds a collective operation may wait for the other ranks.
+
+    Returns
+    -------
+    Communicator
+        MPI and NCCL communicators are made once per process and reused.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown ``distributed``.
+    """
+    if isinstance(distributed, Communicator):
+        return distributed
+    if distributed is True:
+        distributed = "auto"
+    kinds = ("auto", "single", "mpi", "nccl")
+    if not isinstance(distributed, str) or distributed not in kinds:
+        raise ValueError(
+            f"distributed must be True, False, one of {kinds} or a Communicator, "
+            f"received {distributed!r}."
+        )
+    kind = distributed
+    if kind == "auto":
+        if not launched_by_mpi():
+            return SingleProcess()
+        kind = "nccl" if backend.name == "cupy" and _has_nccl() else "mpi"
+    if kind == "single":
+        return SingleProcess()
+    device = getattr(backend.device, "id", None) if kind == "nccl" else None
+    key = (kind, device, timeout)
+    if key not in _CACHE:
+        _CACHE[key] = get_communicator(kind, timeout, device)
+    return _CACHE[key]
+
+
+def _has_nccl() -> bool:
+    try:
+        _backend.nccl_module()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def failures_told(comm: Communicator) -> Iterator[None]:
+    """Run a block on ``comm``; a failure there is told to the other ranks.
+
+    The others then stop with :class:`DistributedError` instead of waiting for this rank, and
+    the communicator is dropped from :func:`resolve`'s cache: messages of this failure may
+    still be in flight, so the next fit gets a fresh one.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, DistributedError):  # else the others know: they told us
+            comm.notify_failure(exc)
+        for key in [k for k, c in _CACHE.items() if c is comm]:
+            del _CACHE[key]
+        raise
+
+
+def _has_nccl() -> bool:
+    try:
+        _backend.nccl_module()
+    except (ImportError, ValueError):
+        return False
+    return True

@@ -1,0 +1,105 @@
+"""What ``compile`` sets on a model: its loss, its optimizer and its metrics, checked first.
+
+A compile that raises leaves the model as it was; an optimizer trains one model only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .. import optimizers as _optimizers
+
+
+def compile(model: Any, loss: Any, optimizer: Any, metrics: Any) -> None:
+    """``model.compile``: resolve everything, then assign (see ``Sequential.compile``)."""
+    if not model.layers:
+        raise ValueError("compile() needs layers: add them before compiling.")
+    # everything is resolved before anything is assigned: a compile that raises leaves
+    # the model as it was
+    loss = _losses.get(loss)
+    optimizer = _optimizers.get(optimizer)
+    if metrics is None:
+        metrics = []
+    if isinstance(metrics, str | _metrics.Metric):
+        metrics = [metrics]
+    if not isinstance(metrics, list | tuple):
+        raise TypeError(
+            "metrics must be a list of names or Metric instances, received "
+            f"{type(metrics).__name__}."
+        )
+    specs = list(metrics)
+    resolved = resolve_metrics(model, specs, loss)
+    claim(model, optimizer)
+    model.loss, model.optimizer = loss, optimizer
+    model._metric_specs, model.metrics = specs, resolved
+    model._compiled = None  # the compiled epoch depends on the loss, optimizer and metrics
+
+
+def claim(model: Any, optimizer: _optimizers.Optimizer) -> None:
+    """Make ``optimizer`` the model's; refuse one that another model trains with.
+
+    An optimizer's moments and step count belong to the weights it updated (as in Keras 3
+    and PyTorch, where an optimizer is built for one set of variables): a second model
+    would inherit them, or fail on their shapes.
+    """
+    owner = getattr(optimizer, "_model_token", None)
+    if owner is not None and owner != model._token:
+        raise ValueError(
+            f"This {type(optimizer).__name__} instance already trains another model: an "
+            "optimizer's state (moments, step count) belongs to the weights it updates. "
+            "Give each model its own optimizer, e.g. "
+            "optimizer=bp.optimizers.get(other.optimizer.get_config())."
+        )
+    if optimizer.state and not state_fits(model, optimizer):
+        optimizer.state, optimizer.iterations = [], 0  # made for other weights: rebuild
+    optimizer._model_token = model._token
+
+
+def state_fits(model: Any, optimizer: _optimizers.Optimizer) -> bool:
+    """Whether the optimizer's state has the shapes of the model's weights."""
+    if not model.built or model._theta is None:
+        return not optimizer.state
+    if optimizer.clipnorm is None:
+        shapes = [tuple(model._theta.shape)]
+    else:
+        shapes = [tuple(layer.params[k].shape) for layer, k in model._param_slots]
+    return len(optimizer.state) == len(shapes) and all(
+        tuple(v.shape) == shape
+        for s, shape in zip(optimizer.state, shapes, strict=True)
+        for v in s.values()
+    )
+
+
+def check_optimizer_state(model: Any) -> None:
+    """Refuse to train with optimizer state made for other weights (model.add after fit)."""
+    if model.optimizer.state and not state_fits(model, model.optimizer):
+        raise ValueError(
+            f"The optimizer's state was made for other weights than the model's "
+            f"{model.count_params()} parameters (a layer was added after training began?). "
+            "Call model.compile(...) again: its state is rebuilt for the new weights."
+        )
+
+
+def resolve_metrics(
+    model: Any, specs: list | None = None, loss: _losses.Loss | None = None
+) -> list[tuple[str, _metrics.Metric]]:
+    """``(name, Metric)`` for each spec; names as given, instances under their own name."""
+    specs = model._metric_specs if specs is None else specs
+    loss = model.loss if loss is None else loss
+    out = model.output_dim if model.built else 1
+    resolved = []
+    for spec in specs:
+        metric = _metrics.get(spec, loss.kind, out)
+        name = spec if isinstance(spec, str) else metric.name
+        resolved.append((name, metric))
+    return resolved
+
+
+def require_compiled(model: Any, what: str) -> None:
+    """Raise unless ``compile`` has given the model a loss and an optimizer."""
+    if model.loss is None or model.optimizer is None:
+        raise RuntimeError(
+            f"{what}() needs a compiled model: call model.compile(loss=..., optimizer=...) first."
+        )

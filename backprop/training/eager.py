@@ -1,0 +1,80 @@
+"""The eager engine: the steps of an epoch one by one, on any backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import callbacks as _callbacks
+from . import logs as _logs
+from . import step as _step
+from .base import Engine, Epoch
+from .probe import relu_hidden
+
+Array = Any
+
+
+class Eager(Engine):
+    """One step at a time: forward, backward, the optimizer's in-place update.
+
+    The epoch's rows are gathered once in the shuffled order, then each batch is a
+    contiguous slice (cheaper than a gather per batch). The loss and metrics are computed
+    once per epoch from the outputs every step produced, and the steps stop after any batch
+    where a callback sets ``model.stop_training``.
+    """
+
+    name = "eager"
+
+    def run_epoch(
+        self,
+        model: Any,
+        X: Array,
+        Y: Array,
+        order: Array | None,
+        batch_size: int,
+        steps: int,
+        callbacks: _callbacks.CallbackList,
+    ) -> Epoch:
+        xp, n = model.xp, X.shape[0]
+        if order is not None:
+            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        fused, last = model._fused, model.layers[-1]
+        outputs, logits, penalties, targets = [], [], [], []
+        steps_run = 0
+        for i in range(steps):
+            lo = i * batch_size
+            hi = min(lo + batch_size, n)
+            size = hi - lo
+            penalty = model._penalty()  # the weights this step starts from
+            lo, hi = self.rows(lo, hi)
+            y_hat = self.step(model, X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
+            if y_hat is not None:
+                outputs.append(y_hat)
+                targets.append(Y[lo:hi, ...])
+            if fused and hi > lo:
+                logits.append(last.z)  # the fused loss needs the logits
+            if penalty is not None:
+                penalties.append(penalty * (hi - lo))
+            callbacks.on_batch_end(i, {"batch": i, "size": size})
+            steps_run = i + 1
+            if model.stop_training:  # as in Keras, a callback can stop after any batch
+                break
+        n = min(steps_run * batch_size, n)  # the rows trained on
+        Y = self.seen(xp, Y, targets, n)
+        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
+        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if logits else None
+        dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
+        total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
+        sizes = [y_hat.shape[0] for y_hat in outputs]
+        return Epoch(_logs.stack(model, total_loss, totals), n, len(dead), (Y, Y_hat, Z, sizes))
+
+    def rows(self, lo: int, hi: int) -> tuple[int, int]:
+        """The rows of the batch ``lo:hi`` this process trains on: all of them."""
+        return lo, hi
+
+    def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
+        """One step on the batch ``(x, y)``; returns its outputs."""
+        return _step.step(model, x, y)
+
+    def seen(self, xp: Any, Y: Array, targets: list, n: int) -> Array:
+        """The targets of the rows trained on: the first ``n`` of the epoch's order."""
+        return Y if n == Y.shape[0] else Y[:n, ...]

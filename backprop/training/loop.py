@@ -1,0 +1,277 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict`` around a network and an engine.
+
+``fit`` checks the data and moves it onto the model's device once, asks :func:`choose_engine`
+how the steps run, and around each epoch the engine runs does the rest: the shuffled order,
+validation, callbacks, logs read back once per epoch, the dead-network warning, and the
+restore after a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import callbacks as _callbacks
+from .. import data as _data
+from .._checks import is_int
+from . import compilation as _compilation
+from . import logs as _logs
+from . import probe as _probe
+from .choose import choose_engine
+from .errors import NonFiniteLossError
+from .sharded import shard
+
+Array = Any
+
+
+def fit(
+    model: Any,
+    X: Any,
+    y: Any,
+    epochs: int,
+    batch_size: int | None,
+    shuffle: bool,
+    validation_data: tuple[Any, Any] | None,
+    validation_split: float,
+    verbose: int,
+    callbacks: list[_callbacks.Callback] | None,
+    initial_epoch: int,
+    comm: Any = None,
+) -> _callbacks.History:
+    """``model.fit`` (see ``Sequential.fit``); ``comm``: the ranks of a data-parallel fit."""
+    _compilation.require_compiled(model, "fit")
+    if y is None:
+        raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
+    if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data):
+        raise TypeError("validation_data needs features and labels: (X_val, y_val).")
+    _data.check_positive_int(epochs, "epochs")
+    _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    validation_split = _data.check_fraction(validation_split, "validation_split")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
+    if validation_data is not None and (
+        not isinstance(validation_data, tuple | list) or len(validation_data) != 2
+    ):
+        raise ValueError(
+            "validation_data must be a tuple (X_val, y_val), received "
+            f"{type(validation_data).__name__}."
+        )
+    if not is_int(initial_epoch):
+        raise TypeError(f"initial_epoch must be an integer, received {initial_epoch!r}.")
+    initial_epoch = int(initial_epoch)
+    if not 0 <= initial_epoch < epochs:
+        raise ValueError(
+            f"initial_epoch must be in [0, epochs={epochs}), received {initial_epoch}."
+        )
+    if callbacks is not None and not isinstance(callbacks, list | tuple):
+        raise TypeError(
+            "callbacks must be a list of Callback instances, e.g. callbacks=[History()]; "
+            f"received {type(callbacks).__name__}."
+        )
+    for c in callbacks or []:
+        if not isinstance(c, _callbacks.Callback):
+            raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
+    _compilation.check_optimizer_state(model)
+    # every check runs before the model is built or touched
+    X, y = model._check(X, y)
+    n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
+    if validation_split and validation_data is None and n_val in (0, X.shape[0]):
+        raise ValueError(
+            f"validation_split={validation_split} of {X.shape[0]} samples leaves "
+            f"{n_val} for validation; need at least one sample on each side."
+        )
+    if validation_data is not None:
+        Xv, yv = model._check(*validation_data, name="X_val", n_features=X.shape[1])
+    X, Y = model._to_device(X, y)
+    if validation_data is not None:
+        Xv, Yv = model._to_device(Xv, yv)
+    elif n_val:
+        X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
+    else:
+        Xv = Yv = None
+
+    n = X.shape[0]
+    batch_size = min(batch_size or 32, n)
+    model._comm = comm
+    try:
+        return _epochs(
+            model, X, Y, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch
+        )
+    finally:
+        model._comm = None
+
+
+def _epochs(
+    model, X, Y, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch
+) -> _callbacks.History:
+    """The epochs of a fit, on data already checked and on the device."""
+    n, comm = X.shape[0], model._comm
+    steps = math.ceil(n / batch_size)
+    n_val = None if Xv is None else Xv.shape[0]
+    engine = choose_engine(model, callbacks or [], comm, batch_size)
+    settings = dict(
+        batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=shuffle
+    )
+    engine.begin(model, X, Y, Xv, settings)
+    if comm is not None:
+        if Xv is not None:  # each rank evaluates its part of the validation rows
+            lo, hi = shard(0, n_val, comm.rank, comm.size)
+            Xv, Yv = Xv[lo:hi, ...], Yv[lo:hi, ...]
+        if not comm.is_root:  # rank 0 speaks and writes for all
+            verbose = 0
+            callbacks = [c for c in callbacks or [] if not c.root_only]
+    model.history = _callbacks.History()
+    # History after the user's callbacks, so it records what they add to the logs
+    cbs = [*(callbacks or []), model.history]
+    if verbose:
+        cbs.append(_callbacks.ProgbarLogger(verbose))
+    params = {
+        "epochs": epochs,
+        "steps": steps,
+        "verbose": verbose,
+        "samples": n,
+        "do_validation": Xv is not None,
+    }
+    cb = _callbacks.CallbackList(cbs, model, params)
+
+    model.stop_training = False
+    probe = X[: min(n, _probe.DEAD_CHECK_ROWS), ...]
+    warned = _probe.warn_dead(model, probe, when="at initialisation" if epochs else "")
+    cb.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        cb.on_epoch_begin(epoch)
+        snapshot = _snapshot(model)
+        b = model.backend
+        order = b.asarray(model.streams.permutation(n), b.int_dtype) if shuffle else None
+        result = engine.run_epoch(model, X, Y, order, batch_size, steps, cb)
+        logs = _logs.finish(model, result.sums, result.n, result.n_flags)
+        if not math.isfinite(logs["loss"]):
+            _nonfinite(model, epoch, logs["loss"], snapshot, result.outputs, callbacks or [])
+        if Xv is not None:
+            val = evaluate_device(model, Xv, Yv, n_total=n_val)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        # the last batch's flags come back with the metrics; a full probe confirms them
+        if logs.pop("_dead_in_last_batch", False) and not warned:
+            warned = _probe.warn_dead(model, probe, when=f"after epoch {epoch + 1}")
+        cb.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cb.on_train_end()
+    return model.history
+
+
+def _snapshot(model: Any) -> tuple:
+    """Copies of the weights and optimizer state (the updates happen in place)."""
+    xp, opt = model.xp, model.optimizer
+    if not model.backend.mutable:  # immutable arrays are their own snapshot
+        return model._theta, [dict(s) for s in opt.state], opt.iterations
+    theta = None if model._theta is None else xp.asarray(model._theta, copy=True)
+    state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
+    return theta, state, opt.iterations
+
+
+def _restore(model: Any, snapshot: tuple) -> None:
+    theta, state, iterations = snapshot
+    if theta is not None:
+        model._theta = theta
+        model._bind_views()
+    model.optimizer.state, model.optimizer.iterations = state, iterations
+
+
+def _nonfinite(
+    model: Any, epoch: int, loss: float, snapshot: tuple, outputs: tuple, callbacks: list
+) -> None:
+    """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
+    Y, Y_hat, Z, sizes = outputs
+    where, lo = f"epoch {epoch + 1}", 0
+    for i, size in enumerate(sizes):  # the slow path: find the first bad batch
+        rows = slice(lo, lo + size)
+        lo += size
+        value = _logs.loss_value(
+            model, Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
+        )
+        if not math.isfinite(float(model.backend.to_numpy(value))):
+            where = f"epoch {epoch + 1}, batch {i + 1} of {len(sizes)}"
+            break
+    terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
+    if not terminate or terminate[0].restore_weights:
+        _restore(model, snapshot)
+    if terminate:
+        return  # the callback stops training quietly, as Keras's does
+    raise NonFiniteLossError(
+        f"The loss became {loss} at {where}. The weights and optimizer state were restored "
+        f"to their values at the start of epoch {epoch + 1}. Lower the learning rate, clip "
+        "the gradients (e.g. optimizer=Adam(clipnorm=1.0)) or look for extreme values in "
+        "the data; pass callbacks=[TerminateOnNaN()] to stop without an error."
+    )
+
+
+def evaluate(
+    model: Any, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0, comm: Any = None
+) -> dict[str, float]:
+    """``model.evaluate``; with ``comm``, each rank evaluates its part of the rows."""
+    _compilation.require_compiled(model, "evaluate")
+    if y is None:
+        raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
+    _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    X, Y = model._prepare(X, y)
+    n = X.shape[0]
+    if comm is not None:
+        lo, hi = shard(0, n, comm.rank, comm.size)
+        X, Y = X[lo:hi, ...], Y[lo:hi, ...]
+    model._comm = comm
+    try:
+        result = evaluate_device(model, X, Y, batch_size, n_total=n)
+    finally:
+        model._comm = None
+    if verbose:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+    return result
+
+
+def evaluate_device(
+    model: Any, X: Array, Y: Array, batch_size: int | None = None, n_total: int | None = None
+) -> dict[str, float]:
+    """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks."""
+    n = X.shape[0]
+    batch_size = min(batch_size or n, n) or 1
+    total_loss, totals = 0.0, []
+    if not n:  # a rank with no validation rows adds zeros to the sums
+        total_loss = model.backend.zeros((), model.dtype)
+        totals = [total_loss for _, m in model.metrics for _ in range(m.n_stats)]
+    fused = model._fused
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
+        y_hat = model._forward(xb, training=False)
+        if fused:
+            loss, _ = model.loss.from_logits(yb, model.layers[-1].z, y_hat, model.xp)
+        else:
+            loss = model.loss.forward(yb, y_hat, model.xp)
+        total_loss = total_loss + loss * (hi - lo)
+        totals = _logs.accumulate(model, totals, yb, y_hat)
+    for layer in model.layers:
+        penalty = layer.penalty()
+        if penalty is not None:
+            total_loss = total_loss + penalty * n
+    sums = _logs.stack(model, total_loss, totals)
+    return _logs.finish(model, sums, n if n_total is None else n_total)
+
+
+def predict(model: Any, X: Any, batch_size: int | None = None) -> Any:
+    """``model.predict``: the outputs, in the library and on the device of ``X``."""
+    from ..backend import array_backend_name, backend_of
+
+    _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    source = backend_of(X) if array_backend_name(X) else None
+    Xd, _ = model._prepare(X)
+    n = Xd.shape[0]
+    batch_size = min(batch_size or n, n)
+    parts = [
+        model._forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
+        for lo in range(0, n, batch_size)
+    ]
+    out = parts[0] if len(parts) == 1 else model.xp.concat(parts, axis=0)
+    if source is None or source.name == "numpy":
+        return model.backend.to_numpy(out)
+    return source.asarray(out)

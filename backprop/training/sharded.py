@@ -1,0 +1,215 @@
+"""The sharded engine: synchronous data parallelism, the step of every rank.
+
+The design of ChainerMN and Horovod. At the start, the ranks check that they run the same thing
+(architecture, seed, optimizer, data) and rank 0's weights and optimizer state are broadcast.
+Every epoch, each rank draws the same shuffled order (same seed) and takes its contiguous part
+of each global batch; after the backward pass, the gradients, each scaled by the rank's share
+of the batch, are summed over the ranks in one allreduce of the flat gradient buffer, and every
+rank applies the same optimizer step to the same weights. Loss and metrics are sums over the
+ranks, brought together once per epoch.
+
+The communicator (the gradient reducer) is handed in: ``backprop.distributed`` makes it, this
+engine only calls its collective operations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from . import step as _step
+from .eager import Eager
+
+Array = Any
+
+
+def shard(lo: int, hi: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous part of the rows ``lo:hi``, split as evenly as possible.
+
+    Parameters
+    ----------
+    lo, hi : int
+        The global batch's rows.
+    rank, size : int
+        This rank and the number of ranks.
+
+    Returns
+    -------
+    (int, int)
+        This rank's rows; the parts of ranks 0 to size - 1 tile ``lo:hi`` in order.
+
+    Examples
+    --------
+    >>> [shard(0, 10, r, 3) for r in range(3)]
+    [(0, 3), (3, 6), (6, 10)]
+    """
+    m = hi - lo
+    return lo + m * rank // size, lo + m * (rank + 1) // size
+
+
+def _fingerprint(backend: Any, *arrays: Array) -> str:
+    """A digest of the first and last rows of each array, to compare the ranks' data.
+
+    A few rows, not the whole set: enough to catch another data set, seed or split, for the
+    price of two tiny transfers from the device.
+    """
+    digest = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            continue
+        for part in (a[:4, ...], a[-4:, ...]):
+            digest.update(backend.to_numpy(part).tobytes())
+        digest.update(str(tuple(a.shape)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any) -> dict:
+    opt = model.optimizer
+    # the layers' settings, not their names (which count the layers a process made before)
+    layers = {
+        f"layer {i + 1}": json.dumps(
+            {
+                "class": spec["class_name"],
+                **{k: v for k, v in spec["config"].items() if k != "name"},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        for i, spec in enumerate(model.get_config()["layers"])
+    }
+    return {
+        "layers": len(layers),
+        **layers,
+        "seed": model.seed,
+        "dtype": model._dtype_name,
+        "loss": type(model.loss).__name__,
+        "metrics": [name for name, _ in model.metrics],
+        "optimizer": json.dumps(opt.get_config(), sort_keys=True, default=str),
+        "optimizer iterations": opt.iterations,
+        "samples": int(X.shape[0]),
+        "features": int(X.shape[1]),
+        "validation samples": None if Xv is None else int(Xv.shape[0]),
+        "data": _fingerprint(model.backend, X, Y, Xv),
+        **settings,
+    }
+
+
+def _begin(
+    model: Any,
+    comm: Any,
+    X: Array,
+    Y: Array,
+    Xv: Array | None,
+    batch_size: int,
+    epochs: int,
+    initial_epoch: int,
+    shuffle: bool,
+) -> None:
+    """Check that every rank runs the same training, then copy rank 0's state to all.
+
+    Raises
+    ------
+    DistributedError (from the communicator)
+        On every rank, if any rank's architecture, seed, dtype, loss, optimizer, data or
+        settings differ from rank 0's (the message names the ranks and the differences).
+    ValueError
+        If the global batch is smaller than the number of ranks.
+    """
+    if batch_size < comm.size:  # before any exchange: each rank refuses on its own
+        raise ValueError(
+            f"batch_size is the global batch, split over the {comm.size} ranks; it must be at "
+            f"least the number of ranks, received batch_size={batch_size}."
+        )
+    mine = _signature(
+        model,
+        X,
+        Y,
+        Xv,
+        batch_size=batch_size,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=shuffle,
+    )
+    comm.agree(
+        mine,
+        "The ranks must run the same training (same model, seed, optimizer, data and fit "
+        "settings on every rank)",
+    )
+    _broadcast_state(model, comm)
+
+
+def _broadcast_state(model: Any, comm: Any) -> None:
+    """Rank 0's weights, optimizer state and shuffling stream on every rank.
+
+    With the same seed they agree already; the broadcast makes it true whatever happened to
+    each rank's model before (another resume file, a different warm-up), as Horovod does.
+    """
+    xp, b = model.xp, model.backend
+    model._theta = comm.broadcast(model._theta, b)
+    model._bind_views()
+    for state in model.optimizer.state:
+        for key in sorted(state):
+            v = state[key]
+            state[key] = xp.reshape(comm.broadcast(xp.reshape(v, (-1,)), b), v.shape)
+    model.streams.shuffle.bit_generator.state = comm.bcast(
+        model.streams.shuffle.bit_generator.state
+    )
+    # the same masks on every rank would drop the same units for different samples
+    model.streams.for_rank(comm.rank, b)
+    model._share_dropout_stream()
+
+
+class Sharded(Eager):
+    """The eager steps on this rank's part of each global batch, gradients summed over ranks.
+
+    So ``fit(..., batch_size=B)`` on K ranks computes what one process computes with batch
+    size B, up to the order of floating-point additions, however unevenly B splits over K.
+
+    Parameters
+    ----------
+    comm : Communicator
+        The ranks: ``rank``, ``size``, ``allreduce``, ``broadcast``, ``allgather``, ``bcast``.
+    """
+
+    name = "sharded"
+
+    def __init__(self, comm: Any):
+        self.comm = comm
+
+    def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
+        _begin(model, self.comm, X, Y, Xv, **settings)
+
+    def rows(self, lo: int, hi: int) -> tuple[int, int]:
+        return shard(lo, hi, self.comm.rank, self.comm.size)
+
+    def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
+        """``step`` on this rank's shard of a global batch.
+
+        Each rank's loss is the mean over its shard of ``m_r`` rows; the global batch's mean
+        over ``m`` rows is the sum over ranks of ``(m_r / m)`` times each rank's mean. So each
+        rank scales its gradient by ``share = m_r / m`` and one sum over the ranks gives the
+        exact global gradient, however uneven the shards (an average of the ranks' means
+        would not). A regularizer's gradient, added on every rank, sums to itself since the
+        shares sum to one. A rank with no rows in this batch sends zeros.
+        """
+        xp, comm = model.xp, self.comm
+        if model._theta is None:  # nothing to learn: nothing to sum
+            return _step.step(model, x, y) if x.shape[0] else None
+        if x.shape[0]:
+            y_hat = model._forward(x, training=True)
+            model._backward_from_loss(y, y_hat)
+            g = model._flat_grads()
+            if share != 1.0:
+                g *= share
+        else:
+            y_hat, g = None, xp.zeros_like(model._theta)
+        _step.update(model, comm.allreduce(g, model.backend))
+        return y_hat
+
+    def seen(self, xp: Any, Y: Array, targets: list, n: int) -> Array:
+        """The targets of the rows this rank trained on (their loss is summed over ranks)."""
+        return xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
+
+    def __repr__(self) -> str:
+        return f"Sharded({self.comm!r})"
