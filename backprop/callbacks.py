@@ -407,13 +407,11 @@ class LambdaCallback(Callback):
         for hook, fn in hooks.items():
             if fn is not None and not callable(fn):
                 raise TypeError(f"{hook} must be a function or None, received {fn!r}.")
-        noop2 = lambda a, b=None: None  # noqa: E731
-        noop1 = lambda logs=None: None  # noqa: E731
-        self.on_epoch_begin = on_epoch_begin or noop2
-        self.on_epoch_end = on_epoch_end or noop2
-        self.on_batch_end = on_batch_end or noop2
-        self.on_train_begin = on_train_begin or noop1
-        self.on_train_end = on_train_end or noop1
+        # only the hooks given replace the base class's no-ops: fit sees which ones are used
+        # (a batch hook makes the JAX epoch run step by step, so it sees each step's weights)
+        for hook, fn in hooks.items():
+            if fn is not None:
+                setattr(self, hook, fn)
 
 
 class LearningRateScheduler(Callback):
