@@ -20,7 +20,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import check_positive_int
-from .layers import Dense
+from .layers import BatchNormalization, Dense, LayerNormalization
 
 
 def _stats(a: Any) -> str:
@@ -42,7 +42,47 @@ def _describe(layer: Any) -> str:
             f", b {_shape(layer.params['b'])}" if "b" in layer.params else ""
         )
         return f"Dense({layer.units}, {layer.activation.name}): {shapes}"
+    if isinstance(layer, BatchNormalization | LayerNormalization):
+        over = "the batch" if isinstance(layer, BatchNormalization) else "the features"
+        return f"{type(layer).__name__} over {over}, eps {layer.epsilon:g}"
     return repr(layer)
+
+
+def _normalization_forward(row: Any, layer: Any, i: int, A_prev: Any, A: Any, xp: Any) -> None:
+    """The equations of a normalization layer's forward pass (training mode)."""
+    axis = 0 if isinstance(layer, BatchNormalization) else 1
+    mu = xp.mean(A_prev, axis=axis, keepdims=True)
+    var = xp.mean((A_prev - mu) * (A_prev - mu), axis=axis, keepdims=True)
+    row(f"mu{i} = mean(A{i - 1}, axis={axis})", mu)
+    row(f"var{i} = mean((A{i - 1} - mu{i})^2, axis={axis})", var)
+    row(f"Xhat{i} = (A{i - 1} - mu{i}) / sqrt(var{i} + eps)", layer.xhat)
+    row(f"A{i} = gamma{i} * Xhat{i} + beta{i}", A)
+    if isinstance(layer, BatchNormalization):
+        m = layer.momentum
+        row(
+            f"moving_mean{i} <- {m:g} moving_mean{i} + {1 - m:g} mu{i}",
+            layer.buffers["moving_mean"],
+        )
+        row(
+            f"moving_var{i} <- {m:g} moving_var{i} + {1 - m:g} var{i}",
+            layer.buffers["moving_variance"],
+        )
+
+
+def _normalization_backward(row: Any, layer: Any, i: int, dA: Any) -> Any:
+    """The equations of a normalization layer's backward pass; returns ``dA(i-1)``."""
+    mean = "mean over the batch" if isinstance(layer, BatchNormalization) else "mean per row"
+    dA_prev = layer.backward(dA)
+    if "beta" in layer.grads:
+        row(f"dbeta{i} = sum(dA{i}, axis=0)", layer.grads["beta"])
+    if "gamma" in layer.grads:
+        row(f"dgamma{i} = sum(dA{i} * Xhat{i}, axis=0)", layer.grads["gamma"])
+    row(f"dXhat{i} = dA{i} * gamma{i}")
+    if dA_prev is not None:
+        row(f"dA{i - 1} = (dXhat{i} - mean(dXhat{i})", None)
+        row(f"   - Xhat{i} * mean(dXhat{i} * Xhat{i}))", None)
+        row(f"   / sqrt(var{i} + eps)   ({mean})", dA_prev)
+    return dA_prev
 
 
 def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -> str:
@@ -89,9 +129,11 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     row("A0 = X", Xd)
     A, L = Xd, len(work.layers)
     for i, layer in enumerate(work.layers, start=1):
-        A = layer.forward(A, training=True)
+        A_prev, A = A, layer.forward(A, training=True)
         out(f"  Layer {i}: {_describe(layer)}")
-        if isinstance(layer, Dense):
+        if isinstance(layer, BatchNormalization | LayerNormalization):
+            _normalization_forward(row, layer, i, A_prev, A, xp)
+        elif isinstance(layer, Dense):
             g = layer.activation.name
             row(f"Z{i} = A{i - 1} @ W{i} + b{i}", layer.z)
             row(f"A{i} = {g}(Z{i})", A)
@@ -135,6 +177,8 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
                 row(f"db{i} = sum(dZ{i}, axis=0)", layer.grads["b"])
             if i > 1:
                 row(f"dA{i - 1} = dZ{i} @ W{i}.T", dA)
+        elif isinstance(layer, BatchNormalization | LayerNormalization) and not (i == L and fused):
+            dA = _normalization_backward(row, layer, i, dA)
         else:
             dA = layer.backward_from_logits(dZ) if i == L and fused else layer.backward(dA)
             row(f"dA{i - 1} = backward of {type(layer).__name__}", dA)

@@ -62,8 +62,12 @@ def gradcheck(
         w[flat] = old
         return value
 
+    # the gradients are those of the trainable weights; moving statistics and frozen layers
+    # are constants of the loss
+    trainable = [i for i, t in enumerate(m._trainable_mask()) if t]
     errors = []
-    for i, (w, g) in enumerate(zip(weights, grads, strict=True)):
+    for i, g in zip(trainable, grads, strict=True):
+        w = weights[i]
         g = np.asarray(g, dtype=np.float64).reshape(-1)
         g_num = np.empty_like(g)
         keep = np.ones(g.size, dtype=bool)

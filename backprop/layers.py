@@ -15,6 +15,7 @@ whose combined gradient ``dz = (y_hat - y) / n`` is exact and never overflows.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from . import activations as _activations
@@ -41,23 +42,46 @@ class Layer:
     Attributes
     ----------
     params : dict[str, Array]
-        Trainable arrays, e.g. ``{"W": ..., "b": ...}``.
+        The arrays the loss is differentiated by, e.g. ``{"W": ..., "b": ...}``.
     grads : dict[str, Array]
         ``dL/dparam`` from the last ``backward``, same keys as ``params``.
+    buffers : dict[str, Array]
+        Weights that are never trained (BatchNormalization's moving statistics); they follow
+        ``params`` in :meth:`Sequential.get_weights`, as Keras's non-trainable weights do.
+    trainable : bool
+        False freezes the layer: the optimizer never updates its ``params`` (and a frozen
+        BatchNormalization normalises with its moving statistics, as in Keras).
     """
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, trainable: bool = True):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, received {type(name).__name__}.")
-        self.name = name or _auto_name(type(self).__name__.lower())
+        # Keras's default names: the class name in snake case (batch_normalization, dense_1)
+        self.name = name or _auto_name(re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower())
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
+        self.buffers: dict[str, Array] = {}
+        self.trainable = trainable
         self.backend = None
         self.xp = None
         self.input_dim: int | None = None
         self._has_forward = False
         # whether backward returns dL/dx; the model turns it off for its first layer in fit
         self.need_dx = True
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this layer's ``params`` (Keras's ``layer.trainable``).
+
+        The model reads it when it compiles and when it trains: set it before ``compile``.
+        """
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"trainable must be True or False, received {value!r}.")
+        self._trainable = value
 
     # -- building ---------------------------------------------------------------------------
     @property
@@ -172,20 +196,29 @@ class Layer:
         Returns
         -------
         dict
-            ``{"name": ...}`` plus the other constructor arguments.
+            ``{"name": ...}`` plus the other constructor arguments (``"trainable": False``
+            for a frozen layer).
         """
-        return {"name": self.name}
+        return self._with_trainable({"name": self.name})
+
+    def _with_trainable(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` plus ``"trainable": False`` for a frozen layer.
+
+        The key is absent when True, so the configs and files of trainable layers keep their
+        shape.
+        """
+        return config if self.trainable else {**config, "trainable": False}
 
     def count_params(self) -> int:
-        """Number of scalar parameters.
+        """Number of scalars in the layer's weights, trainable or not (as Keras counts).
 
         Returns
         -------
         int
-            The total size of the arrays in ``params``.
+            The total size of the arrays in ``params`` and ``buffers``.
         """
         total = 0
-        for p in self.params.values():
+        for p in [*self.params.values(), *self.buffers.values()]:
             size = 1
             for d in p.shape:
                 size *= d
@@ -253,10 +286,11 @@ class Dense(Layer):
         kernel_regularizer: Any = None,
         use_bias: bool = True,
         name: str | None = None,
+        trainable: bool = True,
     ):
         units = _check_positive_int(units, "units")
         input_dim = _check_positive_int(input_dim, "input_dim", allow_none=True)
-        super().__init__(name)
+        super().__init__(name, trainable)
         self.units = units
         self.activation = _activations.get(activation)
         self.input_dim = input_dim
@@ -342,18 +376,20 @@ class Dense(Layer):
         return self.kernel_regularizer.penalty(self.params["W"], self.xp)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "units": self.units,
-            "activation": self.activation.get_config(),
-            "input_dim": self.input_dim,
-            "kernel_initializer": _initializer_config(self.kernel_initializer),
-            "bias_initializer": _initializer_config(self.bias_initializer),
-            "kernel_regularizer": None
-            if self.kernel_regularizer is None
-            else self.kernel_regularizer.get_config(),
-            "use_bias": self.use_bias,
-        }
+        return self._with_trainable(
+            {
+                "name": self.name,
+                "units": self.units,
+                "activation": self.activation.get_config(),
+                "input_dim": self.input_dim,
+                "kernel_initializer": _initializer_config(self.kernel_initializer),
+                "bias_initializer": _initializer_config(self.bias_initializer),
+                "kernel_regularizer": None
+                if self.kernel_regularizer is None
+                else self.kernel_regularizer.get_config(),
+                "use_bias": self.use_bias,
+            }
+        )
 
 
 def _initializer_config(init: Any) -> Any:
@@ -371,8 +407,13 @@ class Activation(Layer):
         ``"relu"``, ``"sigmoid"``, ``"softmax"``, ...
     """
 
-    def __init__(self, activation: str | _activations.ActivationFunction, name: str | None = None):
-        super().__init__(name)
+    def __init__(
+        self,
+        activation: str | _activations.ActivationFunction,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name, trainable)
         self.activation = _activations.get(activation)
 
     def forward(self, x, training=False):
@@ -403,7 +444,7 @@ class Activation(Layer):
         return dz
 
     def get_config(self):
-        return {"name": self.name, "activation": self.activation.get_config()}
+        return self._with_trainable({"name": self.name, "activation": self.activation.get_config()})
 
 
 class Dropout(Layer):
@@ -422,11 +463,11 @@ class Dropout(Layer):
         Fraction of inputs to drop, in [0, 1).
     """
 
-    def __init__(self, rate: float, name: str | None = None):
+    def __init__(self, rate: float, name: str | None = None, trainable: bool = True):
         value = as_float(rate)
         if value is None or not 0 <= value < 1:
             raise ValueError(f"Dropout rate must be a float in [0, 1), received rate={rate!r}.")
-        super().__init__(name)
+        super().__init__(name, trainable)
         self.rate = value
 
     def forward(self, x, training=False):
@@ -444,10 +485,276 @@ class Dropout(Layer):
         return dy if self.mask is None else dy * self.mask
 
     def get_config(self):
-        return {"name": self.name, "rate": self.rate}
+        return self._with_trainable({"name": self.name, "rate": self.rate})
 
 
-_REGISTRY = {cls.__name__: cls for cls in (Dense, Activation, Dropout)}
+def _check_epsilon(epsilon: Any) -> float:
+    value = as_float(epsilon)
+    if value is None or not value > 0 or value == float("inf"):
+        raise ValueError(f"epsilon must be a positive number, received epsilon={epsilon!r}.")
+    return value
+
+
+class _Normalization(Layer):
+    """What BatchNormalization and LayerNormalization share: ``y = gamma * xhat + beta``.
+
+    ``xhat`` is ``x`` standardised over the batch (BatchNormalization) or over the features
+    (LayerNormalization); ``gamma`` (``scale=True``) and ``beta`` (``center=True``) have one
+    entry per feature. Shapes: ``x, xhat, y (n, d)``, ``gamma, beta (d,)``.
+    """
+
+    def __init__(
+        self,
+        epsilon: float,
+        center: bool,
+        scale: bool,
+        beta_initializer: Any,
+        gamma_initializer: Any,
+        name: str | None,
+        trainable: bool,
+    ):
+        self.epsilon = _check_epsilon(epsilon)
+        super().__init__(name, trainable)
+        self.center, self.scale = bool(center), bool(scale)
+        self.beta_initializer = _initializers.get(beta_initializer)
+        self.gamma_initializer = _initializers.get(gamma_initializer)
+
+    def build(self, input_dim, backend, rng, dtype):
+        """Make ``gamma`` and ``beta`` (``(input_dim,)`` each) on the device.
+
+        Parameters
+        ----------
+        input_dim : int
+            Number of input features.
+        backend : backprop.backend.Backend
+            Where the arrays live.
+        rng : numpy.random.Generator
+            Seeded host generator for the initial values.
+        dtype : dtype
+            Floating dtype of the backend's namespace.
+        """
+        super().build(input_dim, backend, rng, dtype)
+        self.params = {}
+        if self.scale:
+            self.params["gamma"] = backend.asarray(self.gamma_initializer((input_dim,), rng), dtype)
+        if self.center:
+            self.params["beta"] = backend.asarray(self.beta_initializer((input_dim,), rng), dtype)
+        self.grads = {}
+
+    def _check_input(self, x: Array) -> None:
+        self._check_built()
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ValueError(
+                f"{self.name} expected input of shape (n, {self.input_dim}), "
+                f"received shape {tuple(x.shape)}."
+            )
+
+    def _affine(self, xhat: Array) -> Array:
+        """``y = gamma * xhat + beta``."""
+        y = xhat * self.params["gamma"] if self.scale else xhat
+        return y + self.params["beta"] if self.center else y
+
+    def _affine_backward(self, dy: Array) -> Array:
+        """``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)`` over the batch; returns ``dxhat``."""
+        xp = self.xp
+        if self.center:
+            self.grads["beta"] = xp.sum(dy, axis=0)
+        if self.scale:
+            self.grads["gamma"] = xp.sum(dy * self.xhat, axis=0)
+            return dy * self.params["gamma"]
+        return dy
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+            "beta_initializer": _initializer_config(self.beta_initializer),
+            "gamma_initializer": _initializer_config(self.gamma_initializer),
+        }
+
+
+class BatchNormalization(_Normalization):
+    r"""Batch normalization (Ioffe & Szegedy, 2015), with Keras's names and defaults.
+
+    forward (training), over the batch's n rows, per feature:
+        mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
+        y = gamma * xhat + beta
+        moving_mean = momentum * moving_mean + (1 - momentum) * mu     (and so moving_variance)
+    forward (inference, or a frozen layer):
+        xhat = (x - moving_mean) / sqrt(moving_variance + eps),  y = gamma * xhat + beta
+    backward (training), with dxhat = dy * gamma:
+        dbeta = sum(dy),  dgamma = sum(dy * xhat)
+        dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)
+    backward (inference): dx = dxhat / sqrt(moving_variance + eps)
+
+    The training ``dx`` is the chain rule through ``mu`` and ``var`` as well as ``x``: every
+    row's output depends on every row of the batch (docs/article-to-code.md derives it).
+
+    Parameters
+    ----------
+    momentum : float, default 0.99
+        Weight of the old moving statistics, in [0, 1).
+    epsilon : float, default 1e-3
+        Added to the variance, > 0.
+    center, scale : bool, default True
+        Whether the layer has ``beta`` and ``gamma``.
+    beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer
+        Keras's defaults: zeros, ones, zeros, ones.
+
+    Shapes: ``x, y (n, d)``; ``gamma, beta, moving_mean, moving_variance (d,)``. The weights, in
+    ``get_weights`` order: gamma, beta (trainable), moving_mean, moving_variance (not).
+    """
+
+    def __init__(
+        self,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        value = as_float(momentum)
+        if value is None or not 0 <= value < 1:
+            raise ValueError(
+                f"momentum must be a number in [0, 1), received momentum={momentum!r}."
+            )
+        self.momentum = value
+        super().__init__(
+            epsilon, center, scale, beta_initializer, gamma_initializer, name, trainable
+        )
+        self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
+
+    def build(self, input_dim, backend, rng, dtype):
+        super().build(input_dim, backend, rng, dtype)
+        mean = self.moving_mean_initializer((input_dim,), rng)
+        var = self.moving_variance_initializer((input_dim,), rng)
+        self.buffers = {
+            "moving_mean": backend.asarray(mean, dtype),
+            "moving_variance": backend.asarray(var, dtype),
+        }
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        xp = self.xp
+        # a frozen layer normalises as in inference (Keras), and leaves its statistics alone
+        self.batch_mode = training and self.trainable
+        if self.batch_mode:
+            mu = self._batch_mean(x)
+            xc = x - mu
+            var = self._batch_mean(xc * xc)
+            m = self.momentum
+            # rebound, not written in place: JAX arrays are immutable
+            self.buffers["moving_mean"] = m * self.buffers["moving_mean"] + (1.0 - m) * mu
+            self.buffers["moving_variance"] = m * self.buffers["moving_variance"] + (1.0 - m) * var
+        else:
+            xc = x - self.buffers["moving_mean"]
+            var = self.buffers["moving_variance"]
+        self.inv_std = 1.0 / xp.sqrt(var + self.epsilon)
+        self.xhat = xc * self.inv_std
+        self._has_forward = True
+        return self._affine(self.xhat)
+
+    def backward(self, dy):
+        self._check_forward_done()
+        dxhat = self._affine_backward(dy)
+        if not self.need_dx:
+            return None
+        if not self.batch_mode:  # the statistics were constants
+            return dxhat * self.inv_std
+        xhat = self.xhat
+        return (
+            dxhat - self._batch_mean(dxhat) - xhat * self._batch_mean(dxhat * xhat)
+        ) * self.inv_std
+
+    def _batch_mean(self, a: Array) -> Array:
+        """The mean over the batch's rows (over every rank's rows under data parallelism)."""
+        return self.xp.mean(a, axis=0)
+
+    def get_config(self):
+        return self._with_trainable(
+            {
+                **self._config(),
+                "momentum": self.momentum,
+                "moving_mean_initializer": _initializer_config(self.moving_mean_initializer),
+                "moving_variance_initializer": _initializer_config(
+                    self.moving_variance_initializer
+                ),
+            }
+        )
+
+
+class LayerNormalization(_Normalization):
+    r"""Layer normalization (Ba, Kiros & Hinton, 2016): each row standardised over its features.
+
+    forward, per row, over its d features (the same in training and inference):
+        mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
+        y = gamma * xhat + beta
+    backward, with dxhat = dy * gamma:
+        dbeta = sum(dy),  dgamma = sum(dy * xhat)      (over the batch)
+        dx = (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) / sqrt(var + eps)   (per row)
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-3
+        Added to the variance, > 0.
+    center, scale : bool, default True
+        Whether the layer has ``beta`` and ``gamma``.
+    beta_initializer, gamma_initializer
+        Keras's defaults: zeros, ones.
+
+    Shapes: ``x, y (n, d)``; ``gamma, beta (d,)``; the statistics ``(n, 1)``.
+    """
+
+    def __init__(
+        self,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(
+            epsilon, center, scale, beta_initializer, gamma_initializer, name, trainable
+        )
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        xp = self.xp
+        mu = xp.mean(x, axis=1, keepdims=True)
+        xc = x - mu
+        var = xp.mean(xc * xc, axis=1, keepdims=True)
+        self.inv_std = 1.0 / xp.sqrt(var + self.epsilon)
+        self.xhat = xc * self.inv_std
+        self._has_forward = True
+        return self._affine(self.xhat)
+
+    def backward(self, dy):
+        self._check_forward_done()
+        xp, xhat = self.xp, self.xhat
+        dxhat = self._affine_backward(dy)
+        if not self.need_dx:
+            return None
+        mean = lambda a: xp.mean(a, axis=1, keepdims=True)  # noqa: E731  (over the features)
+        return (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) * self.inv_std
+
+    def get_config(self):
+        return self._with_trainable(self._config())
+
+
+_REGISTRY = {
+    cls.__name__: cls
+    for cls in (Dense, Activation, Dropout, BatchNormalization, LayerNormalization)
+}
 
 
 def _known_layers() -> dict[str, type[Layer]]:
@@ -489,7 +796,14 @@ def from_config(class_name: str, config: dict[str, Any]) -> Layer:
     if class_name not in known:
         raise ValueError(f"Unknown layer class {class_name!r}. Expected one of {sorted(known)}.")
     config = dict(config)
-    for key in ("kernel_initializer", "bias_initializer"):
+    for key in (
+        "kernel_initializer",
+        "bias_initializer",
+        "beta_initializer",
+        "gamma_initializer",
+        "moving_mean_initializer",
+        "moving_variance_initializer",
+    ):
         # a user's function cannot be stored; the saved weights replace what it would draw
         if isinstance(config.get(key), dict) and config[key].get("name") == "custom":
             config[key] = "zeros"

@@ -200,7 +200,24 @@ class Sequential:
         dozen per weight array, and the update, done in place, reaches every layer's view.
         """
         xp = self.xp
-        self._param_slots = [(layer, k) for layer in self.layers for k in layer.params]
+        # trainable weights go into theta; every weight, in Keras's order (each layer's params,
+        # then its buffers), is what get_weights shows
+        self._param_slots = [
+            (layer, k) for layer in self.layers if layer.trainable for k in layer.params
+        ]
+        self._weight_slots = [
+            (layer, store, k)
+            for layer in self.layers
+            for store in ("params", "buffers")
+            for k in getattr(layer, store)
+        ]
+        # what theta does not hold: frozen layers' params and every buffer (moving statistics)
+        self._buffer_slots = [
+            (layer, store, k)
+            for layer, store, k in self._weight_slots
+            if store == "buffers" or not layer.trainable
+        ]
+        self._trainable_key = tuple(layer.trainable for layer in self.layers)
         params = [layer.params[k] for layer, k in self._param_slots]
         self._shapes = [tuple(p.shape) for p in params]
         self._bounds, start = [], 0
@@ -235,6 +252,23 @@ class Sequential:
         if getattr(self, "_splitter", (None, None))[0] != key:
             self._splitter = (key, self.backend.compile(self._split))
         return self._splitter[1]
+
+    def _sync_trainable(self) -> None:
+        """Re-pack theta when a layer was frozen or unfrozen since the last packing."""
+        if self.built and self._trainable_key != tuple(layer.trainable for layer in self.layers):
+            self._collect_params()
+
+    def _get_buffers(self) -> list[Array]:
+        """The weights outside theta (frozen params, moving statistics), in slot order."""
+        return [getattr(layer, store)[k] for layer, store, k in self._buffer_slots]
+
+    def _set_buffers(self, arrays: list[Array]) -> None:
+        for (layer, store, k), a in zip(self._buffer_slots, arrays, strict=True):
+            getattr(layer, store)[k] = a
+
+    def _trainable_mask(self) -> list[bool]:
+        """For each array of :meth:`get_weights`, whether the optimizer trains it."""
+        return [store == "params" and layer.trainable for layer, store, _ in self._weight_slots]
 
     def _flat_grads(self) -> Array:
         xp = self.xp
@@ -386,6 +420,7 @@ class Sequential:
         y_hat : array, shape (n, n_outputs)
             The predictions before the update.
         """
+        self._sync_trainable()
         return _step.train_step(self, x, y)
 
     # -- data -----------------------------------------------------------------------------------
@@ -568,7 +603,7 @@ class Sequential:
     # -- gradients as host arrays ---------------------------------------------------------------
     @_on_device
     def loss_and_gradients(self, X: Any, y: Any, training: bool = False) -> tuple[float, list]:
-        """The loss on ``(X, y)`` and its gradient for each weight array.
+        """The loss on ``(X, y)`` and its gradient for each trainable weight array.
 
         Parameters
         ----------
@@ -580,9 +615,11 @@ class Sequential:
         -------
         loss : float
         grads : list of numpy.ndarray
-            Aligned with :meth:`get_weights` (W1, b1, W2, b2, ...).
+            One per trainable weight, in :meth:`get_weights` order (W1, b1, W2, b2, ...) with
+            the non-trainable weights (moving statistics, frozen layers) left out.
         """
         self._require_compiled("loss_and_gradients")
+        self._sync_trainable()
         X, Y = self._prepare(X, y)
         y_hat = self._forward(X, training=training)
         loss = self._loss_and_backward(Y, y_hat)
@@ -593,13 +630,19 @@ class Sequential:
     def get_weights(self) -> list:
         """Copies of the weights as NumPy arrays, in Keras order: W1, b1, W2, b2, ...
 
+        Each layer's trainable weights, then its non-trainable ones: BatchNormalization gives
+        gamma, beta, moving_mean, moving_variance.
+
         Returns
         -------
         list of numpy.ndarray
             ``W`` of shape ``(in_dim, units)`` and ``b`` of shape ``(units,)`` for each ``Dense``.
         """
         self._require_built("get_weights")
-        return [self.backend.to_numpy(layer.params[k]).copy() for layer, k in self._param_slots]
+        return [
+            self.backend.to_numpy(getattr(layer, store)[k]).copy()
+            for layer, store, k in self._weight_slots
+        ]
 
     def set_weights(self, weights: list) -> None:
         """Replace the weights from a list shaped like :meth:`get_weights` (checked first).
@@ -610,7 +653,7 @@ class Sequential:
             Arrays shaped like those of :meth:`get_weights`, in the same order.
         """
         self._require_built("set_weights")
-        slots = self._param_slots
+        slots = self._weight_slots
         if not isinstance(weights, list | tuple) or len(weights) != len(slots):
             received = len(weights) if isinstance(weights, list | tuple) else type(weights).__name__
             raise ValueError(
@@ -618,17 +661,17 @@ class Sequential:
                 f"received {received}."
             )
         arrays = []
-        for (layer, k), w in zip(slots, weights, strict=True):
+        for (layer, store, k), w in zip(slots, weights, strict=True):
             w = _data.as_array(w, f"weights for {layer.name}.{k}")
-            expected = tuple(layer.params[k].shape)
+            expected = tuple(getattr(layer, store)[k].shape)
             if tuple(w.shape) != expected:
                 raise ValueError(
                     f"set_weights: {layer.name}.{k} expects shape {expected}, received "
                     f"{tuple(w.shape)}."
                 )
             arrays.append(self.backend.asarray(self.backend.to_numpy(w), self.dtype))
-        for (layer, k), w in zip(slots, arrays, strict=True):
-            layer.params[k] = w
+        for (layer, store, k), w in zip(slots, arrays, strict=True):
+            getattr(layer, store)[k] = w
         self._collect_params()
 
     def _require_built(self, what: str) -> None:
@@ -638,13 +681,21 @@ class Sequential:
             )
 
     def count_params(self) -> int:
-        """Total number of trainable scalars.
+        """Total number of scalars in the weights, trainable or not (as Keras counts).
 
         Returns
         -------
         int
         """
         return sum(layer.count_params() for layer in self.layers)
+
+    def _count_trainable(self) -> int:
+        return sum(
+            math.prod(layer.params[k].shape)
+            for layer in self.layers
+            if layer.trainable
+            for k in layer.params
+        )
 
     # -- moving and describing ------------------------------------------------------------------
     def to(self, backend: str, device: Any = None) -> Sequential:
@@ -666,8 +717,9 @@ class Sequential:
         dtype = target.dtype(self._dtype_name)
         for layer in self.layers:
             if layer.built:
-                for k, p in layer.params.items():
-                    layer.params[k] = target.asarray(p, dtype)
+                for store in (layer.params, layer.buffers):
+                    for k, p in store.items():
+                        store[k] = target.asarray(p, dtype)
                 layer.backend, layer.xp, layer.dtype = target, target.xp, dtype
                 layer.grads = {}
                 layer._has_forward = False
@@ -729,7 +781,11 @@ class Sequential:
         for r in rows[1:]:
             out.append("".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
         out.append("=" * sum(widths))
-        out.append(f"Total params: {self.count_params()}")
+        total = self.count_params()
+        trainable = self._count_trainable() if self.built else total
+        out.append(f"Total params: {total}")
+        out.append(f"Trainable params: {trainable}")
+        out.append(f"Non-trainable params: {total - trainable}")
         text = "\n".join(out)
         if print_fn is not None:
             print_fn(text)

@@ -31,6 +31,7 @@ def compile(model: Any, loss: Any, optimizer: Any, metrics: Any) -> None:
         )
     specs = list(metrics)
     resolved = resolve_metrics(model, specs, loss)
+    model._sync_trainable()  # layers frozen since the last packing leave theta now
     claim(model, optimizer)
     model.loss, model.optimizer = loss, optimizer
     model._metric_specs, model.metrics = specs, resolved

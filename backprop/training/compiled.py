@@ -34,17 +34,28 @@ def program(model: Any, batch_size: int) -> Any:
         or any(isinstance(layer, _layers.Dropout) for layer in model.layers)
     ):
         return None
-    key = (model.backend, batch_size, tuple(model._bounds), tuple(map(id, model.layers)))
+    key = (
+        model.backend,
+        batch_size,
+        tuple(model._bounds),
+        tuple(map(id, model.layers)),
+        model._trainable_key,
+    )
     if model._compiled is None or model._compiled[0] != key:
         epoch = functools.partial(pure_epoch, model, batch_size=batch_size)
         model._compiled = (key, model.backend.compile(epoch))
     return model._compiled[1]
 
 
-def pure_step(model: Any, theta: Array, state: dict, x: Array, y: Array, lr: Any, t: Any) -> tuple:
+def pure_step(
+    model: Any, theta: Array, state: dict, buffers: list, x: Array, y: Array, lr: Any, t: Any
+) -> tuple:
     """One step as a function of its inputs only (what the compiled epoch loops over).
 
-    Returns the new ``theta`` and state, the step's ``y_hat`` and logits, the batch's
+    ``buffers`` are the weights outside ``theta`` (moving statistics, frozen layers): inputs
+    and outputs of the step, so the program carries BatchNormalization's updates from step to
+    step. Returns the new ``theta``, state and buffers, the step's ``y_hat`` and logits, the
+    batch's
     regularization penalty times its rows (of the weights the step started from), and
     one dead-layer flag per hidden ReLU layer. The flags are outputs, not read from
     ``layer.z`` after the loop: inside ``lax.scan`` that attribute holds the loop's tracer,
@@ -53,6 +64,7 @@ def pure_step(model: Any, theta: Array, state: dict, x: Array, y: Array, lr: Any
     xp = model.xp
     model._theta = theta
     model._bind_views(compiled=False)
+    model._set_buffers(buffers)
     penalty = model._penalty()
     penalty = model.backend.zeros((), model.dtype) if penalty is None else penalty * x.shape[0]
     y_hat = model._forward(x, training=True)
@@ -60,16 +72,16 @@ def pure_step(model: Any, theta: Array, state: dict, x: Array, y: Array, lr: Any
     state = dict(state)
     theta = model.optimizer.step([theta], [model._flat_grads()], [state], lr, t, xp)[0]
     dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
-    return theta, state, y_hat, model.layers[-1].z, penalty, *dead
+    return theta, state, model._get_buffers(), y_hat, model.layers[-1].z, penalty, *dead
 
 
 def pure_epoch(
-    model: Any, theta, state, X, Y, order, rates, *, batch_size: int
-) -> tuple[Array, dict, Array, Array, Array, Array]:
+    model: Any, theta, state, buffers, X, Y, order, rates, *, batch_size: int
+) -> tuple[Array, dict, list, Array, Array, Array, Array]:
     """One epoch as a function of its inputs only (what ``jax.jit`` traces).
 
     The full batches run in one compiled loop (``Backend.scan``), the short last batch
-    after it. Returns the new ``theta`` and state, the epoch's sums (loss, metric
+    after it. Returns the new ``theta``, state and buffers, the epoch's sums (loss, metric
     statistics, dead-layer flags of the last batch), and the shuffled ``Y``, ``y_hat``
     and logits (to find a bad batch after a non-finite loss). ``rates`` holds each
     step's learning rate (row 0) and step number ``t`` (row 1).
@@ -84,22 +96,24 @@ def pure_epoch(
 
     def scan_step(carry: tuple, inputs: tuple) -> tuple:
         """``pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs)."""
-        theta, state, *outputs = pure_step(model, *carry, *inputs)
-        return (theta, state), tuple(outputs)
+        theta, state, buffers, *outputs = pure_step(model, *carry, *inputs)
+        return (theta, state, buffers), tuple(outputs)
 
     if full:
         Xb = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
         Yb = xp.reshape(Y[:m, ...], (full, batch_size, *Y.shape[1:]))
         inputs = (Xb, Yb, lrs[:full], ts[:full])
-        (theta, state), out = model.backend.scan(scan_step, (theta, state), inputs)
+        (theta, state, buffers), out = model.backend.scan(
+            scan_step, (theta, state, buffers), inputs
+        )
         k = out[0].shape[-1]
         outputs.append(xp.reshape(out[0], (m, k)))
         logits.append(xp.reshape(out[1], (m, k)))
         penalties.append(xp.sum(out[2]))
         dead = [flags[-1] for flags in out[3:]]  # the flags of the last full batch
     if m < n:
-        theta, state, y_hat, z, penalty, *dead = pure_step(
-            model, theta, state, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
+        theta, state, buffers, y_hat, z, penalty, *dead = pure_step(
+            model, theta, state, buffers, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
         )
         outputs.append(y_hat)
         logits.append(z)
@@ -111,7 +125,7 @@ def pure_epoch(
     total_loss, totals = _logs.epoch_sums(
         model, Y, Y_hat, Z if model._fused else None, penalties, dead
     )
-    return theta, state, xp.stack([total_loss, *totals]), Y, Y_hat, Z
+    return theta, state, buffers, xp.stack([total_loss, *totals]), Y, Y_hat, Z
 
 
 class Compiled(Engine):
@@ -146,15 +160,19 @@ class Compiled(Engine):
         # (an integer array would promote beta**t to float64)
         rates = [opt.learning_rates(steps), list(range(first + 1, first + steps + 1))]
         rates = b.asarray(rates, model.dtype)
-        theta = model._theta
+        theta, buffers = model._theta, model._get_buffers()
         try:
-            theta, state, sums, Y, Y_hat, Z = self.epoch(theta, opt.state[0], X, Y, order, rates)
+            theta, state, buffers, sums, Y, Y_hat, Z = self.epoch(
+                theta, opt.state[0], buffers, X, Y, order, rates
+            )
         except BaseException:  # a failed trace leaves its placeholders: put the weights back
             model._theta = theta
             model._bind_views()
+            model._set_buffers(buffers)
             raise
         model._theta, opt.state = theta, [state]
         model._bind_views()
+        model._set_buffers(buffers)
         opt.iterations = first + steps
         sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
         for i, size in enumerate(sizes):  # after the program: they see the epoch's end

@@ -71,6 +71,7 @@ def fit(
     for c in callbacks or []:
         if not isinstance(c, _callbacks.Callback):
             raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
+    model._sync_trainable()  # a layer frozen since compile: theta without it
     _compilation.check_optimizer_state(model)
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
@@ -163,18 +164,20 @@ def _epochs(
 def _snapshot(model: Any) -> tuple:
     """Copies of the weights and optimizer state (the updates happen in place)."""
     xp, opt = model.xp, model.optimizer
+    buffers = model._get_buffers()  # rebound by their updates, never written in place
     if not model.backend.mutable:  # immutable arrays are their own snapshot
-        return model._theta, [dict(s) for s in opt.state], opt.iterations
+        return model._theta, [dict(s) for s in opt.state], opt.iterations, buffers
     theta = None if model._theta is None else xp.asarray(model._theta, copy=True)
     state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
-    return theta, state, opt.iterations
+    return theta, state, opt.iterations, buffers
 
 
 def _restore(model: Any, snapshot: tuple) -> None:
-    theta, state, iterations = snapshot
+    theta, state, iterations, buffers = snapshot
     if theta is not None:
         model._theta = theta
         model._bind_views()
+    model._set_buffers(buffers)
     model.optimizer.state, model.optimizer.iterations = state, iterations
 
 

@@ -29,14 +29,15 @@ def dead_layers(model: Any, X: Array) -> list[str]:
         return []
     program = compiled_probe(model)
     if program is None:
-        flags = dead_flags(model, model._theta, X)
+        flags = dead_flags(model, model._theta, model._get_buffers(), X)
     else:
-        theta = model._theta
+        theta, buffers = model._theta, model._get_buffers()
         try:
-            flags = program(theta, X)
+            flags = program(theta, buffers, X)
         finally:  # the trace left its placeholders in the layers
             model._theta = theta
             model._bind_views()
+            model._set_buffers(buffers)
     return [
         layer.name
         for layer, dead in zip(hidden, model.backend.to_numpy(flags), strict=True)
@@ -44,21 +45,29 @@ def dead_layers(model: Any, X: Array) -> list[str]:
     ]
 
 
-def dead_flags(model: Any, theta: Array, X: Array) -> Array:
-    """For each hidden ReLU layer, whether all its pre-activations on ``X`` are <= 0."""
+def dead_flags(model: Any, theta: Array, buffers: list, X: Array) -> Array:
+    """For each hidden ReLU layer, whether all its pre-activations on ``X`` are <= 0.
+
+    The weights are inputs (``theta`` and the ``buffers``: moving statistics, frozen layers),
+    not constants baked into the compiled probe.
+    """
     xp = model.xp
     if theta is not model._theta:  # a traced theta (the compiled probe)
         model._theta = theta
         model._bind_views(compiled=False)
+        model._set_buffers(buffers)
     model._forward(X, training=False)
     return xp.stack([xp.all(layer.z <= 0) for layer in relu_hidden(model)])
 
 
 def compiled_probe(model: Any) -> Any:
     """``dead_flags`` compiled (JAX: one call instead of an eager forward), or None."""
-    key = (model.backend, tuple(model._bounds))
+    key = (model.backend, tuple(model._bounds), model._trainable_key, tuple(map(id, model.layers)))
     if getattr(model, "_probe", (None, None))[0] != key:
-        model._probe = (key, model.backend.compile(lambda theta, X: dead_flags(model, theta, X)))
+        program = model.backend.compile(
+            lambda theta, buffers, X: dead_flags(model, theta, buffers, X)
+        )
+        model._probe = (key, program)
     return model._probe[1]
 
 

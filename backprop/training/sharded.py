@@ -148,6 +148,9 @@ def _broadcast_state(model: Any, comm: Any) -> None:
     xp, b = model.xp, model.backend
     model._theta = comm.broadcast(model._theta, b)
     model._bind_views()
+    model._set_buffers(
+        [xp.reshape(comm.broadcast(xp.reshape(v, (-1,)), b), v.shape) for v in model._get_buffers()]
+    )
     for state in model.optimizer.state:
         for key in sorted(state):
             v = state[key]
