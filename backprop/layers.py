@@ -631,6 +631,8 @@ class BatchNormalization(_Normalization):
         )
         self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
+        # under data parallelism, the sums over the global batch (set by the sharded engine)
+        self.sync: Any = None
 
     def build(self, input_dim, backend, rng, dtype):
         super().build(input_dim, backend, rng, dtype)
@@ -671,12 +673,20 @@ class BatchNormalization(_Normalization):
             return dxhat * self.inv_std
         xhat = self.xhat
         return (
-            dxhat - self._batch_mean(dxhat) - xhat * self._batch_mean(dxhat * xhat)
+            dxhat - self._grad_mean(dxhat) - xhat * self._grad_mean(dxhat * xhat)
         ) * self.inv_std
 
     def _batch_mean(self, a: Array) -> Array:
         """The mean over the batch's rows (over every rank's rows under data parallelism)."""
-        return self.xp.mean(a, axis=0)
+        if self.sync is None:
+            return self.xp.mean(a, axis=0)
+        return self.sync.mean(self.xp.sum(a, axis=0))
+
+    def _grad_mean(self, a: Array) -> Array:
+        """``_batch_mean`` of a gradient (each rank's gradients are of its own mean loss)."""
+        if self.sync is None:
+            return self.xp.mean(a, axis=0)
+        return self.sync.grad_mean(self.xp.sum(a, axis=0))
 
     def get_config(self):
         return self._with_trainable(

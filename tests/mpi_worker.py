@@ -19,14 +19,19 @@ def data(seed=0, n=103):
     return X, (X[:, 0] * X[:, 1] > 0).astype(int)
 
 
-def model(seed=0, hidden=6):
+def model(seed=0, hidden=6, batchnorm=False):
+    L = bp.layers
+    reg = bp.regularizers.L2(1e-3)
+    if batchnorm:  # the statistics of the global batch, from every rank's sums
+        hidden_layers = [
+            L.Dense(hidden, input_dim=4, kernel_regularizer=reg, use_bias=False),
+            L.BatchNormalization(momentum=0.9),
+            L.Activation("relu"),
+        ]
+    else:
+        hidden_layers = [L.Dense(hidden, "relu", input_dim=4, kernel_regularizer=reg)]
     m = bp.Sequential(
-        [
-            bp.layers.Dense(
-                hidden, "relu", input_dim=4, kernel_regularizer=bp.regularizers.L2(1e-3)
-            ),
-            bp.layers.Dense(1, "sigmoid"),
-        ],
+        [*hidden_layers, L.Dense(1, "sigmoid")],
         dtype="float64",
         seed=seed,
     )
@@ -43,7 +48,11 @@ def main(scenario: str, out: str) -> None:
     rank = get_communicator("auto").rank
     X, y = data()
     # "wide": a gradient of 98 kB takes the large-buffer path (barrier + blocking reduction)
-    m = model(seed=rank if scenario == "seeds" else 0, hidden=2048 if scenario == "wide" else 6)
+    m = model(
+        seed=rank if scenario == "seeds" else 0,
+        hidden=2048 if scenario == "wide" else 6,
+        batchnorm=scenario == "batchnorm",
+    )
     callbacks = []
     if scenario == "fail" and rank == 1:
 

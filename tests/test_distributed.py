@@ -383,3 +383,57 @@ def test_dropout_layers_of_each_rank_draw_other_masks():
 
     draws = ThreadGroup(2).run(rank_fit)
     assert not np.array_equal(draws[0], draws[1])
+
+
+# -- BatchNormalization over the ranks: the statistics of the global batch ------------------------
+
+
+def _bn_model(backend):
+    L = bp.layers
+    m = bp.Sequential(
+        [
+            # no bias before BatchNormalization: its gradient is zero up to rounding, which
+            # Adam would turn into steps of the learning rate's size in random directions
+            L.Dense(6, input_dim=4, use_bias=False),
+            L.BatchNormalization(momentum=0.9),
+            L.Activation("relu"),
+            L.Dense(5),
+            L.LayerNormalization(),
+            L.Dense(3, "softmax"),
+        ],
+        backend=backend,
+        dtype="float64" if backend.supports_float64 else "float32",
+        seed=0,
+    )
+    m.compile("sparse_categorical_crossentropy", bp.optimizers.Adam(0.01), ["accuracy"])
+    return m
+
+
+def test_batch_normalization_over_ranks_equals_one_process(backend64):
+    """Uneven shards, and a last batch of 3 rows that leaves 2 of 5 ranks without rows: the
+    ranks' sums give the global batch's mean and variance (and their gradients) exactly."""
+    _check_bn_ranks(backend64, 5)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_batch_normalization_over_two_and_three_ranks(size):
+    _check_bn_ranks(resolve("numpy"), size)
+
+
+def _check_bn_ranks(backend64, size):
+    X, y = _data(103)
+    fit = {"epochs": 3, "batch_size": 20, "verbose": 0, "validation_split": 0.03}
+    one = _bn_model(backend64)
+    h_one = one.fit(X, y, **fit)
+
+    def rank_fit(rank, comm):
+        m = _bn_model(backend64)
+        h = m.fit(X, y, distributed=comm, **fit)
+        assert all(layer.sync is None for layer in m.layers if hasattr(layer, "sync"))
+        return m.get_weights(), h.history
+
+    for weights, history in ThreadGroup(size).run(rank_fit):
+        for k in h_one.history:
+            np.testing.assert_allclose(history[k], h_one.history[k], rtol=1e-12)
+        for a, b in zip(weights, one.get_weights(), strict=True):  # moving statistics too
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)

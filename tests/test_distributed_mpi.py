@@ -45,20 +45,25 @@ def mpirun(n, *args, timeout=120):
     )
 
 
-def single_process(hidden=6):
+def single_process(hidden=6, batchnorm=False):
     X, y = data()
-    m = model(hidden=hidden)
+    m = model(hidden=hidden, batchnorm=batchnorm)
     history = m.fit(X, y, **FIT)
     return m.get_weights(), history.history
 
 
-@pytest.mark.parametrize(("ranks", "scenario"), [(2, "same"), (3, "same"), (3, "wide")])
+@pytest.mark.parametrize(
+    ("ranks", "scenario"), [(2, "same"), (3, "same"), (3, "wide"), (3, "batchnorm")]
+)
 def test_mpirun_equals_one_process(tmp_path, ranks, scenario):
     """2 ranks, and 3 (uneven shards of every batch of 20 and of the last batch of 13);
-    "wide" sends a gradient large enough for the barrier + blocking reduction path."""
+    "wide" sends a gradient large enough for the barrier + blocking reduction path;
+    "batchnorm" normalises with the statistics of the global batch."""
     proc = mpirun(ranks, "mpi_worker.py", scenario, str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    weights, history = single_process(hidden=2048 if scenario == "wide" else 6)
+    weights, history = single_process(
+        hidden=2048 if scenario == "wide" else 6, batchnorm=scenario == "batchnorm"
+    )
     got = np.load(tmp_path / "weights.npz")
     for i, w in enumerate(weights):
         np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-12, atol=1e-14)

@@ -53,6 +53,9 @@ class Engine:
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
         """Called once before the first epoch (the sharded engine checks the ranks here)."""
 
+    def end(self, model: Any) -> None:
+        """Called once after the last epoch, also when training stopped on an error."""
+
     def run_epoch(
         self,
         model: Any,

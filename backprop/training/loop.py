@@ -106,14 +106,50 @@ def _epochs(
     model, X, Y, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch
 ) -> _callbacks.History:
     """The epochs of a fit, on data already checked and on the device."""
-    n, comm = X.shape[0], model._comm
-    steps = math.ceil(n / batch_size)
-    n_val = None if Xv is None else Xv.shape[0]
-    engine = choose_engine(model, callbacks or [], comm, batch_size)
+    steps = math.ceil(X.shape[0] / batch_size)
+    engine = choose_engine(model, callbacks or [], model._comm, batch_size)
     settings = dict(
         batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=shuffle
     )
     engine.begin(model, X, Y, Xv, settings)
+    try:
+        return _run(
+            model,
+            engine,
+            X,
+            Y,
+            Xv,
+            Yv,
+            epochs,
+            batch_size,
+            steps,
+            shuffle,
+            verbose,
+            callbacks,
+            initial_epoch,
+        )
+    finally:
+        engine.end(model)
+
+
+def _run(
+    model,
+    engine,
+    X,
+    Y,
+    Xv,
+    Yv,
+    epochs,
+    batch_size,
+    steps,
+    shuffle,
+    verbose,
+    callbacks,
+    initial_epoch,
+) -> _callbacks.History:
+    """The epochs themselves: callbacks, the engine's epochs, validation, logs."""
+    n, comm = X.shape[0], model._comm
+    n_val = None if Xv is None else Xv.shape[0]
     if comm is not None:
         if Xv is not None:  # each rank evaluates its part of the validation rows
             lo, hi = shard(0, n_val, comm.rank, comm.size)

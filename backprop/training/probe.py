@@ -82,6 +82,7 @@ def warn_dead(model: Any, X: Array, when: str) -> bool:
             "kernel_initializer='he_uniform', activation='leaky_relu', or a lower learning "
             "rate.",
             DeadNetworkWarning,
-            stacklevel=6,  # warn_dead < _epochs < loop.fit < Sequential.fit < _on_device < user
+            # warn_dead < _run < _epochs < loop.fit < Sequential.fit < _on_device < the user
+            stacklevel=7,
         )
     return bool(dead)

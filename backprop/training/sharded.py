@@ -58,7 +58,8 @@ def _fingerprint(backend: Any, *arrays: Array) -> str:
     for a in arrays:
         if a is None:
             continue
-        for part in (a[:4, ...], a[-4:, ...]):
+        k = min(4, a.shape[0])  # slices within bounds: the standard leaves the rest undefined
+        for part in (a[:k, ...], a[a.shape[0] - k :, ...]):
             digest.update(backend.to_numpy(part).tobytes())
         digest.update(str(tuple(a.shape)).encode())
     return digest.hexdigest()[:16]
@@ -179,12 +180,25 @@ class Sharded(Eager):
 
     def __init__(self, comm: Any):
         self.comm = comm
+        self.syncs: list[_BatchSync] = []
 
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
         _begin(model, self.comm, X, Y, Xv, **settings)
+        # BatchNormalization's statistics are those of the global batch: its sums over the
+        # batch go through the communicator
+        self.syncs = [_BatchSync(self.comm, model.backend) for _ in _batch_norms(model)]
+        for layer, sync in zip(_batch_norms(model), self.syncs, strict=True):
+            layer.sync = sync
+
+    def end(self, model: Any) -> None:
+        for layer in _batch_norms(model):
+            layer.sync = None
 
     def rows(self, lo: int, hi: int) -> tuple[int, int]:
-        return shard(lo, hi, self.comm.rank, self.comm.size)
+        r_lo, r_hi = shard(lo, hi, self.comm.rank, self.comm.size)
+        for sync in self.syncs:  # this step's rows: the global batch's and this rank's
+            sync.rows, sync.local = hi - lo, r_hi - r_lo
+        return r_lo, r_hi
 
     def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
         """``step`` on this rank's shard of a global batch.
@@ -198,8 +212,9 @@ class Sharded(Eager):
         """
         xp, comm = model.xp, self.comm
         if model._theta is None:  # nothing to learn: nothing to sum
-            return _step.step(model, x, y) if x.shape[0] else None
-        if x.shape[0]:
+            return _step.step(model, x, y) if x.shape[0] or self.syncs else None
+        # a rank without rows still takes part in BatchNormalization's sums over the batch
+        if x.shape[0] or self.syncs:
             y_hat = model._forward(x, training=True)
             model._backward_from_loss(y, y_hat)
             g = model._flat_grads()
@@ -208,7 +223,7 @@ class Sharded(Eager):
         else:
             y_hat, g = None, xp.zeros_like(model._theta)
         _step.update(model, comm.allreduce(g, model.backend))
-        return y_hat
+        return y_hat if x.shape[0] else None
 
     def seen(self, xp: Any, Y: Array, targets: list, n: int) -> Array:
         """The targets of the rows this rank trained on (their loss is summed over ranks)."""
@@ -216,3 +231,33 @@ class Sharded(Eager):
 
     def __repr__(self) -> str:
         return f"Sharded({self.comm!r})"
+
+
+def _batch_norms(model: Any) -> list:
+    """The layers that normalise over the batch while training (BatchNormalization)."""
+    return [layer for layer in model.layers if hasattr(layer, "sync")]
+
+
+class _BatchSync:
+    """BatchNormalization's means over the global batch, from every rank's sums.
+
+    Forward: ``mean = allreduce(sum over this rank's rows) / m`` (``m`` the global batch), the
+    same statistics on every rank as in one process. Backward: each rank's gradients are of its
+    own mean loss, ``share = m_r / m`` of the global one, so the global gradient on its rows is
+    ``share`` times its own; the mean of that over the batch, divided by ``share`` to stay in the
+    rank's scale (the engine multiplies the flat gradient by ``share`` at the end), is
+    ``allreduce(share * sum over the rank's rows) / m_r``.
+    """
+
+    def __init__(self, comm: Any, backend: Any):
+        self.comm, self.backend = comm, backend
+        self.rows = self.local = 0
+
+    def mean(self, local_sum: Array) -> Array:
+        return self.comm.allreduce(local_sum, self.backend) / self.rows
+
+    def grad_mean(self, local_sum: Array) -> Array:
+        share = self.local / self.rows
+        total = self.comm.allreduce(local_sum * share, self.backend)
+        # a rank without rows has no gradient to correct (and would divide by zero)
+        return total / self.local if self.local else total
