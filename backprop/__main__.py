@@ -155,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="train the article's network on concentric circles and write its figures",
         description="Train 2-4-6-6-4-1 (ReLU, sigmoid, BCE, Adam) on make_circles(1000, "
-        "factor=0.3, noise=0.1) with 10%% held out, print the log and the test accuracy, and "
+        "factor=0.3, noise=0.1) with 10% held out, print the log and the test accuracy, and "
         "write the figures into --out.",
     )
     _add_backend_args(demo)

@@ -157,6 +157,9 @@ class Backend:
         if isinstance(dtype, str):
             dtype = self.dtype(dtype) if dtype.startswith("float") else getattr(self.xp, dtype)
         if self.owns(x):
+            if self.name == "torch" and x.requires_grad:
+                # data, not a variable: the model's arrays never carry autograd history
+                x = x.detach()
             if dtype is not None and x.dtype != dtype:
                 with self.activate():
                     x = self.xp.astype(x, dtype)
@@ -707,6 +710,8 @@ def resolve(backend: str | Backend | None = None, device: Any = None) -> Backend
         If the backend's array library is not installed.
     """
     if isinstance(backend, Backend):
+        if isinstance(device, np.integer):
+            device = int(device)
         return backend if device is None else _make(backend.name, device)
     if backend is None:
         current = _context.get() or _global
@@ -714,6 +719,8 @@ def resolve(backend: str | Backend | None = None, device: Any = None) -> Backend
             return current if device is None else _make(current.name, device)
         backend = os.environ.get(ENV_VAR) or "numpy"
     name, spec_device = _parse(_check_name_type(backend))
+    if isinstance(device, np.integer):  # a device index from NumPy (np.arange over GPUs)
+        device = int(device)
     return _make(_check_name(name), device if device is not None else spec_device)
 
 

@@ -256,6 +256,25 @@ class ProgbarLogger(Callback):
             self._write(f"Epoch {epoch + 1}/{self.params['epochs']} - {text}\n")
 
 
+def _expected_log_keys(callback: Callback) -> tuple[set[str], bool | None] | None:
+    """The keys the epoch logs of this fit will have, and whether validation runs.
+
+    Whether validation runs is None when unknown; the whole result is None when the callback
+    runs outside ``fit`` (no model or params to tell).
+    """
+    metrics = getattr(callback.model, "metrics", None) if hasattr(callback, "model") else None
+    params = getattr(callback, "params", None)
+    if metrics is None or not isinstance(params, dict):
+        return None
+    names = ["loss", *(name for name, _ in metrics)]
+    keys = {"epoch", *names, *getattr(callback, "_added_log_keys", ())}
+    do_validation = params.get("do_validation")
+    # without the flag, a val_* key may come: only the names after "val_" can be checked
+    if do_validation or do_validation is None:
+        keys.update(f"val_{name}" for name in names)
+    return keys, None if do_validation is None else bool(do_validation)
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
@@ -526,21 +545,7 @@ class ModelCheckpoint(Callback):
         self.best = math.inf if self._stop.mode == "min" else -math.inf
 
     def _expected_log_keys(self) -> tuple[set[str], bool | None] | None:
-        """The names the file name may use, and whether validation runs (None: unknown).
-
-        None when the callback runs outside ``fit`` (no model or no params to tell).
-        """
-        metrics = getattr(self.model, "metrics", None)
-        params = getattr(self, "params", None)
-        if metrics is None or not isinstance(params, dict):
-            return None
-        names = ["loss", *(name for name, _ in metrics)]
-        keys = {"epoch", *names, *self._added_log_keys}
-        do_validation = params.get("do_validation")
-        # without the flag, a val_* key may come: only the names after "val_" can be checked
-        if do_validation or do_validation is None:
-            keys.update(f"val_{name}" for name in names)
-        return keys, None if do_validation is None else bool(do_validation)
+        return _expected_log_keys(self)
 
     def on_train_begin(self, logs=None):
         """Check the file name's fields against the keys the epoch logs will have.
@@ -559,6 +564,14 @@ class ModelCheckpoint(Callback):
             If the file name uses a key the epoch logs of this ``fit`` will not have (such as
             ``val_accuracy`` when no validation data is given).
         """
+        folder = os.path.dirname(os.path.abspath(self.filepath))
+        # as model.save would say, but before the first epoch (a folder named by a field is
+        # only known after it)
+        if "{" not in folder and not os.path.isdir(folder):
+            raise FileNotFoundError(
+                f"ModelCheckpoint cannot save to {self.filepath}: the folder {folder} does not "
+                "exist. Create it first (e.g. os.makedirs(folder, exist_ok=True))."
+            )
         expected = self._expected_log_keys()
         if expected is None:
             return

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
+from ._checks import is_real
 from .backend import array_backend_name, to_numpy
 
 Array = Any
@@ -64,15 +65,15 @@ def check_fraction(value: Any, name: str) -> float:
 
     Parameters
     ----------
-    value : int or float
-        The value to check.
+    value : real number
+        The value to check (a Python or NumPy number).
     name : str
         The argument's name, used in the error message.
 
     Returns
     -------
     float
-        ``value`` as a float.
+        ``value`` as a Python float.
 
     Raises
     ------
@@ -81,7 +82,7 @@ def check_fraction(value: Any, name: str) -> float:
     ValueError
         If ``value`` is outside [0, 1).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+    if not is_real(value) or math.isnan(value):  # NumPy scalars too (np.float32(0.1))
         raise TypeError(f"{name} must be a float in [0, 1), received {name}={value!r}.")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), received {name}={value!r}.")

@@ -50,6 +50,10 @@ def _describe(layer: Any) -> str:
 
 def _normalization_forward(row: Any, layer: Any, i: int, A_prev: Any, A: Any, xp: Any) -> None:
     """The equations of a normalization layer's forward pass (training mode)."""
+    if isinstance(layer, BatchNormalization) and not layer.batch_mode:  # frozen: inference
+        row(f"Xhat{i} = (A{i - 1} - moving_mean{i}) / sqrt(moving_var{i} + eps)", layer.xhat)
+        row(f"A{i} = gamma{i} * Xhat{i} + beta{i}   (frozen: moving statistics)", A)
+        return
     axis = 0 if isinstance(layer, BatchNormalization) else 1
     mu = xp.mean(A_prev, axis=axis, keepdims=True)
     var = xp.mean((A_prev - mu) * (A_prev - mu), axis=axis, keepdims=True)
@@ -78,7 +82,9 @@ def _normalization_backward(row: Any, layer: Any, i: int, dA: Any) -> Any:
     if "gamma" in layer.grads:
         row(f"dgamma{i} = sum(dA{i} * Xhat{i}, axis=0)", layer.grads["gamma"])
     row(f"dXhat{i} = dA{i} * gamma{i}")
-    if dA_prev is not None:
+    if dA_prev is not None and isinstance(layer, BatchNormalization) and not layer.batch_mode:
+        row(f"dA{i - 1} = dXhat{i} / sqrt(moving_var{i} + eps)", dA_prev)
+    elif dA_prev is not None:
         row(f"dA{i - 1} = (dXhat{i} - mean(dXhat{i})", None)
         row(f"   - Xhat{i} * mean(dXhat{i} * Xhat{i}))", None)
         row(f"   / sqrt(var{i} + eps)   ({mean})", dA_prev)
@@ -135,7 +141,8 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
             _normalization_forward(row, layer, i, A_prev, A, xp)
         elif isinstance(layer, Dense):
             g = layer.activation.name
-            row(f"Z{i} = A{i - 1} @ W{i} + b{i}", layer.z)
+            bias = f" + b{i}" if "b" in layer.params else ""
+            row(f"Z{i} = A{i - 1} @ W{i}{bias}", layer.z)
             row(f"A{i} = {g}(Z{i})", A)
             if g == "relu":
                 active = to_numpy(xp.any(layer.z > 0, axis=0))

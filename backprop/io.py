@@ -120,6 +120,9 @@ def save(model: Any, path: str | os.PathLike) -> str:
         )
     fd, tmp = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600): give it the mode a plain open() would (the
+        # umask's), or the replaced file's
+        os.chmod(tmp, _file_mode(target))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -130,6 +133,16 @@ def save(model: Any, path: str | os.PathLike) -> str:
             os.remove(tmp)
         raise
     return target
+
+
+def _file_mode(path: str) -> int:
+    """The permissions of an existing ``path``, else those the umask gives a new file."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _replace(src: str, dst: str) -> None:

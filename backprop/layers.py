@@ -590,7 +590,7 @@ class BatchNormalization(_Normalization):
     backward (inference): dx = dxhat / sqrt(moving_variance + eps)
 
     The training ``dx`` is the chain rule through ``mu`` and ``var`` as well as ``x``: every
-    row's output depends on every row of the batch (docs/article-to-code.md derives it).
+    row's output depends on every row of the batch (docs/normalization.md derives it).
 
     Parameters
     ----------

@@ -112,8 +112,13 @@ class Sequential:
         self.history: _callbacks.History | None = None
         self._comm: Any = None  # a Communicator during data-parallel fit
         self._compiled: tuple | None = None  # (key, the compiled epoch)
-        for layer in layers or []:
-            self.add(layer)
+        try:
+            for layer in layers or []:
+                self.add(layer)
+        except BaseException:  # no model: the layers it took are free for another
+            for layer in self.layers:
+                layer._model_token = None
+            raise
 
     # -- construction -------------------------------------------------------------------------
     def add(self, layer: _layers.Layer) -> None:

@@ -546,7 +546,7 @@ class _BaseMLP(BaseEstimator):
             train, val = train_test_split(
                 np.arange(n_samples),
                 random_state=rs,
-                test_size=self.validation_fraction,
+                test_size=float(self.validation_fraction),  # scikit-learn refuses np.float32
                 stratify=stratify,
             )
             if val.shape[0] < 2:

@@ -444,6 +444,7 @@ def count_ops(
     dtype: str = "float32",
     metrics: Any = None,
     window: int | None = None,
+    batchnorm: bool = False,
 ) -> dict:
     """Count the operations of the backprop model of ``workload`` (NumPy backend).
 
@@ -453,6 +454,10 @@ def count_ops(
         Also count over ``window`` more steps (the data tiled as needed), so that operations
         an optimizer runs every k steps (a subnormal flush, say) show, amortized, in
         ``per_step_amortized``.
+    batchnorm : bool
+        Count a variant of the workload's network instead, with a BatchNormalization after
+        each hidden Dense, before its ReLU (``Dense(h) -> BatchNormalization() ->
+        Activation("relu")``); the workloads themselves are unchanged.
 
     Returns
     -------
@@ -469,7 +474,7 @@ def count_ops(
     wl = workloads.get(workload)
     X, y = wl.data(dtype)
     b = wl.batch_size
-    model = build_model(wl, dtype)
+    model = _batchnorm_model(wl, dtype) if batchnorm else build_model(wl, dtype)
     if metrics:
         model.compile(loss=wl.loss, optimizer=model.optimizer, metrics=list(metrics))
     counter = OpCounter()
@@ -515,6 +520,7 @@ def count_ops(
 
     return {
         "workload": workload,
+        "batchnorm": batchnorm,
         "dtype": dtype,
         "metrics": list(metrics or []),
         "per_step": integral(per_step),
@@ -527,6 +533,24 @@ def count_ops(
         "per_fit_call": integral(sum(ops2.values()) - 2 * per_step),
         "dense_layers": len(wl.sizes) - 1,
     }
+
+
+def _batchnorm_model(wl: Any, dtype: str) -> Any:
+    """The workload's network with ``Dense(h) -> BatchNormalization() -> ReLU`` hidden layers."""
+    import backprop as bp
+
+    layers: list = []
+    for i, h in enumerate(wl.hidden):
+        first = {"input_dim": wl.sizes[0]} if i == 0 else {}
+        layers += [
+            bp.layers.Dense(h, **first),
+            bp.layers.BatchNormalization(),
+            bp.layers.Activation("relu"),
+        ]
+    layers.append(bp.layers.Dense(wl.sizes[-1], activation=wl.output))
+    model = bp.Sequential(layers, backend="numpy", dtype=dtype, seed=0)
+    model.compile(loss=wl.loss, optimizer=bp.optimizers.Adam(learning_rate=1e-3))
+    return model
 
 
 def count_ops_per_step(workload: str = "seed", dtype: str = "float32") -> int:
@@ -544,6 +568,8 @@ if __name__ == "__main__":
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    names = sys.argv[1:] or ["seed", "digits", "large"]
+    # python -m bench.opcount [--batchnorm] [workload ...]
+    batchnorm = "--batchnorm" in sys.argv[1:]
+    names = [a for a in sys.argv[1:] if a != "--batchnorm"] or ["seed", "digits", "large"]
     for name in names:
-        print(json.dumps(count_ops(name), indent=1))
+        print(json.dumps(count_ops(name, batchnorm=batchnorm), indent=1))

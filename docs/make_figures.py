@@ -3,7 +3,10 @@
 python docs/make_figures.py
 """
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import matplotlib
 
@@ -50,5 +53,12 @@ viz.animate_training(
 )
 viz.plot_history(model.history).savefig(OUT / "history.png", dpi=60)
 viz.plot_decision_boundary(model, Xte, yte).savefig(OUT / "decision_boundary.png", dpi=60)
+# BatchNormalization on the digits (docs/normalization.md): the example draws it; one BLAS
+# thread, so that the curves are those of the numbers the page quotes
+example = OUT.parent.parent / "examples" / "batchnorm_digits.py"
+one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+subprocess.run(
+    [sys.executable, str(example), "--out", str(OUT)], check=True, env={**os.environ, **one_thread}
+)
 for p in sorted(OUT.iterdir()):
     print(f"{p.name:24s} {p.stat().st_size / 1024:7.1f} KiB")

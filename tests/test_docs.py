@@ -45,6 +45,7 @@ PAGES = [
     "faq.md",
     "distributed.md",
     "sklearn.md",
+    "normalization.md",
 ]
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
 

@@ -130,3 +130,18 @@ def test_save_into_a_missing_folder_names_the_target(tmp_path):
     message = str(info.value)
     assert str(target) in message and "does not exist" in message and ".tmp" not in message
     assert not (tmp_path / "no").exists()
+
+
+def test_saved_files_get_the_umask_permissions(tmp_path):
+    import os
+
+    model = bp.Sequential([Dense(1, input_dim=2)], seed=0)
+    old = os.umask(0o022)
+    try:
+        model.save(tmp_path / "m.npz")
+        assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+        os.chmod(tmp_path / "m.npz", 0o640)  # an existing file keeps its mode
+        model.save(tmp_path / "m.npz")
+        assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)

@@ -942,7 +942,7 @@ def test_one_optimizer_cannot_train_two_models(circles):
     first = compiled(seed_net(), optimizer=opt)
     first.fit(X, y, epochs=1, verbose=0)
     for second in (seed_net(seed=1), bp.Sequential([Dense(3, input_dim=2), Dense(1)])):
-        with pytest.raises(ValueError, match="already trains another model"):
+        with pytest.raises(ValueError, match="compiled into another model"):
             compiled(second, optimizer=opt)
         assert second.optimizer is None
     assert opt.iterations == 7  # untouched by the refused models
@@ -1000,3 +1000,55 @@ def test_explain_refuses_a_batch_that_is_not_a_positive_integer(circles, batch):
     with pytest.raises((TypeError, ValueError), match="batch must be a positive integer"):
         model.explain(X, y, batch=batch, print_fn=None)
     assert "m = 3 samples" in model.explain(X, y, batch=np.int64(3), print_fn=None)
+
+
+def test_a_failed_construction_releases_its_layers():
+    layer = Dense(3, input_dim=2)
+    with pytest.raises(TypeError):
+        bp.Sequential([layer, "dense"])
+    assert bp.Sequential([layer, Dense(1)]).count_params() == 13
+
+
+def test_an_optimizer_replaced_by_compile_is_free_again():
+    opt = bp.optimizers.Adam()
+    first = compiled(seed_net(), optimizer=opt)
+    compiled(first, optimizer="sgd")
+    second = compiled(seed_net(seed=1), optimizer=opt)
+    assert second.optimizer is opt
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_torch_inputs_that_require_grad_are_data(circles):
+    import torch
+
+    X, y = circles
+    model = compiled(seed_net(backend="torch"))
+    Xt = torch.tensor(X, dtype=torch.float32, requires_grad=True)
+    model.fit(Xt, torch.tensor(y), epochs=2, verbose=0)
+    assert all(not layer.params[k].requires_grad for layer, k in model._param_slots)
+    assert model._theta.grad_fn is None
+    assert not model.predict(Xt).requires_grad
+
+
+@needs_jax
+def test_a_setting_changed_between_epochs_reaches_the_compiled_epoch(circles):
+    """The program holds the optimizer's and the layers' settings as constants: a change
+    (momentum in a callback, a regularizer between fits) traces a new one, as eager steps see."""
+    X, y = circles
+
+    def history(backend):
+        model = bp.Sequential(
+            [Dense(4, "relu", input_dim=2, kernel_regularizer="l2"), Dense(1, "sigmoid")],
+            backend=backend,
+            seed=0,
+            dtype="float64",
+        )
+        model.compile(optimizer=bp.optimizers.SGD(0.05, momentum=0.9))
+        momentum = bp.callbacks.LambdaCallback(
+            on_epoch_begin=lambda e, logs: setattr(model.optimizer, "momentum", 0.9 - 0.4 * e)
+        )
+        h = model.fit(X, y, epochs=3, verbose=0, callbacks=[momentum]).history["loss"]
+        model.layers[0].kernel_regularizer.l2 = 1.0
+        return h + model.fit(X, y, epochs=1, verbose=0).history["loss"]
+
+    np.testing.assert_allclose(history("jax"), history("numpy"), rtol=1e-9)

@@ -33,6 +33,8 @@ def compile(model: Any, loss: Any, optimizer: Any, metrics: Any) -> None:
     resolved = resolve_metrics(model, specs, loss)
     model._sync_trainable()  # layers frozen since the last packing leave theta now
     claim(model, optimizer)
+    if model.optimizer is not None and model.optimizer is not optimizer:
+        model.optimizer._model_token = None  # the one it replaces may train another model
     model.loss, model.optimizer = loss, optimizer
     model._metric_specs, model.metrics = specs, resolved
     model._compiled = None  # the compiled epoch depends on the loss, optimizer and metrics
@@ -48,9 +50,9 @@ def claim(model: Any, optimizer: _optimizers.Optimizer) -> None:
     owner = getattr(optimizer, "_model_token", None)
     if owner is not None and owner != model._token:
         raise ValueError(
-            f"This {type(optimizer).__name__} instance already trains another model: an "
-            "optimizer's state (moments, step count) belongs to the weights it updates. "
-            "Give each model its own optimizer, e.g. "
+            f"This {type(optimizer).__name__} instance was compiled into another model, whose "
+            "optimizer it still is: an optimizer's state (moments, step count) belongs to the "
+            "weights it updates. Give each model its own optimizer, e.g. "
             "optimizer=bp.optimizers.get(other.optimizer.get_config())."
         )
     if optimizer.state and not state_fits(model, optimizer):
@@ -76,9 +78,10 @@ def state_fits(model: Any, optimizer: _optimizers.Optimizer) -> bool:
 def check_optimizer_state(model: Any) -> None:
     """Refuse to train with optimizer state made for other weights (model.add after fit)."""
     if model.optimizer.state and not state_fits(model, model.optimizer):
+        trainable = 0 if model._theta is None else int(model._theta.shape[0])
         raise ValueError(
-            f"The optimizer's state was made for other weights than the model's "
-            f"{model.count_params()} parameters (a layer was added after training began?). "
+            f"The optimizer's state was made for other weights than the model's {trainable} "
+            "trainable parameters: a layer was added, frozen or unfrozen since training began. "
             "Call model.compile(...) again: its state is rebuilt for the new weights."
         )
 

@@ -9,6 +9,7 @@ flags. The host keeps the step count, the learning-rate schedule and the subnorm
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from .. import callbacks as _callbacks
@@ -40,11 +41,25 @@ def program(model: Any, batch_size: int) -> Any:
         tuple(model._bounds),
         tuple(map(id, model.layers)),
         model._trainable_key,
+        _constants(model),
     )
     if model._compiled is None or model._compiled[0] != key:
         epoch = functools.partial(pure_epoch, model, batch_size=batch_size)
         model._compiled = (key, model.backend.compile(epoch))
     return model._compiled[1]
+
+
+def _constants(model: Any) -> str:
+    """The settings the program holds as constants, as text.
+
+    The optimizer's (except the learning rate, an input of each step) and every layer's
+    (activations' and regularizers' parameters). A change between epochs
+    (``optimizer.momentum = 0.5`` in a callback) traces a new program instead of running the
+    old one.
+    """
+    opt = {k: v for k, v in model.optimizer.get_config().items() if k != "learning_rate"}
+    layers = [layer.get_config() for layer in model.layers]
+    return json.dumps([opt, layers], sort_keys=True, default=repr)
 
 
 def pure_step(
@@ -153,6 +168,9 @@ class Compiled(Engine):
         callbacks: _callbacks.CallbackList,
     ) -> Epoch:
         opt, b, n = model.optimizer, model.backend, X.shape[0]
+        # the same program while nothing it holds changed; a new one after a callback changed
+        # a setting between epochs
+        self.epoch = program(model, batch_size) or self.epoch
         if len(opt.state) != 1:
             opt.build([model._theta])
         first = opt.iterations

@@ -46,6 +46,8 @@ def fit(
         raise TypeError("validation_data needs features and labels: (X_val, y_val).")
     _data.check_positive_int(epochs, "epochs")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    # Python ints from here: callbacks see them in params and logs (and write them as JSON)
+    epochs, batch_size = int(epochs), None if batch_size is None else int(batch_size)
     validation_split = _data.check_fraction(validation_split, "validation_split")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
@@ -253,6 +255,9 @@ def evaluate(
     if y is None:
         raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    batch_size = None if batch_size is None else int(batch_size)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
     X, Y = model._prepare(X, y)
     n = X.shape[0]
     if comm is not None:
@@ -302,6 +307,7 @@ def predict(model: Any, X: Any, batch_size: int | None = None) -> Any:
     from ..backend import array_backend_name, backend_of
 
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    batch_size = None if batch_size is None else int(batch_size)
     source = backend_of(X) if array_backend_name(X) else None
     Xd, _ = model._prepare(X)
     n = Xd.shape[0]
