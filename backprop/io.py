@@ -85,6 +85,10 @@ def save(model: Any, path: str | os.PathLike) -> str:
     """
     if not model.built:
         raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
+    if model.loss is not None:  # the optimizer's state must be that of the weights saved
+        from .training.compilation import check_optimizer_state
+
+        check_optimizer_state(model)
     arrays: dict[str, np.ndarray] = {}
     for i, w in enumerate(model.get_weights()):
         arrays[f"weight_{i}"] = w

@@ -613,8 +613,10 @@ class Sequential:
         Parameters
         ----------
         training : bool
-            Run layers in training mode (dropout active). False by default so that the result
-            is a deterministic function of the weights (what gradient checks need).
+            Run layers in training mode (dropout active, BatchNormalization on the batch's
+            statistics, which also updates its moving statistics, as Keras's
+            ``model(x, training=True)`` does). False by default so that the result is a
+            deterministic function of the weights (what gradient checks need).
 
         Returns
         -------

@@ -55,9 +55,27 @@ def claim(model: Any, optimizer: _optimizers.Optimizer) -> None:
             "weights it updates. Give each model its own optimizer, e.g. "
             "optimizer=bp.optimizers.get(other.optimizer.get_config())."
         )
-    if optimizer.state and not state_fits(model, optimizer):
+    if optimizer.state and not _made_for(model, optimizer):
         optimizer.state, optimizer.iterations = [], 0  # made for other weights: rebuild
     optimizer._model_token = model._token
+    model._optimizer_layout = _layout(model)
+
+
+def _layout(model: Any) -> tuple:
+    """Which weights theta holds, in which slices: what the optimizer's state is made for."""
+    if not model.built:
+        return ()
+    return (model._trainable_key, tuple(model._bounds))
+
+
+def _made_for(model: Any, optimizer: _optimizers.Optimizer) -> bool:
+    """Whether the optimizer's state was made for the weights theta holds now.
+
+    The shapes, and the layout recorded when it was built: the same total with other layers
+    frozen has the shapes, not the meaning.
+    """
+    recorded = getattr(model, "_optimizer_layout", None)
+    return state_fits(model, optimizer) and recorded in (None, (), _layout(model))
 
 
 def state_fits(model: Any, optimizer: _optimizers.Optimizer) -> bool:
@@ -76,14 +94,20 @@ def state_fits(model: Any, optimizer: _optimizers.Optimizer) -> bool:
 
 
 def check_optimizer_state(model: Any) -> None:
-    """Refuse to train with optimizer state made for other weights (model.add after fit)."""
-    if model.optimizer.state and not state_fits(model, model.optimizer):
+    """Refuse to train with optimizer state made for other weights.
+
+    That is model.add after fit, or a layer frozen or unfrozen since; then record the layout
+    the state is made for.
+    """
+    model._sync_trainable()
+    if model.optimizer.state and not _made_for(model, model.optimizer):
         trainable = 0 if model._theta is None else int(model._theta.shape[0])
         raise ValueError(
             f"The optimizer's state was made for other weights than the model's {trainable} "
             "trainable parameters: a layer was added, frozen or unfrozen since training began. "
             "Call model.compile(...) again: its state is rebuilt for the new weights."
         )
+    model._optimizer_layout = _layout(model)
 
 
 def resolve_metrics(
