@@ -680,7 +680,7 @@ class BatchNormalization(_Normalization):
         """The mean over the batch's rows (over every rank's rows under data parallelism)."""
         if self.sync is None:
             return self.xp.mean(a, axis=0)
-        return self.sync.mean(self.xp.sum(a, axis=0))
+        return self.sync.batch_mean(self.xp.sum(a, axis=0))
 
     def _grad_mean(self, a: Array) -> Array:
         """``_batch_mean`` of a gradient (each rank's gradients are of its own mean loss)."""

@@ -39,6 +39,22 @@ HAS_TORCH = _has("torch")
 HAS_JAX = _has("jax")
 HAS_CUPY = _cupy_usable()
 
+if HAS_JAX:
+    # The suite builds hundreds of small models whose compiled programs repeat (the same
+    # network, data shapes and settings in test after test): XLA's persistent cache compiles
+    # each distinct program once per run instead of once per model.
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+
+    _JAX_CACHE = tempfile.mkdtemp(prefix="backprop-jax-")
+    atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
 # (name, device, supports float64)
 _SPECS = [
     ("numpy", None, True),

@@ -71,8 +71,9 @@ def test_every_engine_gives_the_eager_numbers(backend64, circles, monkeypatch):
     assert isinstance(ref, base.Epoch) and ref.n == 200 and ref.n_flags == 1
     assert ref.outputs[3] == [48, 48, 48, 48, 8]
     engines = {"sharded, one rank": lambda m: sharded.Sharded(SingleProcess())}
-    # the program JAX compiles, run uncompiled elsewhere: standard Array API code
-    monkeypatch.setattr(bp.Backend, "compile", lambda self, fn: fn)
+    if backend64.name != "jax":
+        # the program JAX compiles, run uncompiled elsewhere: standard Array API code
+        monkeypatch.setattr(bp.Backend, "compile", lambda self, fn: fn)
     engines["compiled program"] = lambda m: compiled.Compiled(compiled.program(m, 48))
     for name, make in engines.items():
         model = _net(backend64)

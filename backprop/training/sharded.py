@@ -253,7 +253,7 @@ class _BatchSync:
         self.comm, self.backend = comm, backend
         self.rows = self.local = 0
 
-    def mean(self, local_sum: Array) -> Array:
+    def batch_mean(self, local_sum: Array) -> Array:
         return self.comm.allreduce(local_sum, self.backend) / self.rows
 
     def grad_mean(self, local_sum: Array) -> Array:
