@@ -562,11 +562,3 @@ def failures_told(comm: Communicator) -> Iterator[None]:
         for key in [k for k, c in _CACHE.items() if c is comm]:
             del _CACHE[key]
         raise
-
-
-def _has_nccl() -> bool:
-    try:
-        _backend.nccl_module()
-    except (ImportError, ValueError):
-        return False
-    return True

@@ -115,41 +115,15 @@ def _epochs(
     )
     engine.begin(model, X, Y, Xv, settings)
     try:
-        return _run(
-            model,
-            engine,
-            X,
-            Y,
-            Xv,
-            Yv,
-            epochs,
-            batch_size,
-            steps,
-            shuffle,
-            verbose,
-            callbacks,
-            initial_epoch,
-        )
+        return _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks)
     finally:
         engine.end(model)
 
 
-def _run(
-    model,
-    engine,
-    X,
-    Y,
-    Xv,
-    Yv,
-    epochs,
-    batch_size,
-    steps,
-    shuffle,
-    verbose,
-    callbacks,
-    initial_epoch,
-) -> _callbacks.History:
+def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks):
     """The epochs themselves: callbacks, the engine's epochs, validation, logs."""
+    epochs, shuffle = settings["epochs"], settings["shuffle"]
+    initial_epoch = settings["initial_epoch"]
     n, comm = X.shape[0], model._comm
     n_val = None if Xv is None else Xv.shape[0]
     if comm is not None:
