@@ -520,19 +520,7 @@ class _Normalization(Layer):
         self.gamma_initializer = _initializers.get(gamma_initializer)
 
     def build(self, input_dim, backend, rng, dtype):
-        """Make ``gamma`` and ``beta`` (``(input_dim,)`` each) on the device.
-
-        Parameters
-        ----------
-        input_dim : int
-            Number of input features.
-        backend : backprop.backend.Backend
-            Where the arrays live.
-        rng : numpy.random.Generator
-            Seeded host generator for the initial values.
-        dtype : dtype
-            Floating dtype of the backend's namespace.
-        """
+        """Make ``gamma`` and ``beta`` (``(input_dim,)`` each) on the device (see Layer.build)."""
         super().build(input_dim, backend, rng, dtype)
         self.params = {}
         if self.scale:

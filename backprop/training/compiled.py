@@ -9,7 +9,6 @@ flags. The host keeps the step count, the learning-rate schedule and the subnorm
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from .. import callbacks as _callbacks
@@ -49,8 +48,8 @@ def program(model: Any, batch_size: int) -> Any:
     return model._compiled[1]
 
 
-def _constants(model: Any) -> str:
-    """The settings the program holds as constants, as text.
+def _constants(model: Any) -> tuple:
+    """The settings the program holds as constants (compared, never hashed).
 
     The optimizer's (except the learning rate, an input of each step) and every layer's
     (activations' and regularizers' parameters). A change between epochs
@@ -58,8 +57,7 @@ def _constants(model: Any) -> str:
     old one.
     """
     opt = {k: v for k, v in model.optimizer.get_config().items() if k != "learning_rate"}
-    layers = [layer.get_config() for layer in model.layers]
-    return json.dumps([opt, layers], sort_keys=True, default=repr)
+    return opt, [layer.get_config() for layer in model.layers]
 
 
 def pure_step(

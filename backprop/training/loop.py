@@ -73,8 +73,7 @@ def fit(
     for c in callbacks or []:
         if not isinstance(c, _callbacks.Callback):
             raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
-    model._sync_trainable()  # a layer frozen since compile: theta without it
-    _compilation.check_optimizer_state(model)
+    _compilation.check_optimizer_state(model)  # after re-packing theta for frozen layers
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
     n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
