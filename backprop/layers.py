@@ -61,6 +61,8 @@ class Layer:
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}
+        # views of the model's flat gradient vector, where backward writes (see _store_grad)
+        self._grad_views: dict[str, Array] = {}
         self.trainable = trainable
         self.backend = None
         self.xp = None
@@ -164,6 +166,21 @@ class Layer:
             If called before ``forward``.
         """
         raise NotImplementedError
+
+    def _store_grad(self, k: str, g: Array) -> None:
+        """``grads[k] = g``, written into the model's flat gradient vector where it has one.
+
+        The optimizer reads every gradient from one flat vector: writing into its views spares
+        a concatenation per step, and keeps each step's writes at fixed addresses, which a
+        step recorded once and replayed (a CUDA graph) needs. Immutable arrays (JAX) and
+        layers outside a model rebind instead.
+        """
+        out = self._grad_views.get(k)
+        if out is None:
+            self.grads[k] = g
+        else:
+            out[...] = g
+            self.grads[k] = out
 
     def penalty(self) -> Array | None:
         """Regularization added to the loss (None when the layer has none).
@@ -325,12 +342,13 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self._check_built()
+        xp = self.xp
         if x.ndim != 2 or x.shape[1] != self.input_dim:
             raise ValueError(
                 f"{self.name} expected input of shape (n, {self.input_dim}), "
                 f"received shape {tuple(x.shape)}."
             )
-        z = x @ self.params["W"]
+        z = xp.matmul(x, self.params["W"])  # xp.matmul: a recorded step may route it (backend)
         if self.use_bias:
             z = z + self.params["b"]
         self.x, self.z = x, z
@@ -361,14 +379,14 @@ class Dense(Layer):
         """
         self._check_forward_done()
         xp, W = self.xp, self.params["W"]
-        dW = self.x.T @ dz
+        dW = xp.matmul(self.x.T, dz)
         if self.kernel_regularizer is not None:
             dW = dW + self.kernel_regularizer.gradient(W, xp)
-        self.grads["W"] = dW
+        self._store_grad("W", dW)
         if self.use_bias:
             # b was broadcast over the batch, so its gradient sums over it.
-            self.grads["b"] = xp.sum(dz, axis=0)
-        return dz @ W.T if self.need_dx else None
+            self._store_grad("b", xp.sum(dz, axis=0))
+        return xp.matmul(dz, W.T) if self.need_dx else None
 
     def penalty(self):
         if self.kernel_regularizer is None:
@@ -546,9 +564,9 @@ class _Normalization(Layer):
         """``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)`` over the batch; returns ``dxhat``."""
         xp = self.xp
         if self.center:
-            self.grads["beta"] = xp.sum(dy, axis=0)
+            self._store_grad("beta", xp.sum(dy, axis=0))
         if self.scale:
-            self.grads["gamma"] = xp.sum(dy * self.xhat, axis=0)
+            self._store_grad("gamma", xp.sum(dy * self.xhat, axis=0))
             return dy * self.params["gamma"]
         return dy
 

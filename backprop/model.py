@@ -232,6 +232,15 @@ class Sequential:
         # concat copies: the model never shares memory with arrays a user handed in
         self._theta = xp.concat([xp.reshape(p, (-1,)) for p in params]) if params else None
         self._bind_views()
+        # the gradients' flat vector, laid out as theta: the layers write into its views, the
+        # optimizer reads it whole (immutable arrays have no views to write into)
+        for layer in self.layers:
+            layer._grad_views = {}
+        self._grad = None
+        if self._theta is not None and self.backend.mutable:
+            self._grad = xp.zeros_like(self._theta)
+            for (layer, k), view in zip(self._param_slots, self._split(self._grad), strict=True):
+                layer._grad_views[k] = layer.grads[k] = view
 
     def _bind_views(self, compiled: bool = True) -> None:
         split = self._compiled_split() if compiled else None
@@ -276,9 +285,21 @@ class Sequential:
         return [store == "params" and layer.trainable for layer, store, _ in self._weight_slots]
 
     def _flat_grads(self) -> Array:
+        """The gradient of theta: the flat vector the layers wrote into, or their concatenation.
+
+        A layer that rebinds ``grads[k]`` instead of calling ``_store_grad`` (a custom layer
+        written to the older contract) has its gradient copied into place.
+        """
         xp = self.xp
         grads = [layer.grads[k] for layer, k in self._param_slots]
-        return xp.concat([g if g.ndim == 1 else xp.reshape(g, (-1,)) for g in grads])
+        if self._grad is None:
+            return xp.concat([g if g.ndim == 1 else xp.reshape(g, (-1,)) for g in grads])
+        for (layer, k), g in zip(self._param_slots, grads, strict=True):
+            view = layer._grad_views[k]
+            if g is not view:
+                view[...] = g
+                layer.grads[k] = view
+        return self._grad
 
     # -- compile ------------------------------------------------------------------------------
     def compile(
@@ -630,7 +651,8 @@ class Sequential:
         X, Y = self._prepare(X, y)
         y_hat = self._forward(X, training=training)
         loss = self._loss_and_backward(Y, y_hat)
-        grads = [self.backend.to_numpy(layer.grads[k]) for layer, k in self._param_slots]
+        # copies: the gradients are views of a vector the next backward pass overwrites
+        grads = [self.backend.to_numpy(layer.grads[k]).copy() for layer, k in self._param_slots]
         return float(self.backend.to_numpy(self.xp.asarray(loss))), grads
 
     # -- weights --------------------------------------------------------------------------------
