@@ -21,7 +21,9 @@ import contextlib
 import contextvars
 import importlib
 import importlib.util
+import math
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -371,6 +373,48 @@ class Backend:
         elif self.name == "torch" and self.device.type == "cuda":
             importlib.import_module("torch").cuda.synchronize(self.device)
 
+    # -- recorded steps (CUDA graphs) -------------------------------------------------------
+    @property
+    def can_capture(self) -> bool:
+        """Whether :meth:`capture` can record work on this device (CuPy, torch on CUDA)."""
+        return self.name == "cupy" or (self.name == "torch" and self.device.type == "cuda")
+
+    def capture(self, fn: Any) -> Any:
+        """Run ``fn()`` once, then record it as a CUDA graph; returns the graph's replay.
+
+        ``fn`` takes no arguments, reads and writes only arrays that outlive it (the model's
+        flat vectors, static input buffers), reads nothing back to the host and turns no
+        Python number into a device array: a replay repeats its device work on whatever those
+        arrays hold then. The first call is real work (it compiles kernels and creates
+        library handles, which a capture cannot do); the recording runs nothing. The graph
+        replays on the current stream, after the work queued before it.
+
+        CuPy refuses its own cuBLAS calls during a capture, so ``xp.matmul`` is routed to
+        cuBLAS through nvmath-python on a handle bound to the capturing stream; the
+        temporaries come from a memory pool kept with the graph, so no other work reuses the
+        memory the graph writes. torch records with ``torch.cuda.graph`` (its own pool).
+
+        Parameters
+        ----------
+        fn : callable
+            The step, as a function of no arguments.
+
+        Returns
+        -------
+        callable or None
+            ``replay()``; None (without calling ``fn``) where the backend cannot capture.
+
+        Raises
+        ------
+        CaptureError
+            If the recording failed (after the first, real, call of ``fn``).
+        """
+        if not self.can_capture:
+            return None
+        if self.name == "cupy":
+            return _cupy_capture(self, fn)
+        return _torch_capture(self, fn)
+
     @property
     def spec(self) -> str:
         """``"name"`` or ``"name:device"``: the string form accepted by :func:`resolve`."""
@@ -580,6 +624,212 @@ def _numpy_namespace() -> ModuleType:
     return _FAST_NUMPY
 
 
+def _copy_namespace(compat: ModuleType, name: str) -> ModuleType:
+    ns = ModuleType(name, compat.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    return ns
+
+
+def _number(x: Any) -> bool:
+    """A Python (or NumPy) real number that is not NaN: what a clamp can take as a bound."""
+    return isinstance(x, int | float | np.number) and not isinstance(x, bool) and not math.isnan(x)
+
+
+_NAMESPACES: dict[str, ModuleType] = {}
+
+
+def _torch_namespace() -> ModuleType:
+    """array-api-compat's torch namespace, with ``maximum``/``minimum`` of a Python number.
+
+    array-api-compat turns the number in ``maximum(z, 0.0)`` into a tensor made on the host
+    and copied to the device: a copy per call, and one that ``torch.cuda.graph`` refuses to
+    record. ``torch.clamp`` takes the number as an argument of the kernel; it gives the
+    same values, NaN included.
+    """
+    if "torch" not in _NAMESPACES:
+        import array_api_compat.torch as compat
+        import torch
+
+        ns = _copy_namespace(compat, "backprop._torch_namespace")
+
+        def maximum(x1, x2, /):
+            if _number(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
+                return torch.clamp(x1, min=x2)
+            if _number(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
+                return torch.clamp(x2, min=x1)
+            return compat.maximum(x1, x2)
+
+        def minimum(x1, x2, /):
+            if _number(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
+                return torch.clamp(x1, max=x2)
+            if _number(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
+                return torch.clamp(x2, max=x1)
+            return compat.minimum(x1, x2)
+
+        ns.maximum, ns.minimum = maximum, minimum
+        _NAMESPACES["torch"] = ns
+    return _NAMESPACES["torch"]
+
+
+def _cupy_namespace() -> ModuleType:
+    """array-api-compat's CuPy namespace, with a ``clip`` and a ``matmul`` a graph can record.
+
+    array-api-compat's ``clip`` copies Python-number bounds to the device (a host copy a
+    capture refuses); ``cupy.clip`` takes them as kernel arguments. ``matmul`` of two
+    matrices goes to the capture's own cuBLAS handle while a step is recorded (see
+    :meth:`Backend.capture`), to CuPy's otherwise.
+    """
+    if "cupy" not in _NAMESPACES:
+        import array_api_compat.cupy as compat
+        import cupy
+
+        ns = _copy_namespace(compat, "backprop._cupy_namespace")
+
+        def clip(x, /, min=None, max=None):
+            if min is None and max is None:
+                return compat.clip(x, min, max)
+            bounds = [b for b in (min, max) if b is not None]
+            if all(_number(b) for b in bounds) and x.dtype.kind == "f":
+                return cupy.clip(x, min, max)
+            return compat.clip(x, min, max)
+
+        def matmul(x1, x2, /):
+            gemm = _CAPTURE.gemm
+            if gemm is not None and gemm.takes(x1, x2):
+                return gemm(x1, x2)
+            return compat.matmul(x1, x2)
+
+        ns.clip, ns.matmul = clip, matmul
+        _NAMESPACES["cupy"] = ns
+    return _NAMESPACES["cupy"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording a step as a CUDA graph
+
+
+class CaptureError(RuntimeError):
+    """A step could not be recorded as a CUDA graph (it still ran once, for real)."""
+
+
+_CAPTURE = threading.local()
+_CAPTURE.gemm = None
+_GEMMS: dict[int, Any] = {}
+_CUBLAS_OP_N, _CUBLAS_OP_T = 0, 1
+_WORKSPACE_BYTES = 32 * 2**20  # cuBLAS's recommended workspace on Hopper
+
+
+class _Gemm:
+    """Row-major ``x1 @ x2`` with cuBLAS (nvmath-python's bindings) on a handle of our own.
+
+    cuBLAS is column-major: the row-major product ``C = A @ B`` is the column-major
+    ``C^T = B^T A^T``, so the operands go in swapped. A C-contiguous matrix is read as it is
+    (``N``, leading dimension its row length); an F-contiguous one (a transpose view such as
+    ``x.T``) is read transposed (``T``, leading dimension its column length).
+    """
+
+    def __init__(self, device: Any):
+        try:
+            self.cublas = importlib.import_module("nvmath.bindings.cublas")
+        except ImportError as exc:
+            raise CaptureError(
+                "recording a CuPy step needs cuBLAS bindings that work during a capture: "
+                "pip install nvmath-python"
+            ) from exc
+        cupy = importlib.import_module("cupy")
+        self.cupy = cupy
+        with device:
+            self.handle = self.cublas.create()
+            self.workspace = cupy.empty(_WORKSPACE_BYTES, dtype=cupy.uint8)
+        # alpha and beta are read from the host when the call is recorded
+        self.scalars = {
+            np.dtype(t): (np.ones(1, dtype=t), np.zeros(1, dtype=t)) for t in ("f4", "f8")
+        }
+        self.routines = {np.dtype("f4"): self.cublas.sgemm, np.dtype("f8"): self.cublas.dgemm}
+
+    def bind(self, stream: Any) -> None:
+        """Issue the calls on ``stream`` (setting a stream resets the workspace: set both)."""
+        self.cublas.set_stream(self.handle, stream.ptr)
+        self.cublas.set_workspace(self.handle, self.workspace.data.ptr, _WORKSPACE_BYTES)
+
+    def takes(self, a: Any, b: Any) -> bool:
+        return (
+            a.ndim == 2
+            and b.ndim == 2
+            and a.dtype == b.dtype
+            and np.dtype(a.dtype) in self.routines
+            and a.shape[1] == b.shape[0]
+            and 0 not in (*a.shape, b.shape[1])
+        )
+
+    def _operand(self, x: Any) -> tuple[Any, int, int]:
+        if not (x.flags.c_contiguous or x.flags.f_contiguous):
+            x = self.cupy.ascontiguousarray(x)
+        if x.flags.c_contiguous:
+            return x, _CUBLAS_OP_N, x.shape[1]
+        return x, _CUBLAS_OP_T, x.shape[0]
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        (m, k), n = a.shape, b.shape[1]
+        a, op_a, lda = self._operand(a)
+        b, op_b, ldb = self._operand(b)
+        c = self.cupy.empty((m, n), dtype=a.dtype)
+        one, zero = self.scalars[np.dtype(a.dtype)]
+        self.routines[np.dtype(a.dtype)](
+            self.handle, op_b, op_a, n, m, k, one.ctypes.data, b.data.ptr, ldb,
+            a.data.ptr, lda, zero.ctypes.data, c.data.ptr, n,
+        )  # fmt: skip
+        return c
+
+
+def _cupy_capture(backend: Backend, fn: Any) -> Any:
+    cupy = importlib.import_module("cupy")
+    with backend.device:
+        fn()  # the real first call: compiles the kernels the recording will hold
+        if backend.device.id not in _GEMMS:
+            _GEMMS[backend.device.id] = _Gemm(backend.device)
+        gemm = _GEMMS[backend.device.id]
+        stream = cupy.cuda.Stream(non_blocking=True)  # the legacy stream cannot capture
+        pool = cupy.cuda.MemoryPool()
+        mode = getattr(cupy.cuda.runtime, "streamCaptureModeRelaxed", None)
+        gemm.bind(stream)
+        try:
+            with cupy.cuda.using_allocator(pool.malloc), stream:
+                stream.begin_capture() if mode is None else stream.begin_capture(mode)
+                _CAPTURE.gemm = gemm
+                try:
+                    fn()
+                finally:
+                    _CAPTURE.gemm = None
+                    graph = stream.end_capture()
+        except Exception as exc:
+            raise CaptureError(f"CuPy could not record the step: {exc!r}") from exc
+
+    def replay() -> None:
+        graph.launch()  # on the current stream
+
+    replay.keep = (graph, pool, stream, gemm)  # what the graph's addresses belong to
+    return replay
+
+
+def _torch_capture(backend: Backend, fn: Any) -> Any:
+    torch = importlib.import_module("torch")
+    with torch.cuda.device(backend.device):
+        # torch asks for the warm-up on a side stream (lazy initialisations stay off the graph)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):  # a side stream and a private memory pool
+                fn()
+        except Exception as exc:
+            raise CaptureError(f"torch could not record the step: {exc!r}") from exc
+    return graph.replay
+
+
 def _make(name: str, device: Any) -> Backend:
     """Build a Backend for a validated name and a raw device specification."""
     if name == "numpy":
@@ -603,7 +853,7 @@ def _make(name: str, device: Any) -> Backend:
         return Backend(name, strict, strict.Device(str(device)))
     if name == "torch":
         torch = _import("torch")
-        import array_api_compat.torch as xp
+        xp = _torch_namespace()
 
         try:
             dev = torch.device("cpu" if device is None else device)
@@ -669,9 +919,7 @@ def _make(name: str, device: Any) -> Backend:
                 f"(valid indices 0..{count - 1})."
             )
         dev = cupy.cuda.Device(index)
-    import array_api_compat.cupy as xp
-
-    return Backend(name, xp, dev)
+    return Backend(name, _cupy_namespace(), dev)
 
 
 # ---------------------------------------------------------------------------------------------

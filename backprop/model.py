@@ -73,6 +73,10 @@ class Sequential:
     seed : int, optional
         Seeds the initial weights, the shuffling and the dropout masks (identical on every
         backend).
+    capture : bool, default True
+        On a GPU (CuPy, torch on CUDA), record each training step once as a CUDA graph and
+        replay it (the same results, a fraction of the launch overhead); False steps eagerly.
+        Models with Dropout or ``clipnorm`` always step eagerly.
 
     Examples
     --------
@@ -94,7 +98,11 @@ class Sequential:
         dtype: str = "float32",
         seed: int | None = None,
         name: str = "sequential",
+        capture: bool = True,
     ):
+        if not isinstance(capture, bool):
+            raise TypeError(f"capture must be True or False, received {capture!r}.")
+        self.capture = capture
         self.backend = _backend.resolve(backend, device)
         self._dtype_name = _backend._dtype_name(dtype)
         self.dtype = self.backend.dtype(self._dtype_name)

@@ -31,12 +31,16 @@ class Epoch:
         ``(Y, Y_hat, Z, sizes)``: the targets in the order trained, the outputs, the logits
         (fused losses, else None) and each batch's rows, to find a batch whose loss is not
         finite.
+    batch_losses : array of shape (steps,), optional
+        Each step's loss, where the engine kept them instead of the outputs (the captured
+        engine); the first non-finite one names the bad batch.
     """
 
     sums: Array
     n: int
     n_flags: int
     outputs: tuple
+    batch_losses: Array | None = None
 
 
 class Engine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import captured as _captured
 from . import compiled as _compiled
 from .base import Engine, watches_batches
 from .eager import Eager
@@ -40,6 +41,8 @@ def choose_engine(model: Any, callbacks: list, comm: Any, batch_size: int) -> En
     epoch = _compiled.program(model, batch_size)
     if epoch is not None:
         return _compiled.Compiled(epoch)
-    # the captured engine (a step recorded once as a CUDA graph) will be chosen here for
-    # CuPy and torch on CUDA; until it exists, every other case steps eagerly
+    # on a GPU (CuPy, torch on CUDA), each step recorded once as a CUDA graph and replayed:
+    # one launch per step instead of one per array operation
+    if model.capture and model.backend.can_capture and _captured.supports(model):
+        return _captured.Captured(model.backend.capture)
     return Eager()

@@ -158,7 +158,7 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         result = engine.run_epoch(model, X, Y, order, batch_size, steps, cb)
         logs = _logs.finish(model, result.sums, result.n, result.n_flags)
         if not math.isfinite(logs["loss"]):
-            _nonfinite(model, epoch, logs["loss"], snapshot, result.outputs, callbacks or [])
+            _nonfinite(model, epoch, logs["loss"], snapshot, result, callbacks or [])
         if Xv is not None:
             val = evaluate_device(model, Xv, Yv, n_total=n_val)
             logs.update({f"val_{k}": v for k, v in val.items()})
@@ -192,21 +192,31 @@ def _restore(model: Any, snapshot: tuple) -> None:
     model.optimizer.state, model.optimizer.iterations = state, iterations
 
 
-def _nonfinite(
-    model: Any, epoch: int, loss: float, snapshot: tuple, outputs: tuple, callbacks: list
-) -> None:
-    """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-    Y, Y_hat, Z, sizes = outputs
-    where, lo = f"epoch {epoch + 1}", 0
-    for i, size in enumerate(sizes):  # the slow path: find the first bad batch
+def _bad_batch(model: Any, result: Any) -> int | None:
+    """The index of the first batch whose loss is not finite (the slow path, once)."""
+    Y, Y_hat, Z, sizes = result.outputs
+    if result.batch_losses is not None:
+        losses = model.backend.to_numpy(result.batch_losses)
+        return next((i for i, v in enumerate(losses) if not math.isfinite(float(v))), None)
+    lo = 0
+    for i, size in enumerate(sizes):
         rows = slice(lo, lo + size)
         lo += size
         value = _logs.loss_value(
             model, Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
         )
         if not math.isfinite(float(model.backend.to_numpy(value))):
-            where = f"epoch {epoch + 1}, batch {i + 1} of {len(sizes)}"
-            break
+            return i
+    return None
+
+
+def _nonfinite(
+    model: Any, epoch: int, loss: float, snapshot: tuple, result: Any, callbacks: list
+) -> None:
+    """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
+    where, bad = f"epoch {epoch + 1}", _bad_batch(model, result)
+    if bad is not None:
+        where = f"epoch {epoch + 1}, batch {bad + 1} of {len(result.outputs[3])}"
     terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
     if not terminate or terminate[0].restore_weights:
         _restore(model, snapshot)
