@@ -212,3 +212,33 @@ def test_to_numpy_gives_writable_arrays(backend):
         assert float(bp.to_numpy(a)[0, 0]) == 0.0
     moved = B.resolve("numpy").asarray(a, "float64")
     assert moved.flags.writeable
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+def test_torch_maximum_and_minimum_of_a_python_number_make_no_tensor():
+    """``torch.clamp`` instead of array-api-compat's copy of the number (refused in a graph)."""
+    import array_api_compat.torch as compat
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    made = []
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") in ("asarray", "tensor", "as_tensor"):
+                made.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    xp = B.resolve("torch").xp
+    for dtype in (torch.float32, torch.float64):
+        z = torch.tensor([-2.0, -0.0, float("nan"), 3.0, float("inf")], dtype=dtype)
+        for f in ("maximum", "minimum"):
+            for args in [(z, 0.0), (0.5, z), (z, 2)]:
+                expected = getattr(compat, f)(*args)
+                with Watch():
+                    got = getattr(xp, f)(*args)
+                assert got.dtype == expected.dtype
+                torch.testing.assert_close(got, expected, equal_nan=True)
+    assert made == []
+    ints = torch.tensor([1, 5])
+    assert xp.maximum(ints, 3).tolist() == [3, 5]  # other cases: array-api-compat's own

@@ -1044,3 +1044,44 @@ def test_a_setting_changed_between_epochs_reaches_the_compiled_epoch(circles):
         return h + model.fit(X, y, epochs=1, verbose=0).history["loss"]
 
     np.testing.assert_allclose(history("jax"), history("numpy"), rtol=1e-9)
+
+
+def test_the_layers_write_their_gradients_into_one_flat_vector():
+    model = bp.Sequential([bp.layers.Dense(4, "relu", input_dim=3), bp.layers.Dense(1)], seed=0)
+    model.compile("mse", "sgd")
+    X, y = np.ones((5, 3)), np.ones(5)
+    model.loss_and_gradients(X, y)
+    flat = model._flat_grads()
+    assert flat is model._grad  # no concatenation
+    dW = model.layers[0].grads["W"]
+    dW[0, 0] = 123.0  # a view of the flat vector, laid out as theta
+    assert flat[0] == 123.0
+
+
+def test_a_layer_that_rebinds_its_gradients_still_trains_the_same():
+    """A custom layer written to the older contract (``self.grads[k] = ...``)."""
+
+    class OldDense(bp.layers.Dense):
+        def _store_grad(self, k, g):
+            self.grads[k] = g
+
+    def run(cls):
+        model = bp.Sequential([cls(4, "relu", input_dim=3), bp.layers.Dense(1)], seed=0)
+        model.compile("mse", "adam")
+        rng = np.random.default_rng(0)
+        model.fit(rng.normal(size=(40, 3)), rng.normal(size=40), epochs=2, verbose=0)
+        return model.get_weights()
+
+    for p, q in zip(run(bp.layers.Dense), run(OldDense), strict=True):
+        np.testing.assert_array_equal(q, p)
+
+
+def test_loss_and_gradients_returns_copies():
+    model = bp.Sequential([bp.layers.Dense(2, input_dim=3)], seed=0)
+    model.compile("mse", "sgd")
+    X = np.ones((4, 3))
+    _, first = model.loss_and_gradients(X, np.zeros((4, 2)))
+    kept = [g.copy() for g in first]
+    model.loss_and_gradients(X, np.ones((4, 2)))
+    for g, k in zip(first, kept, strict=True):
+        np.testing.assert_array_equal(g, k)
