@@ -30,6 +30,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from . import backend as _backend
 from . import schedules as _schedules
 from ._checks import as_float
 from .registry import build
@@ -340,6 +341,10 @@ class SGD(Optimizer):
         if not self.momentum:
             W -= lr * dW
             return W
+        fused = _backend.fused_update(xp, "sgd_momentum", W, dW, s["m"])
+        if fused is not None:  # the lines below in one kernel (CuPy)
+            fused(dW, lr, self.momentum, self.nesterov, W, s["m"])
+            return W
         m = s["m"]
         m *= self.momentum
         m -= lr * dW
@@ -490,9 +495,14 @@ class Adam(Optimizer):
         return m, v
 
     def update(self, W, dW, s, lr, t, xp):
-        m, v = self._moments(dW, s)
         # ** 0.5, not math.sqrt: t may be a traced scalar when the step is compiled (JAX)
         lr_t = lr * (1.0 - self.beta2**t) ** 0.5 / (1.0 - self.beta1**t)
+        fused = _backend.fused_update(xp, "adam", W, dW, s["m"], s["v"])
+        if fused is not None:  # the lines below in one kernel (CuPy)
+            b1, b2 = self.beta1, self.beta2
+            fused(dW, lr_t, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, W, s["m"], s["v"])
+            return W
+        m, v = self._moments(dW, s)
         denom = xp.sqrt(v)
         denom += self.epsilon
         step = m / denom

@@ -61,6 +61,7 @@ EXTRA_MODULES = [
     "training.errors",
     "training.base",
     "training.choose",
+    "training.captured",
     "training.sharded",
 ]
 

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, eps
+from conftest import HAS_CUPY, assert_close, eps
 
 import backprop as bp
 from backprop import optimizers as O
@@ -513,3 +513,46 @@ def test_subnormal_moments_are_flushed():
     assert m[0] == 0.0 and m[1] == 0.0  # both decayed below the normal range, then flushed
     assert m[2] > tiny  # still normal: kept
     assert not np.any((m != 0) & (np.abs(m) < tiny))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA GPU")
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"name": "adam"},
+        {"name": "adamw", "weight_decay": 0.01},
+        {"name": "sgd", "momentum": 0.9},
+        {"name": "sgd", "momentum": 0.9, "nesterov": True},
+    ],
+    ids=lambda c: "-".join(str(v) for v in c.values()),
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("on_device", [False, True], ids=["host-lr", "device-lr"])
+def test_the_fused_cupy_update_equals_the_portable_update(monkeypatch, config, dtype, on_device):
+    """One CuPy kernel per update against the Array API code it replaces (its reference)."""
+    from backprop import backend as B
+
+    b = B.resolve("cupy")
+    xp, dt = b.xp, b.dtype(dtype)
+    rng = np.random.default_rng(0)
+    W0 = rng.normal(size=1000)
+    grads = [rng.normal(size=1000) for _ in range(5)]
+    results = []
+    for fuse in (True, False):
+        monkeypatch.setattr(B, "FUSE", fuse)
+        opt = bp.optimizers.get(dict(config))
+        W = b.asarray(W0, dt)
+        opt.build([W])
+        for t, g in enumerate(grads, start=1):
+            lr, tt = 0.01, t
+            if on_device:  # as the captured engine passes them: one-element device arrays
+                lr, tt = b.asarray([lr], dt), b.asarray([t], dt)
+            W = opt.step([W], [b.asarray(g, dt)], opt.state, lr, tt, xp)[0]
+        results.append(b.to_numpy(W))
+    kernel = "sgd_momentum" if config["name"] == "sgd" else "adam"
+    assert (kernel, on_device) in B._COMPILED  # the fused run did use the kernel
+    if dtype == "float64":
+        np.testing.assert_allclose(results[0], results[1], rtol=1e-13)
+    else:
+        np.testing.assert_array_max_ulp(results[0], results[1], maxulp=4)

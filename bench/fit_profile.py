@@ -1,4 +1,4 @@
-"""Where the time of backprop's ``fit`` goes: ``python -m bench.profile [workload] [dtype]``.
+"""Where the time of backprop's ``fit`` goes: ``python -m bench.fit_profile [workload] [dtype]``.
 
 Prints the time per step of a plain ``fit`` (one thread), the array operations per step
 (``bench/opcount.py``), and cProfile's top functions by own time and by cumulative time.
