@@ -593,8 +593,8 @@ def _numpy_namespace() -> ModuleType:
     On the small arrays of a training step, NumPy's Python-level wrappers cost more than the
     arithmetic: ``sum`` of floats 5.6 us against 3.0 us for the ufunc reduction it calls,
     ``reshape`` 2.0 us against 0.5 us for the method, ``all`` of booleans 3.6 us against
-    2.2 us; ``matmul`` only forwards to ``np.matmul``. The replacements compute the same results (the same pairwise summation) and
-    fall back to the originals for every other case.
+    2.2 us; ``matmul`` only forwards to ``np.matmul``. The replacements compute the same
+    results (the same pairwise summation) and fall back to the originals for every other case.
     """
     global _FAST_NUMPY
     if _FAST_NUMPY is None:
