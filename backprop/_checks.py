@@ -114,3 +114,25 @@ def as_number(value: Any) -> int | float | None:
         ``int(value)``, ``float(value)``, or None for anything that is not a real number.
     """
     return int(value) if is_int(value) else as_float(value)
+
+
+def as_bool(value: Any) -> bool | None:
+    """``value`` as a Python ``bool`` if it is True or False (NumPy's included), else None.
+
+    Integers are not truth values here: ``trainable=1`` is more likely a mistake than a choice.
+
+    Parameters
+    ----------
+    value : object
+        The value to convert.
+
+    Returns
+    -------
+    bool or None
+        The truth value, or None for anything that is not a boolean scalar.
+    """
+    if isinstance(value, bool):
+        return value
+    if getattr(value, "shape", None) == () and str(getattr(value, "dtype", "")) == "bool":
+        return bool(value)  # a NumPy bool scalar (np.True_)
+    return None

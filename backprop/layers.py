@@ -21,7 +21,7 @@ from typing import Any
 from . import activations as _activations
 from . import initializers as _initializers
 from . import regularizers as _regularizers
-from ._checks import as_float, as_int
+from ._checks import as_bool, as_float, as_int
 
 Array = Any
 
@@ -81,9 +81,10 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        if not isinstance(value, bool):
+        flag = as_bool(value)
+        if flag is None:
             raise TypeError(f"trainable must be True or False, received {value!r}.")
-        self._trainable = value
+        self._trainable = flag
 
     # -- building ---------------------------------------------------------------------------
     @property

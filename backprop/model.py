@@ -28,6 +28,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from ._checks import as_bool
 from .rng import Streams
 from .training import compilation as _compilation
 from .training import loop as _loop
@@ -76,7 +77,8 @@ class Sequential:
     capture : bool, default True
         On a GPU (CuPy, torch on CUDA), record each training step once as a CUDA graph and
         replay it (the same results, a fraction of the launch overhead); False steps eagerly.
-        Models with Dropout or ``clipnorm`` always step eagerly.
+        Models with Dropout or ``clipnorm`` always step eagerly. A setting of this process,
+        like ``backend``: it is not saved with the model.
 
     Examples
     --------
@@ -100,9 +102,9 @@ class Sequential:
         name: str = "sequential",
         capture: bool = True,
     ):
-        if not isinstance(capture, bool):
+        self.capture = as_bool(capture)
+        if self.capture is None:
             raise TypeError(f"capture must be True or False, received {capture!r}.")
-        self.capture = capture
         self.backend = _backend.resolve(backend, device)
         self._dtype_name = _backend._dtype_name(dtype)
         self.dtype = self.backend.dtype(self._dtype_name)

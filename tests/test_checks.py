@@ -342,3 +342,20 @@ def test_a_numpy_seed_is_saved_as_an_int(tmp_path):
     assert type(model.get_config()["seed"]) is int
     model.save(tmp_path / "seed.npz")
     assert bp.load(tmp_path / "seed.npz").seed == 3
+
+
+@pytest.mark.parametrize("value", [True, False, np.bool_(True), np.bool_(False)], ids=repr)
+def test_bools_are_truth_values(value):
+    assert type(_checks.as_bool(value)) is bool and _checks.as_bool(value) == bool(value)
+
+
+@pytest.mark.parametrize("value", [1, 0, np.int64(1), "True", None, np.array([True]), 1.0])
+def test_numbers_strings_and_arrays_are_not_truth_values(value):
+    assert _checks.as_bool(value) is None
+
+
+def test_a_numpy_bool_switches_capture_and_trainable():
+    assert bp.Sequential(capture=np.bool_(False)).capture is False
+    assert L.Dense(2, trainable=np.bool_(False)).trainable is False
+    with pytest.raises(TypeError, match="trainable must be True or False, received 1"):
+        L.Dense(2, trainable=1)

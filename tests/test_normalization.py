@@ -748,7 +748,7 @@ def test_unbuilt_layer_and_backward_before_forward_refused(cls):
 
 
 @pytest.mark.parametrize("cls", [BN, LN])
-@pytest.mark.parametrize("value", ["yes", 1, None, np.bool_(True)])
+@pytest.mark.parametrize("value", ["yes", 1, None, np.array([True])])
 def test_trainable_must_be_a_bool(cls, value):
     with pytest.raises(TypeError, match="trainable must be True or False"):
         cls(trainable=value)
