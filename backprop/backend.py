@@ -695,7 +695,7 @@ def _cupy_namespace() -> ModuleType:
             return compat.clip(x, min, max)
 
         def matmul(x1, x2, /):
-            gemm = _CAPTURE.gemm
+            gemm = getattr(_CAPTURE, "gemm", None)  # set in the recording thread only
             if gemm is not None and gemm.takes(x1, x2):
                 return gemm(x1, x2)
             return compat.matmul(x1, x2)
@@ -782,8 +782,7 @@ class CaptureError(RuntimeError):
     """A step could not be recorded as a CUDA graph (it still ran once, for real)."""
 
 
-_CAPTURE = threading.local()
-_CAPTURE.gemm = None
+_CAPTURE = threading.local()  # .gemm: the recording's cuBLAS product, while one is recorded
 _GEMMS: dict[int, Any] = {}
 _CUBLAS_OP_N, _CUBLAS_OP_T = 0, 1
 _WORKSPACE_BYTES = 32 * 2**20  # cuBLAS's recommended workspace on Hopper
@@ -861,11 +860,11 @@ def _cupy_capture(backend: Backend, fn: Any) -> Any:
         gemm = _GEMMS[backend.device.id]
         stream = cupy.cuda.Stream(non_blocking=True)  # the legacy stream cannot capture
         pool = cupy.cuda.MemoryPool()
-        mode = getattr(cupy.cuda.runtime, "streamCaptureModeRelaxed", None)
         gemm.bind(stream)
         try:
             with cupy.cuda.using_allocator(pool.malloc), stream:
-                stream.begin_capture() if mode is None else stream.begin_capture(mode)
+                # CuPy's default mode is relaxed: the pool may cudaMalloc during the recording
+                stream.begin_capture()
                 _CAPTURE.gemm = gemm
                 try:
                     fn()

@@ -1,3 +1,6 @@
+import ctypes
+import types
+
 import numpy as np
 import pytest
 from conftest import HAS_CUPY, HAS_TORCH
@@ -242,3 +245,66 @@ def test_torch_maximum_and_minimum_of_a_python_number_make_no_tensor():
     assert made == []
     ints = torch.tensor([1, 5])
     assert xp.maximum(ints, 3).tolist() == [3, 5]  # other cases: array-api-compat's own
+
+
+class _DevArray(np.ndarray):
+    """A NumPy array that shows its address as CuPy does (``x.data.ptr``)."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+
+def _column_major(ptr, rows, cols, ld, dtype):
+    """The column-major matrix (rows x cols, leading dimension ld) at address ptr."""
+    item = np.dtype(dtype).itemsize
+    size = ld * (cols - 1) + rows
+    buf = np.ctypeslib.as_array((ctypes.c_char * (size * item)).from_address(ptr))
+    flat = np.frombuffer(buf, dtype=dtype)
+    return np.lib.stride_tricks.as_strided(flat, (rows, cols), (item, ld * item))
+
+
+def _fake_gemm(dtype):
+    """cuBLAS's gemm (column-major), in NumPy, on raw addresses: what the binding calls."""
+
+    def gemm(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        A = _column_major(a, *((m, k) if transa == 0 else (k, m)), lda, dtype)
+        B = _column_major(b, *((k, n) if transb == 0 else (n, k)), ldb, dtype)
+        A, B = (A if transa == 0 else A.T), (B if transb == 0 else B.T)
+        C = _column_major(c, m, n, ldc, dtype)
+        one = np.frombuffer((ctypes.c_char * 8).from_address(alpha), dtype=dtype)[0]
+        zero = np.frombuffer((ctypes.c_char * 8).from_address(beta), dtype=dtype)[0]
+        C[...] = one * (A @ B) + zero * C
+
+    return gemm
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8"])
+def test_the_recording_gemm_passes_row_major_operands_to_cublas_rightly(dtype):
+    """The row-major product as cuBLAS's column-major one: every layout of both operands."""
+    gemm = B._Gemm.__new__(B._Gemm)
+    gemm.cupy = types.SimpleNamespace(
+        empty=lambda shape, dtype: np.empty(shape, dtype).view(_DevArray),
+        ascontiguousarray=lambda x: np.ascontiguousarray(x).view(_DevArray),
+    )
+    gemm.handle = 0
+    gemm.scalars = {np.dtype(t): (np.ones(1, t), np.zeros(1, t)) for t in ("f4", "f8")}
+    gemm.routines = {np.dtype(dtype): _fake_gemm(dtype)}
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(9, 12)).astype(dtype).view(_DevArray)
+    x = np.ascontiguousarray(big[:5, :7]).view(_DevArray)  # (5, 7) C-contiguous
+    W = np.ascontiguousarray(big[:7, :3]).view(_DevArray)  # (7, 3)
+    dz = np.ascontiguousarray(big[:5, 4:7]).view(_DevArray)  # (5, 3)
+    cases = [
+        (x, W),  # forward: x @ W
+        (x.T, dz),  # dW = x.T @ dz (an F-contiguous operand)
+        (dz, W.T),  # dx = dz @ W.T
+        (W.T, x.T),  # both transposed
+        (big[:5:2, :7], W),  # neither C- nor F-contiguous: copied first
+        (x[:1], W),  # one row (both flags)
+    ]
+    for a, b in cases:
+        assert gemm.takes(a, b)
+        np.testing.assert_allclose(gemm(a, b), np.asarray(a) @ np.asarray(b), rtol=1e-6)
+    assert not gemm.takes(x, x)  # shapes that do not chain go to CuPy (and its error)
+    assert not gemm.takes(x.astype("f2"), W.astype("f2"))
