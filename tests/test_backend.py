@@ -1,4 +1,6 @@
+import contextlib
 import ctypes
+import importlib
 import types
 
 import numpy as np
@@ -308,3 +310,148 @@ def test_the_recording_gemm_passes_row_major_operands_to_cublas_rightly(dtype):
         np.testing.assert_allclose(gemm(a, b), np.asarray(a) @ np.asarray(b), rtol=1e-6)
     assert not gemm.takes(x, x)  # shapes that do not chain go to CuPy (and its error)
     assert not gemm.takes(x.astype("f2"), W.astype("f2"))
+
+
+class _FakeCuda:
+    """Just enough of CuPy (and nvmath's cuBLAS) to run Backend.capture's steps on CPU."""
+
+    def __init__(self, log, fail_in_recording=False):
+        self.log, self.fail = log, fail_in_recording
+        fake = self
+
+        class Device:
+            id = 0
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        class Stream:
+            ptr = 1234
+
+            def __init__(self, non_blocking=False):
+                assert non_blocking, "the legacy stream cannot record"
+                self.capturing = False
+
+            def __enter__(self):
+                fake.current = self
+                return self
+
+            def __exit__(self, *exc):
+                fake.current = None
+                return False
+
+            def begin_capture(self):
+                log.append("begin")
+                self.capturing = True
+
+            def end_capture(self):
+                log.append("end")
+                self.capturing = False
+                return types.SimpleNamespace(launch=lambda: log.append("launch"))
+
+        self.current = None
+        self.device = Device()
+        self.cuda = types.SimpleNamespace(
+            Stream=Stream,
+            MemoryPool=lambda: types.SimpleNamespace(malloc=object()),
+            using_allocator=lambda malloc: contextlib.nullcontext(),
+        )
+        self.uint8 = np.uint8
+        self.empty = lambda n, dtype: np.empty(n, dtype).view(_DevArray)
+        self.cublas = types.SimpleNamespace(
+            create=lambda: 7,
+            set_stream=lambda h, ptr: log.append(("stream", ptr)),
+            set_workspace=lambda h, ptr, size: log.append(("workspace", size)),
+            sgemm=None,
+            dgemm=None,
+        )
+
+    def import_module(self, name, real=importlib.import_module):
+        return {"cupy": self, "nvmath.bindings.cublas": self.cublas}.get(name) or real(name)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_cupy_capture_runs_once_then_records_with_its_own_gemm(monkeypatch, fail):
+    log = []
+    fake = _FakeCuda(log)
+    monkeypatch.setattr(B.importlib, "import_module", fake.import_module)
+    monkeypatch.setattr(B, "_GEMMS", {})
+    backend = B.Backend("cupy", B._numpy_namespace(), fake.device)
+
+    def step():
+        recording = fake.current is not None and fake.current.capturing
+        log.append(("step", recording, getattr(B._CAPTURE, "gemm", None) is not None))
+        if recording and fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    if fail:
+        with pytest.raises(B.CaptureError, match=r"could not record.*not permitted"):
+            backend.capture(step)
+    else:
+        replay = backend.capture(step)
+        replay()
+    # the real first call without the gemm, the recording with it on a bound handle
+    assert log[0] == ("step", False, False)
+    assert ("stream", 1234) in log and ("workspace", B._WORKSPACE_BYTES) in log
+    begin = log.index("begin")
+    assert log[begin + 1 : begin + 3] == [("step", True, True), "end"]  # also when it failed
+    assert getattr(B._CAPTURE, "gemm", None) is None
+    assert log[-1] == ("launch" if not fail else "end")
+
+
+def test_cupy_capture_without_nvmath_says_what_to_install(monkeypatch):
+    fake = _FakeCuda([])
+
+    def import_module(name):
+        if name.startswith("nvmath"):
+            raise ImportError("No module named 'nvmath'")
+        return fake.import_module(name)
+
+    monkeypatch.setattr(B.importlib, "import_module", import_module)
+    monkeypatch.setattr(B, "_GEMMS", {})
+    calls = []
+    backend = B.Backend("cupy", B._numpy_namespace(), fake.device)
+    with pytest.raises(B.CaptureError, match="pip install nvmath-python"):
+        backend.capture(lambda: calls.append(1))
+    assert calls == [1]  # the step ran once, for real, as the engine counts on
+
+
+def test_torch_capture_warms_up_on_a_side_stream_then_records(monkeypatch):
+    log = []
+
+    class Ctx:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            log.append(f"enter {self.name}")
+
+        def __exit__(self, *exc):
+            log.append(f"exit {self.name}")
+            return False
+
+    class Stream:
+        def wait_stream(self, other):
+            log.append("wait")
+
+    graph = types.SimpleNamespace(replay=lambda: log.append("replay"))
+    cuda = types.SimpleNamespace(
+        device=lambda d: Ctx("device"),
+        Stream=Stream,
+        current_stream=Stream,
+        stream=lambda s: Ctx("side stream"),
+        CUDAGraph=lambda: graph,
+        graph=lambda g: Ctx("graph"),
+    )
+    monkeypatch.setattr(B.importlib, "import_module", lambda name: types.SimpleNamespace(cuda=cuda))
+    backend = B.Backend("torch", None, types.SimpleNamespace(type="cuda"))
+    assert backend.can_capture
+    replay = backend.capture(lambda: log.append("step"))
+    replay()
+    assert log == [
+        "enter device", "wait", "enter side stream", "step", "exit side stream", "wait",
+        "enter graph", "step", "exit graph", "exit device", "replay",
+    ]  # fmt: skip
