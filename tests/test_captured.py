@@ -326,7 +326,15 @@ def _workload(name, spec, capture, dtype):
 @pytest.mark.parametrize("spec", GPU)
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_recorded_step_on_the_gpu_equals_the_eager_step(spec, workload, dtype):
+def test_a_recorded_step_on_the_gpu_equals_the_eager_step(monkeypatch, spec, workload, dtype):
+    recorded, real = [], B.Backend.capture
+
+    def capture(self, fn):
+        replay = real(self, fn)
+        recorded.append(replay)
+        return replay
+
+    monkeypatch.setattr(B.Backend, "capture", capture)
     runs = []
     for capture in (False, True):
         model, X, y, batch = _workload(workload, spec, capture, dtype)
@@ -337,9 +345,12 @@ def test_a_recorded_step_on_the_gpu_equals_the_eager_step(spec, workload, dtype)
     eager, rec = runs
     assert isinstance(choose_engine(rec, [], None, 32), _captured.Captured)
     assert isinstance(choose_engine(eager, [], None, 32), Eager)
-    rtol = 1e-9 if dtype == "float64" else 2e-3
+    assert len(recorded) == 2 and all(callable(r) for r in recorded)  # full and short batches
+    # float32: the suite's bound for many steps of two computations that may round apart
+    # (a cuBLAS handle of our own against CuPy's; per-step loss sums against one per epoch)
+    rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (1e-4, 1e-5)
     for p, q in zip(eager.get_weights(), rec.get_weights(), strict=True):
-        np.testing.assert_allclose(q, p, rtol=rtol, atol=rtol * 1e-2)
+        np.testing.assert_allclose(q, p, rtol=rtol, atol=atol)
     np.testing.assert_allclose(
         rec.history.history["loss"], eager.history.history["loss"], rtol=rtol
     )
