@@ -136,3 +136,31 @@ def as_bool(value: Any) -> bool | None:
     if getattr(value, "shape", None) == () and str(getattr(value, "dtype", "")) == "bool":
         return bool(value)  # a NumPy bool scalar (np.True_)
     return None
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a Python ``bool``; a TypeError naming ``name`` when it is not True or False.
+
+    ``"False"`` is truthy and ``0`` is a number: taking ``bool(value)`` would turn a setting on
+    that the caller meant off, or hide a slip.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    name : str
+        Its name, for the message.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not True or False (NumPy's included).
+    """
+    flag = as_bool(value)
+    if flag is None:
+        raise TypeError(f"{name} must be True or False, received {name}={value!r}.")
+    return flag

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._checks import as_float, as_int
+from ._checks import as_float, as_int, check_bool
 
 
 class Callback:
@@ -323,7 +323,8 @@ class EarlyStopping(Callback):
             raise ValueError(f"baseline must be a number or None, received {baseline!r}.")
         self.monitor, self.min_delta = monitor, abs(min_delta_float)
         self.patience, self.baseline = patience_int, baseline_float
-        self.restore_best_weights, self.verbose = restore_best_weights, verbose
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
+        self.verbose = verbose
         if mode == "auto":
             maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
             mode = "max" if maximize else "min"
@@ -386,7 +387,7 @@ class TerminateOnNaN(Callback):
     """
 
     def __init__(self, restore_weights: bool = True):
-        self.restore_weights = bool(restore_weights)
+        self.restore_weights = check_bool(restore_weights, "restore_weights")
 
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
@@ -538,7 +539,8 @@ class ModelCheckpoint(Callback):
     ):
         if not isinstance(filepath, str | os.PathLike) or not str(filepath):
             raise TypeError(f"filepath must be a non-empty path, received {filepath!r}.")
-        self.filepath, self.monitor, self.save_best_only = str(filepath), monitor, save_best_only
+        self.filepath, self.monitor = str(filepath), monitor
+        self.save_best_only = check_bool(save_best_only, "save_best_only")
         self.verbose = verbose
         self._fields = _format_fields(self.filepath)
         self._stop = EarlyStopping(monitor=monitor, mode=mode)

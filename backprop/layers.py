@@ -21,7 +21,7 @@ from typing import Any
 from . import activations as _activations
 from . import initializers as _initializers
 from . import regularizers as _regularizers
-from ._checks import as_bool, as_float, as_int
+from ._checks import as_float, as_int, check_bool
 
 Array = Any
 
@@ -81,10 +81,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        flag = as_bool(value)
-        if flag is None:
-            raise TypeError(f"trainable must be True or False, received {value!r}.")
-        self._trainable = flag
+        self._trainable = check_bool(value, "trainable")
 
     # -- building ---------------------------------------------------------------------------
     @property
@@ -315,7 +312,7 @@ class Dense(Layer):
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool(use_bias, "use_bias")
 
     def build(self, input_dim, backend, rng, dtype):
         """Draw ``W (input_dim, units)`` and ``b (units,)`` on the host; move them to the device.
@@ -534,7 +531,7 @@ class _Normalization(Layer):
     ):
         self.epsilon = _check_epsilon(epsilon)
         super().__init__(name, trainable)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = check_bool(center, "center"), check_bool(scale, "scale")
         self.beta_initializer = _initializers.get(beta_initializer)
         self.gamma_initializer = _initializers.get(gamma_initializer)
 

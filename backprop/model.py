@@ -28,7 +28,7 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
-from ._checks import as_bool
+from ._checks import check_bool
 from .rng import Streams
 from .training import compilation as _compilation
 from .training import loop as _loop
@@ -54,6 +54,15 @@ def _on_device(method: Any) -> Any:
 
 # each model's token: the layers and the optimizer it owns record it (ids can be reused)
 _TOKENS = itertools.count()
+
+
+def _check_grad_shape(layer: Any, k: str, g: Any, shape: tuple) -> None:
+    """A layer's gradient must have its parameter's shape (no silent broadcast into it)."""
+    if tuple(g.shape) != shape:
+        raise ValueError(
+            f"{layer.name}.grads[{k!r}] has shape {tuple(g.shape)}; expected {shape}, the shape "
+            f"of {layer.name}.params[{k!r}] (check the layer's backward)."
+        )
 
 
 class Sequential:
@@ -102,9 +111,7 @@ class Sequential:
         name: str = "sequential",
         capture: bool = True,
     ):
-        self.capture = as_bool(capture)
-        if self.capture is None:
-            raise TypeError(f"capture must be True or False, received {capture!r}.")
+        self.capture = check_bool(capture, "capture")
         self.backend = _backend.resolve(backend, device)
         self._dtype_name = _backend._dtype_name(dtype)
         self.dtype = self.backend.dtype(self._dtype_name)
@@ -303,10 +310,13 @@ class Sequential:
         xp = self.xp
         grads = [layer.grads[k] for layer, k in self._param_slots]
         if self._grad is None:
+            for (layer, k), g, shape in zip(self._param_slots, grads, self._shapes, strict=True):
+                _check_grad_shape(layer, k, g, shape)
             return xp.concat([g if g.ndim == 1 else xp.reshape(g, (-1,)) for g in grads])
         for (layer, k), g in zip(self._param_slots, grads, strict=True):
             view = layer._grad_views[k]
             if g is not view:
+                _check_grad_shape(layer, k, g, tuple(view.shape))
                 view[...] = g
                 layer.grads[k] = view
         return self._grad

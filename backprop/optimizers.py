@@ -32,7 +32,7 @@ from array_api_compat import array_namespace
 
 from . import backend as _backend
 from . import schedules as _schedules
-from ._checks import as_float
+from ._checks import as_float, check_bool
 from .registry import build
 
 Array = Any
@@ -334,7 +334,7 @@ class SGD(Optimizer):
         self.momentum = _check_number(momentum, "momentum")
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), received momentum={momentum!r}.")
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
         self.state_names = ("m",) if self.momentum else ()
 
     def update(self, W, dW, s, lr, t, xp):
@@ -386,7 +386,7 @@ class RMSprop(Optimizer):
         if self.rho >= 1:
             raise ValueError(f"rho must be in [0, 1), received rho={rho!r}.")
         self.epsilon = _check_number(epsilon, "epsilon")
-        self.centered = bool(centered)
+        self.centered = check_bool(centered, "centered")
         self.state_names = ("v", "g") if self.centered else ("v",)
 
     def update(self, W, dW, s, lr, t, xp):

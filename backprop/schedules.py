@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._checks import as_float, as_number, is_int
+from ._checks import as_float, as_number, check_bool, is_int
 from .registry import build
 
 
@@ -89,7 +89,7 @@ class ExponentialDecay(LearningRateSchedule):
         )
         self.decay_steps = _positive(decay_steps, "decay_steps")
         self.decay_rate = float(_positive(decay_rate, "decay_rate"))
-        self.staircase = bool(staircase)
+        self.staircase = check_bool(staircase, "staircase")
 
     def __call__(self, step):
         p = step / self.decay_steps

@@ -294,7 +294,7 @@ def test_cpu_backends_record_nothing(spec):
 
 
 def test_capture_must_be_a_bool():
-    with pytest.raises(TypeError, match="capture must be True or False, received 'no'"):
+    with pytest.raises(TypeError, match="capture must be True or False, received capture='no'"):
         bp.Sequential(capture="no")
 
 

@@ -357,5 +357,5 @@ def test_numbers_strings_and_arrays_are_not_truth_values(value):
 def test_a_numpy_bool_switches_capture_and_trainable():
     assert bp.Sequential(capture=np.bool_(False)).capture is False
     assert L.Dense(2, trainable=np.bool_(False)).trainable is False
-    with pytest.raises(TypeError, match="trainable must be True or False, received 1"):
+    with pytest.raises(TypeError, match="trainable must be True or False, received trainable=1"):
         L.Dense(2, trainable=1)

@@ -1085,3 +1085,30 @@ def test_loss_and_gradients_returns_copies():
     model.loss_and_gradients(X, np.ones((4, 2)))
     for g, k in zip(first, kept, strict=True):
         np.testing.assert_array_equal(g, k)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_custom_gradient_of_the_wrong_shape_is_refused(backend):
+    if backend == "jax":
+        pytest.importorskip("jax")
+
+    class Scalar(bp.layers.Layer):
+        """y = x * a; a buggy backward that stores a scalar for the (d,) parameter ``a``."""
+
+        def build(self, input_dim, backend, rng, dtype):
+            super().build(input_dim, backend, rng, dtype)
+            self.params = {"a": backend.asarray(np.ones(input_dim), dtype)}
+
+        def forward(self, x, training=False):
+            self.x = x
+            return x * self.params["a"]
+
+        def backward(self, dy):
+            self.grads["a"] = self.xp.sum(dy * self.x)  # should sum over axis 0 only
+            return dy * self.params["a"]
+
+    model = bp.Sequential([bp.layers.Dense(3, input_dim=2), Scalar(), bp.layers.Dense(1)],
+                          backend=backend)  # fmt: skip
+    model.compile("mse", "sgd")
+    with pytest.raises(ValueError, match=r"grads\['a'\] has shape \(\); expected \(3,\)"):
+        model.fit(np.ones((8, 2)), np.ones(8), epochs=1, verbose=0)
