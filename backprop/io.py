@@ -235,6 +235,7 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
 
     path = os.fspath(path)
     config, arrays = _read(path)
+    _check_layer_classes(path, config)
     try:
         mc = config["model"]
         layers = [_layers.from_config(s["class_name"], s["config"]) for s in mc["layers"]]
@@ -274,6 +275,23 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
             f"({type(exc).__name__}: {exc})."
         ) from None
     return model
+
+
+def _check_layer_classes(path: str, config: Any) -> None:
+    """A layer class this process does not define: say so (the file is not damaged)."""
+    try:
+        names = [s["class_name"] for s in config["model"]["layers"]]
+    except Exception:  # a malformed header: reported as damaged by load
+        return
+    known = _layers._known_layers()
+    missing = [n for n in names if isinstance(n, str) and n not in known]
+    if missing:
+        public = sorted(n for n in known if not n.startswith("_"))
+        raise ValueError(
+            f"{path} holds layers of class {', '.join(map(repr, missing))}, which this process "
+            "does not define: import (or define) the class before bp.load; a model file never "
+            f"runs code. Layers defined here: {public}."
+        )
 
 
 def _check_state(model: Any, optimizer: Any) -> None:

@@ -808,7 +808,8 @@ def from_config(class_name: str, config: dict[str, Any]) -> Layer:
     """
     known = _known_layers()
     if class_name not in known:
-        raise ValueError(f"Unknown layer class {class_name!r}. Expected one of {sorted(known)}.")
+        public = sorted(n for n in known if not n.startswith("_"))
+        raise ValueError(f"Unknown layer class {class_name!r}. Expected one of {public}.")
     config = dict(config)
     for key in (
         "kernel_initializer",

@@ -145,3 +145,19 @@ def test_saved_files_get_the_umask_permissions(tmp_path):
         assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old)
+
+
+def test_a_layer_class_not_defined_here_is_named_not_called_damage(tmp_path):
+    model = bp.Sequential([bp.layers.Dense(2, input_dim=3)], seed=0)
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:  # the file as a process without the class sees it
+        arrays = {k: f[k] for k in f.files}
+    config = json.loads(str(arrays["__config__"]))
+    config["model"]["layers"][0]["class_name"] = "Swish"
+    arrays["__config__"] = np.array(json.dumps(config))
+    np.savez(tmp_path / "other.npz", **arrays)
+    with pytest.raises(ValueError) as err:
+        bp.load(tmp_path / "other.npz")
+    message = str(err.value)
+    assert "'Swish', which this process does not define" in message, message
+    assert "damaged" not in message and "_Normalization" not in message
