@@ -45,6 +45,8 @@ export PYTHONPATH=/tmp/site:$PWD
     python3 -c "import cupy, numpy; print('cupy', cupy.__version__, 'numpy', numpy.__version__, \
 'cuda runtime', cupy.cuda.runtime.runtimeGetVersion(), 'driver', \
 cupy.cuda.runtime.driverGetVersion())"
+    python3 -c "import nvmath; print('nvmath-python', nvmath.__version__, '(the recording cuBLAS)')" \
+        || echo "WARNING: no nvmath-python: CuPy steps cannot be recorded (captured rows fail)"
     env | grep -E '^(CUPY_|NVIDIA_TF32|CUDA_)' | sort
 } 2>&1 | tee "$OUT/env.txt"
 
