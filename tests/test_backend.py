@@ -276,7 +276,8 @@ def _fake_gemm(dtype):
         C = _column_major(c, m, n, ldc, dtype)
         one = np.frombuffer((ctypes.c_char * 8).from_address(alpha), dtype=dtype)[0]
         zero = np.frombuffer((ctypes.c_char * 8).from_address(beta), dtype=dtype)[0]
-        C[...] = one * (A @ B) + zero * C
+        # as cuBLAS: with beta = 0, C is not read (it may hold NaN: np.empty)
+        C[...] = one * (A @ B) + (zero * C if zero else 0)
 
     return gemm
 
