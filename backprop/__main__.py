@@ -314,7 +314,10 @@ def _loss_for(args: argparse.Namespace, n_classes: int) -> str:
 
     if args.loss == "auto":
         return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-    if bp.losses.get(args.loss).kind == "binary" and n_classes != 2:
+    kind = bp.losses.get(args.loss).kind
+    # a regression loss fits the label as one number: with more than two classes that number
+    # is no quantity, and the accuracy printed (of y_hat > 0.5) would mean nothing
+    if kind in ("binary", "regression") and n_classes != 2:
         args.usage_error(
             f"argument --loss: {args.loss} expects 2 classes, received --dataset "
             f"{args.dataset} with {n_classes}: use sparse_categorical_crossentropy, "

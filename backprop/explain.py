@@ -157,10 +157,13 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
         loss, dZ_last = work.loss.from_logits(Y, last.z, A, xp)
     else:
         loss, dZ_last = work.loss.forward(Y, A, xp), None
-    for layer in work.layers:
+    penalties = ""  # the regularizers' terms, named in the printed loss
+    for i, layer in enumerate(work.layers, start=1):
         if layer.penalty() is not None:
             loss = loss + layer.penalty()
-    out(f"Loss  L = {work.loss.name}(Y, A{L}) = {float(to_numpy(xp.asarray(loss))):.6g}")
+            penalties += f" + R{i}(W{i})"
+    value = float(to_numpy(xp.asarray(loss)))
+    out(f"Loss  L = {work.loss.name}(Y, A{L}){penalties} = {value:.6g}")
     out("")
     out("Backward propagation (the chain rule, from the last layer to the first)")
     dA = None
@@ -179,7 +182,8 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
                 dZ = layer.activation.backward(dA, layer.z, layer.y, xp)
                 row(f"dZ{i} = dA{i} * {layer.activation.name}'(Z{i})", dZ)
             dA = layer.backward_from_logits(dZ)
-            row(f"dW{i} = A{i - 1}.T @ dZ{i}", layer.grads["W"])
+            reg = f" + dR{i}/dW{i}" if getattr(layer, "kernel_regularizer", None) else ""
+            row(f"dW{i} = A{i - 1}.T @ dZ{i}{reg}", layer.grads["W"])
             if "b" in layer.grads:
                 row(f"db{i} = sum(dZ{i}, axis=0)", layer.grads["b"])
             if i > 1:

@@ -239,6 +239,8 @@ SAVE_INTO_MISSING = os.path.join("no-such-folder", "model.npz")
             ["--dataset", "spirals", "--loss", "binary_crossentropy"],
             "argument --loss: binary_crossentropy expects 2 classes",
         ),
+        (["--dataset", "digits", "--loss", "mse"], "argument --loss: mse expects 2 classes"),
+        (["--dataset", "blobs", "--loss", "mae"], "argument --loss: mae expects 2 classes"),
         (["--save", SAVE_INTO_MISSING], f"cannot save to {SAVE_INTO_MISSING}"),
     ],
 )
@@ -316,7 +318,7 @@ def test_bad_values_from_the_shell(args, error):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way
 def test_a_diverging_training_is_a_one_line_error(fits, capsys):
-    argv = ["train", "--dataset", "blobs", "--activation", "linear", "--loss", "mse"]
+    argv = ["train", "--dataset", "moons", "--activation", "linear", "--loss", "mse"]
     argv += ["--optimizer", "sgd", "--lr", "1000", "--epochs", "5", "--verbose", "0"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
