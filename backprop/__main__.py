@@ -144,6 +144,15 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="seeds data, weights and shuffling")
 
 
+def _add_capture_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-capture",
+        dest="capture",
+        action="store_false",
+        help="on a GPU, step eagerly instead of replaying each step recorded as a CUDA graph",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m backprop",
@@ -159,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
         "write the figures into --out.",
     )
     _add_backend_args(demo)
+    _add_capture_arg(demo)
     demo.add_argument("--epochs", type=_positive_int, default=50)
     demo.add_argument("--out", default="backprop-demo", help="output folder (default: %(default)s)")
     demo.add_argument("--no-animation", action="store_true", help="skip the training GIF")
@@ -173,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_data_args(train)
     _add_backend_args(train)
+    _add_capture_arg(train)
     train.add_argument(
         "--activation", type=_registered("activations"), default="relu", help="hidden activation"
     )
@@ -262,7 +273,12 @@ def _build(args: argparse.Namespace, n_features: int, n_classes: int, loss: str)
     else:
         layers.append(bp.layers.Dense(1, **first))
     return bp.Sequential(
-        layers, backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed
+        layers,
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        seed=args.seed,
+        capture=getattr(args, "capture", True),  # explain trains nothing: it has no flag
     )
 
 
@@ -413,6 +429,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             seed=args.seed,
+            capture=args.capture,
         ),
     )
     try:  # after the checks above: a mistake in them leaves no empty folder behind

@@ -324,3 +324,11 @@ def test_a_diverging_training_is_a_one_line_error(fits, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: The loss became nan at epoch 1")
     assert err[-1].endswith("lower --lr (was 1000).")
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-capture"]])
+def test_no_capture_reaches_the_model(flags, fits, capsys):
+    argv = ["train", "--n-samples", "100", "--epochs", "1", "--verbose", "0", *flags]
+    assert main(argv) == 0
+    [(model, _, _)] = fits
+    assert model.capture is (not flags)
