@@ -24,6 +24,7 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from . import backend as _backend
 from ._checks import as_float
 from .registry import build
 
@@ -155,9 +156,14 @@ class ReLU(ActivationFunction):
     def derivative(self, z, y, xp):
         return xp.astype(z > 0, z.dtype)
 
-    # backward is the base class's dy * g'(z): a selection, where(z > 0, dy, 0.0), gives the
-    # same numbers but NumPy's where with a scalar is 4-6x slower (27 us vs 7 us on 64 x 128
-    # float32, 3.5 ms vs 0.6 ms on 512 x 1024)
+    def backward(self, dy, z, y, xp):
+        fused = _backend.fused(xp, "relu_backward", dy, z)
+        if fused is not None:  # the line below in one kernel (CuPy)
+            return fused(dy, z)
+        # dy * g'(z), not the selection where(z > 0, dy, 0.0): the same numbers, but NumPy's
+        # where with a scalar is 4-6x slower (27 us vs 7 us on 64 x 128 float32, 3.5 ms vs
+        # 0.6 ms on 512 x 1024)
+        return dy * self.derivative(z, y, xp)
 
 
 class LeakyReLU(ActivationFunction):

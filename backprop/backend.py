@@ -706,14 +706,14 @@ def _cupy_namespace() -> ModuleType:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fused update kernels (CuPy): one pass over the flat vector instead of a dozen
+# Fused kernels (CuPy): one pass over the arrays instead of one per operation
 
-FUSE = True  # False runs the portable Array API updates everywhere (the kernels' reference)
+FUSE = True  # False runs the portable Array API code everywhere (the kernels' reference)
 
-# Each body computes what the optimizer's portable update computes, operation by operation in
-# the same order (``--fmad=false``: no multiply-add contraction), so the results agree to the
-# last bit or two. ``c1`` and ``c2`` are ``1 - beta1`` and ``1 - beta2``, rounded to T as the
-# portable code's Python numbers are.
+# Each body computes what the portable code computes, operation by operation in the same order
+# (``--fmad=false``: no multiply-add contraction), so the results agree to the last bit or two.
+# ``c1`` and ``c2`` are ``1 - beta1`` and ``1 - beta2``, rounded to T as the portable code's
+# Python numbers are.
 _KERNELS = {
     "adam": (
         "T g, T lr_t, T b1, T c1, T b2, T c2, T eps",
@@ -727,30 +727,35 @@ _KERNELS = {
         "m = m * mu; T s = lr * g; m = m - s;"
         "if (nesterov) { T a = mu * m; a = a - s; w = w + a; } else { w = w + m; }",
     ),
+    # dy * astype(z > 0): a product, not a selection, so that inf and NaN in dy propagate alike
+    "relu_backward": ("T dy, T z", "T dz", "dz = dy * (z > (T)0 ? (T)1 : (T)0);"),
 }
+_UPDATES = ("adam", "sgd_momentum")  # their second argument is the learning rate
 _COMPILED: dict[tuple[str, bool], Any] = {}
 
 
-def fused_update(xp: Any, name: str, *arrays: Any) -> Any:
-    """A kernel doing an optimizer's whole update in one pass, or None (use the portable code).
+def fused(xp: Any, name: str, *arrays: Any) -> Any:
+    """A CuPy kernel doing ``name`` in one pass, or None (then the portable code runs).
 
-    Only CuPy has them: there each of the portable update's dozen operations is a kernel
-    launch and a pass over the flat vector. A learning rate held on the device (the captured
-    engine's) is read by the kernel from its one-element array.
+    On CuPy each operation of the portable code is a kernel launch and a pass over the arrays:
+    the optimizer updates (a dozen operations over the flat vector) and ReLU's backward pass
+    (three) are one kernel each here. A learning rate held on the device (the captured
+    engine's) is read by an update kernel from its one-element array.
 
     Parameters
     ----------
     xp : namespace
         The arrays' namespace.
     name : str
-        ``"adam"`` or ``"sgd_momentum"``.
+        ``"adam"``, ``"sgd_momentum"`` or ``"relu_backward"``.
     *arrays : arrays
-        The arrays the update touches: each must be C-contiguous for the kernel.
+        The arrays the kernel reads or updates: each must be C-contiguous.
 
     Returns
     -------
     callable or None
-        ``kernel(g, lr, *scalars, w, m[, v])``, updating ``w`` and the state in place.
+        ``kernel(g, lr, *scalars, w, m[, v])`` for an update (``w`` and the state updated in
+        place); ``kernel(dy, z) -> dz`` for ``relu_backward``.
     """
     if not FUSE or xp is not _NAMESPACES.get("cupy"):
         return None
@@ -758,8 +763,9 @@ def fused_update(xp: Any, name: str, *arrays: Any) -> Any:
         return None
     cupy = importlib.import_module("cupy")
 
-    def kernel(g, lr, *rest):
-        raw = not isinstance(lr, int | float)  # on the device: read its one element
+    def kernel(*args):
+        # an update's learning rate on the device: the kernel reads its one element
+        raw = name in _UPDATES and not isinstance(args[1], int | float)
         if (name, raw) not in _COMPILED:
             params, out, body = _KERNELS[name]
             if raw:
@@ -769,7 +775,7 @@ def fused_update(xp: Any, name: str, *arrays: Any) -> Any:
             _COMPILED[name, raw] = cupy.ElementwiseKernel(
                 params, out, body, f"backprop_{name}", options=("--fmad=false",)
             )
-        return _COMPILED[name, raw](g, lr, *rest)
+        return _COMPILED[name, raw](*args)
 
     return kernel
 

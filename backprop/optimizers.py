@@ -341,7 +341,7 @@ class SGD(Optimizer):
         if not self.momentum:
             W -= lr * dW
             return W
-        fused = _backend.fused_update(xp, "sgd_momentum", W, dW, s["m"])
+        fused = _backend.fused(xp, "sgd_momentum", W, dW, s["m"])
         if fused is not None:  # the lines below in one kernel (CuPy)
             fused(dW, lr, self.momentum, self.nesterov, W, s["m"])
             return W
@@ -497,7 +497,7 @@ class Adam(Optimizer):
     def update(self, W, dW, s, lr, t, xp):
         # ** 0.5, not math.sqrt: t may be a traced scalar when the step is compiled (JAX)
         lr_t = lr * (1.0 - self.beta2**t) ** 0.5 / (1.0 - self.beta1**t)
-        fused = _backend.fused_update(xp, "adam", W, dW, s["m"], s["v"])
+        fused = _backend.fused(xp, "adam", W, dW, s["m"], s["v"])
         if fused is not None:  # the lines below in one kernel (CuPy)
             b1, b2 = self.beta1, self.beta2
             fused(dW, lr_t, b1, 1.0 - b1, b2, 1.0 - b2, self.epsilon, W, s["m"], s["v"])

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, eps, numeric_grad
+from conftest import HAS_CUPY, assert_close, eps, numeric_grad
 
 import backprop as bp
 from backprop import activations as A
@@ -332,3 +332,25 @@ def test_get_instance_none_and_bad_type():
 def test_bad_alpha(cls, alpha):
     with pytest.raises(ValueError, match="alpha"):
         cls(alpha)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUPY, reason="needs CuPy and a CUDA GPU")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_fused_cupy_relu_backward_equals_the_portable_one(monkeypatch, dtype):
+    from backprop import backend as B
+
+    b = B.resolve("cupy")
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(64, 33))
+    z[0, :4] = [0.0, -0.0, np.nan, np.inf]
+    dy = rng.normal(size=(64, 33))
+    dy[1, :3] = [np.inf, -np.inf, np.nan]
+    Z, DY = b.asarray(z, b.dtype(dtype)), b.asarray(dy, b.dtype(dtype))
+    relu = bp.activations.get("relu")
+    results = []
+    for fuse in (True, False):
+        monkeypatch.setattr(B, "FUSE", fuse)
+        results.append(b.to_numpy(relu.backward(DY, Z, None, b.xp)))
+    assert ("relu_backward", False) in B._COMPILED
+    np.testing.assert_array_equal(results[0], results[1])  # NaN where the portable gives NaN
