@@ -383,3 +383,30 @@ def test_the_gpu_recording_with_batchnorm_schedules_callbacks_and_resume(spec, t
             m.fit(X, y, epochs=4, initial_epoch=2, batch_size=32, verbose=0)
         runs.append(m)
     _same(*runs)
+
+
+def test_an_epochs_sums_and_dead_layer_flags_equal_the_eager_engines():
+    from backprop.callbacks import CallbackList
+
+    X, y = _data(40)
+    sums = []
+    for engine in (Eager(), _captured.Captured(lambda fn: (fn(), fn)[1])):
+        model = bp.Sequential(
+            [
+                bp.layers.Dense(4, "relu", input_dim=3),
+                bp.layers.Dense(3, "relu", bias_initializer=bp.initializers.Constant(-100.0)),
+                bp.layers.Dense(2, "relu"),
+                bp.layers.Dense(1, "sigmoid"),
+            ],
+            dtype="float64",
+            seed=0,
+        )
+        model.compile("binary_crossentropy", "sgd", ["accuracy", "precision"])
+        Xd, Yd = model._prepare(X, y)
+        engine.begin(model, Xd, Yd, None, {})
+        epoch = engine.run_epoch(model, Xd, Yd, None, 16, 3, CallbackList([], model, {}))
+        engine.end(model)
+        assert epoch.n_flags == 3 and epoch.n == 40
+        sums.append(model.backend.to_numpy(epoch.sums))
+    np.testing.assert_allclose(sums[1], sums[0], rtol=1e-12)
+    assert list(sums[1][-3:]) == [0.0, 1.0, 1.0]  # the dead layer, and the one below it

@@ -11,9 +11,9 @@ it:
 - the epoch's row order, learning rates and step numbers ``t``, written once per epoch, and a
   step counter ``k`` on the device: step ``k`` gathers rows ``k B ... k B + B - 1`` of the
   order, indexes its learning rate and ``t`` with ``k``, and increments ``k``;
-- the epoch's sums (each step adds its loss times its rows and its metric statistics), the
-  dead-layer flags (each step overwrites them: the last batch's remain) and each step's loss
-  (to name the batch whose loss was not finite).
+- the epoch's sums (each step adds its loss times its rows and its metric statistics), each
+  hidden ReLU layer's largest ``z`` (each step overwrites them: the last batch's give the
+  dead-layer flags) and each step's loss (to name the batch whose loss was not finite).
 
 One graph per batch shape: the full batches, and the short last batch. The first step of
 each shape runs for real before it is recorded. A model the step cannot hold (dropout, whose
@@ -63,7 +63,7 @@ class _Static:
         self.steps = b.asarray(list(range(steps)), ints)
         n_stats = sum(m.n_stats for _, m in model.metrics)
         self.sums = b.zeros((1 + n_stats,), model.dtype)
-        self.flags = b.zeros((len(relu_hidden(model)),), model.dtype)
+        self.flags = b.zeros((len(relu_hidden(model)),), model.dtype)  # max z per layer
         self.losses = b.zeros((steps,), model.dtype)
         self.rows = {}  # batch size -> arange(size), the rows of step 0
 
@@ -148,7 +148,9 @@ class Captured(Engine):
         opt.iterations = first + len(sizes)
         # once per epoch, as the compiled engine (see Optimizer.flush_every); in place
         opt._flush_subnormals(xp)
-        sums = xp.concat([st.sums, st.flags])  # copies: the buffers are the next epoch's
+        # the flags, once per epoch: a layer is dead where its largest z is <= 0 (NaN is not)
+        dead = xp.astype(st.flags <= 0, st.flags.dtype)
+        sums = xp.concat([st.sums, dead])  # copies: the buffers are the next epoch's
         losses = xp.asarray(st.losses[: len(sizes)], copy=True)
         return Epoch(sums, lo, st.flags.shape[0], (None, None, None, sizes), losses)
 
@@ -220,9 +222,8 @@ class Captured(Engine):
             stats = [s for _, m in model.metrics for s in m.stats(y, y_hat, xp)]
             st.sums[...] = st.sums + xp.stack([loss * size, *stats])
             st.losses[...] = xp.where(st.steps == st.k, loss, st.losses)
-            if hidden:
-                dead = [xp.astype(xp.all(layer.z <= 0), st.flags.dtype) for layer in hidden]
-                st.flags[...] = xp.stack(dead)
+            if hidden:  # each layer's largest z: one reduction (the host compares it with 0)
+                st.flags[...] = xp.stack([xp.max(layer.z) for layer in hidden])
             state = opt.state[0]
             _keep(st.theta, opt.step([st.theta], [model._flat_grads()], [state], lr, t, xp)[0])
             for name, a in st.state.items():
