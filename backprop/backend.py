@@ -673,7 +673,7 @@ def _torch_namespace() -> ModuleType:
 
 
 def _cupy_namespace() -> ModuleType:
-    """array-api-compat's CuPy namespace, with a ``clip`` and a ``matmul`` a graph can record.
+    """array-api-compat's CuPy namespace, with ``clip``, ``sign`` and ``matmul`` a graph can record.
 
     array-api-compat's ``clip`` copies Python-number bounds to the device (a host copy a
     capture refuses); ``cupy.clip`` takes them as kernel arguments. ``matmul`` of two
@@ -700,7 +700,14 @@ def _cupy_namespace() -> ModuleType:
                 return gemm(x1, x2)
             return compat.matmul(x1, x2)
 
-        ns.clip, ns.matmul = clip, matmul
+        def sign(x, /):
+            # array-api-compat puts NaN back with a boolean-mask write, which reads a count
+            # back to the host (refused while recording); cupy.sign gives 0 for NaN
+            if x.dtype.kind == "f":
+                return cupy.where(cupy.isnan(x), x, cupy.sign(x))
+            return compat.sign(x)
+
+        ns.clip, ns.matmul, ns.sign = clip, matmul, sign
         _NAMESPACES["cupy"] = ns
     return _NAMESPACES["cupy"]
 
@@ -860,23 +867,40 @@ class _Gemm:
 def _cupy_capture(backend: Backend, fn: Any) -> Any:
     cupy = importlib.import_module("cupy")
     with backend.device:
-        fn()  # the real first call: compiles the kernels the recording will hold
-        if backend.device.id not in _GEMMS:
-            _GEMMS[backend.device.id] = _Gemm(backend.device)
-        gemm = _GEMMS[backend.device.id]
-        stream = cupy.cuda.Stream(non_blocking=True)  # the legacy stream cannot capture
-        pool = cupy.cuda.MemoryPool()
-        gemm.bind(stream)
         try:
+            if backend.device.id not in _GEMMS:
+                _GEMMS[backend.device.id] = _Gemm(backend.device)
+            gemm = _GEMMS[backend.device.id]
+            gemm.bind(cupy.cuda.get_current_stream())
+        except Exception as exc:
+            fn()  # the step still runs once, as the caller counts on
+            if isinstance(exc, CaptureError):
+                raise
+            raise CaptureError(f"no cuBLAS handle to record with: {exc!r}") from exc
+        # The real first call, with the products the recording will use: it compiles the
+        # kernels and makes cuBLAS's first calls on the handle outside the recording.
+        _CAPTURE.gemm = gemm
+        try:
+            fn()
+        finally:
+            _CAPTURE.gemm = None
+        try:
+            stream = cupy.cuda.Stream(non_blocking=True)  # the legacy stream cannot record
+            pool = cupy.cuda.MemoryPool()
+            gemm.bind(stream)
             with cupy.cuda.using_allocator(pool.malloc), stream:
                 # CuPy's default mode is relaxed: the pool may cudaMalloc during the recording
                 stream.begin_capture()
                 _CAPTURE.gemm = gemm
                 try:
                     fn()
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the step's error is the one to tell
+                        stream.end_capture()
+                    raise
                 finally:
                     _CAPTURE.gemm = None
-                    graph = stream.end_capture()
+                graph = stream.end_capture()
         except Exception as exc:
             raise CaptureError(f"CuPy could not record the step: {exc!r}") from exc
 

@@ -357,6 +357,7 @@ class _FakeCuda:
         self.device = Device()
         self.cuda = types.SimpleNamespace(
             Stream=Stream,
+            get_current_stream=lambda: types.SimpleNamespace(ptr=0),
             MemoryPool=lambda: types.SimpleNamespace(malloc=object()),
             using_allocator=lambda malloc: contextlib.nullcontext(),
         )
@@ -394,9 +395,10 @@ def test_cupy_capture_runs_once_then_records_with_its_own_gemm(monkeypatch, fail
     else:
         replay = backend.capture(step)
         replay()
-    # the real first call without the gemm, the recording with it on a bound handle
-    assert log[0] == ("step", False, False)
-    assert ("stream", 1234) in log and ("workspace", B._WORKSPACE_BYTES) in log
+    # the real first call on the current stream, then the recording on its own stream: both
+    # with the recording's products (cuBLAS's first calls on the handle happen outside it)
+    assert log[:3] == [("stream", 0), ("workspace", B._WORKSPACE_BYTES), ("step", False, True)]
+    assert log[3:5] == [("stream", 1234), ("workspace", B._WORKSPACE_BYTES)]
     begin = log.index("begin")
     assert log[begin + 1 : begin + 3] == [("step", True, True), "end"]  # also when it failed
     assert getattr(B._CAPTURE, "gemm", None) is None

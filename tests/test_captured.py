@@ -410,3 +410,45 @@ def test_an_epochs_sums_and_dead_layer_flags_equal_the_eager_engines():
         sums.append(model.backend.to_numpy(epoch.sums))
     np.testing.assert_allclose(sums[1], sums[0], rtol=1e-12)
     assert list(sums[1][-3:]) == [0.0, 1.0, 1.0]  # the dead layer, and the one below it
+
+
+def test_a_failed_recording_leaves_no_uncomputed_arrays_in_the_model(monkeypatch):
+    """A recording runs the step's Python without its device work: what it rebound is undone."""
+    poison = []
+
+    def capture(self, fn):
+        fn()  # the real first call
+        for layer in model.layers:  # what a recording's Python leaves: never-computed arrays
+            for k, a in layer.buffers.items():
+                layer.buffers[k] = a * np.nan
+                poison.append(k)
+        for k, a in model.optimizer.state[0].items():
+            model.optimizer.state[0][k] = a * np.nan
+        raise B.CaptureError("invalidated")
+
+    monkeypatch.setattr(B.Backend, "can_capture", property(lambda self: True))
+    monkeypatch.setattr(B.Backend, "capture", capture)
+    X, y = _data(45)  # 3 batches: the short last one is recorded (and fails) last
+    eager, model = _model("numpy", capture=False), _model("numpy")
+    eager.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    with pytest.warns(RuntimeWarning, match="invalidated"):
+        model.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    assert poison
+    _same(eager, model)
+
+
+def test_more_than_eight_statistics_are_summed_in_groups_of_eight(recorder):
+    metrics = ["accuracy", "precision", "recall", "mse", "mae", "binary_accuracy"]
+    X, y = _data(40)
+    models = []
+    for capture in (False, True):
+        m = bp.Sequential(
+            [bp.layers.Dense(u, "relu", input_dim=3 if i == 0 else None) for i, u in
+             enumerate([4] * 10)] + [bp.layers.Dense(1, "sigmoid")],
+            dtype="float64", seed=0, capture=capture,
+        )  # fmt: skip
+        m.compile("binary_crossentropy", "adam", metrics)
+        m.fit(X, y, epochs=2, batch_size=16, verbose=0)
+        models.append(m)
+    assert sum(m.n_stats for _, m in models[1].metrics) + 1 > 8  # 10 hidden layers: 10 flags
+    _same(*models)

@@ -79,6 +79,18 @@ class _Static:
         )
 
 
+def _stack(xp: Any, values: list) -> Array:
+    """``xp.stack`` of 0-d arrays, joined at most 8 at a time.
+
+    CuPy joins more than 8 arrays in one kernel whose table of pointers it copies from the
+    host: a copy a recording refuses.
+    """
+    parts = [xp.reshape(v, (1,)) for v in values]
+    while len(parts) > 8:
+        parts = [xp.concat(parts[i : i + 8]) for i in range(0, len(parts), 8)]
+    return xp.concat(parts) if len(parts) > 1 else parts[0]
+
+
 def _keep(static: Array, new: Array) -> None:
     """Write ``new`` into ``static`` unless the update already happened in place."""
     if new is not static:
@@ -190,6 +202,11 @@ class Captured(Engine):
         try:
             replay = self.capture(step)  # runs the step once, for real
         except CaptureError as exc:
+            # the recording ran the step's Python but none of its device work: whatever it
+            # rebound (moving statistics, optimizer state) points at arrays never computed
+            st = self.static
+            model._set_buffers(st.buffers)
+            model.optimizer.state[0].update(st.state)
             warnings.warn(
                 f"{exc}. The steps of this fit run without a recording (the same results, "
                 "slower); Sequential(capture=False) skips the attempt.",
@@ -220,10 +237,10 @@ class Captured(Engine):
             y_hat = model._forward(x, training=True)
             loss = model._loss_and_backward(y, y_hat)  # with the penalty of these weights
             stats = [s for _, m in model.metrics for s in m.stats(y, y_hat, xp)]
-            st.sums[...] = st.sums + xp.stack([loss * size, *stats])
+            st.sums[...] = st.sums + _stack(xp, [loss * size, *stats])
             st.losses[...] = xp.where(st.steps == st.k, loss, st.losses)
             if hidden:  # each layer's largest z: one reduction (the host compares it with 0)
-                st.flags[...] = xp.stack([xp.max(layer.z) for layer in hidden])
+                st.flags[...] = _stack(xp, [xp.max(layer.z) for layer in hidden])
             state = opt.state[0]
             _keep(st.theta, opt.step([st.theta], [model._flat_grads()], [state], lr, t, xp)[0])
             for name, a in st.state.items():
