@@ -452,3 +452,30 @@ def test_more_than_eight_statistics_are_summed_in_groups_of_eight(recorder):
         models.append(m)
     assert sum(m.n_stats for _, m in models[1].metrics) + 1 > 8  # 10 hidden layers: 10 flags
     _same(*models)
+
+
+@pytest.mark.parametrize("spec", GPU)
+def test_the_gpu_records_l1_mae_and_many_metrics(monkeypatch, spec):
+    """What array-api-compat would do on the host inside a recording: sign (L1, MAE) and
+    joining more than 8 statistics; each must be recorded, not fall back."""
+    recorded, real = [], B.Backend.capture
+    monkeypatch.setattr(
+        B.Backend, "capture", lambda self, fn: recorded.append(real(self, fn)) or recorded[-1]
+    )
+    name, _, device = spec.partition(":")
+    X, y = _data(90)
+    runs = []
+    for capture in (False, True):
+        m = bp.Sequential(
+            [bp.layers.Dense(u, "relu", input_dim=3 if i == 0 else None,
+                             kernel_regularizer=bp.regularizers.L1(1e-3)) for i, u in
+             enumerate([8] * 9)] + [bp.layers.Dense(1, "sigmoid")],
+            backend=name, device=device or None, dtype="float64", seed=0, capture=capture,
+        )  # fmt: skip
+        m.compile("mae", "adam", ["accuracy", "precision", "recall", "mse", "mae"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            m.fit(X, y, epochs=2, batch_size=32, verbose=0)
+        runs.append(m)
+    assert len(recorded) == 2 and all(callable(r) for r in recorded)
+    _same(*runs)
