@@ -153,11 +153,11 @@ def test_a_layer_class_not_defined_here_is_named_not_called_damage(tmp_path):
     with np.load(tmp_path / "m.npz") as f:  # the file as a process without the class sees it
         arrays = {k: f[k] for k in f.files}
     config = json.loads(str(arrays["__config__"]))
-    config["model"]["layers"][0]["class_name"] = "Swish"
+    config["model"]["layers"][0]["class_name"] = "NoSuchLayer"  # defined by no test
     arrays["__config__"] = np.array(json.dumps(config))
     np.savez(tmp_path / "other.npz", **arrays)
     with pytest.raises(ValueError) as err:
         bp.load(tmp_path / "other.npz")
     message = str(err.value)
-    assert "'Swish', which this process does not define" in message, message
+    assert "'NoSuchLayer', which this process does not define" in message, message
     assert "damaged" not in message and "_Normalization" not in message
