@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import importlib.util
 import math
@@ -584,7 +585,14 @@ def _cuda_index(device: Any, name: str) -> int:
     return int(text)
 
 
-_FAST_NUMPY: ModuleType | None = None
+_NAMESPACES: dict[str, ModuleType] = {}  # backend name -> its namespace, made once
+
+
+def _copy_namespace(compat: ModuleType, name: str) -> ModuleType:
+    """A copy of array-api-compat's namespace whose functions can be replaced one by one."""
+    ns = ModuleType(name, compat.__doc__)
+    ns.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+    return ns
 
 
 def _numpy_namespace() -> ModuleType:
@@ -596,12 +604,10 @@ def _numpy_namespace() -> ModuleType:
     2.2 us; ``matmul`` only forwards to ``np.matmul``. The replacements compute the same
     results (the same pairwise summation) and fall back to the originals for every other case.
     """
-    global _FAST_NUMPY
-    if _FAST_NUMPY is None:
+    if "numpy" not in _NAMESPACES:
         import array_api_compat.numpy as compat
 
-        fast = ModuleType("backprop._numpy_namespace", compat.__doc__)
-        fast.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
+        fast = _copy_namespace(compat, "backprop._numpy_namespace")
         float_kinds = ("f", "c")
 
         def sum(x, /, *, axis=None, dtype=None, keepdims=False):
@@ -621,22 +627,13 @@ def _numpy_namespace() -> ModuleType:
 
         fast.sum, fast.reshape, fast.all = sum, reshape, all
         fast.matmul = np.matmul  # what array-api-compat's wrapper calls, without the wrapper
-        _FAST_NUMPY = fast
-    return _FAST_NUMPY
-
-
-def _copy_namespace(compat: ModuleType, name: str) -> ModuleType:
-    ns = ModuleType(name, compat.__doc__)
-    ns.__dict__.update({k: v for k, v in vars(compat).items() if not k.startswith("__")})
-    return ns
+        _NAMESPACES["numpy"] = fast
+    return _NAMESPACES["numpy"]
 
 
 def _number(x: Any) -> bool:
     """A Python (or NumPy) real number that is not NaN: what a clamp can take as a bound."""
     return isinstance(x, int | float | np.number) and not isinstance(x, bool) and not math.isnan(x)
-
-
-_NAMESPACES: dict[str, ModuleType] = {}
 
 
 def _torch_namespace() -> ModuleType:
@@ -653,21 +650,18 @@ def _torch_namespace() -> ModuleType:
 
         ns = _copy_namespace(compat, "backprop._torch_namespace")
 
-        def maximum(x1, x2, /):
-            if _number(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
-                return torch.clamp(x1, min=x2)
-            if _number(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
-                return torch.clamp(x2, min=x1)
-            return compat.maximum(x1, x2)
+        def clamped(bound: str, fallback: Any) -> Any:
+            """``fallback`` (maximum or minimum), as a clamp when one side is a number."""
 
-        def minimum(x1, x2, /):
-            if _number(x2) and isinstance(x1, torch.Tensor) and x1.is_floating_point():
-                return torch.clamp(x1, max=x2)
-            if _number(x1) and isinstance(x2, torch.Tensor) and x2.is_floating_point():
-                return torch.clamp(x2, max=x1)
-            return compat.minimum(x1, x2)
+            def f(x1, x2, /):
+                for x, number in ((x1, x2), (x2, x1)):
+                    if _number(number) and isinstance(x, torch.Tensor) and x.is_floating_point():
+                        return torch.clamp(x, **{bound: number})
+                return fallback(x1, x2)
 
-        ns.maximum, ns.minimum = maximum, minimum
+            return f
+
+        ns.maximum, ns.minimum = clamped("min", compat.maximum), clamped("max", compat.minimum)
         _NAMESPACES["torch"] = ns
     return _NAMESPACES["torch"]
 
@@ -768,23 +762,23 @@ def fused(xp: Any, name: str, *arrays: Any) -> Any:
         return None
     if not all(a.flags.c_contiguous for a in arrays):
         return None
-    cupy = importlib.import_module("cupy")
+    return functools.partial(_launch, name)
 
-    def kernel(*args):
-        # an update's learning rate on the device: the kernel reads its one element
-        raw = name in _UPDATES and not isinstance(args[1], int | float)
-        if (name, raw) not in _COMPILED:
-            params, out, body = _KERNELS[name]
-            if raw:
-                lr_name = params.split(", ")[1].split()[1]
-                params = params.replace(f"T {lr_name}", f"raw T {lr_name}_")
-                body = f"T {lr_name} = {lr_name}_[0];" + body
-            _COMPILED[name, raw] = cupy.ElementwiseKernel(
-                params, out, body, f"backprop_{name}", options=("--fmad=false",)
-            )
-        return _COMPILED[name, raw](*args)
 
-    return kernel
+def _launch(name: str, *args: Any) -> Any:
+    """Run the kernel ``name`` (compiled on first use, per host or device learning rate)."""
+    # an update's learning rate on the device: the kernel reads its one element
+    raw = name in _UPDATES and not isinstance(args[1], int | float)
+    if (name, raw) not in _COMPILED:
+        params, out, body = _KERNELS[name]
+        if raw:
+            lr_name = params.split(", ")[1].split()[1]
+            params = params.replace(f"T {lr_name}", f"raw T {lr_name}_")
+            body = f"T {lr_name} = {lr_name}_[0];" + body
+        _COMPILED[name, raw] = importlib.import_module("cupy").ElementwiseKernel(
+            params, out, body, f"backprop_{name}", options=("--fmad=false",)
+        )
+    return _COMPILED[name, raw](*args)
 
 
 # ---------------------------------------------------------------------------------------------

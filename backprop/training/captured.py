@@ -66,17 +66,13 @@ class _Static:
         self.flags = b.zeros((len(relu_hidden(model)),), model.dtype)  # max z per layer
         self.losses = b.zeros((steps,), model.dtype)
         self.rows = {}  # batch size -> arange(size), the rows of step 0
+        self.held = _held(model, X, Y)
 
-    def key(self) -> tuple:
-        """What the recorded steps hold the addresses of."""
-        return (
-            self.X,
-            self.Y,
-            self.theta,
-            self.grad,
-            *self.state.values(),
-            *self.buffers,
-        )
+
+def _held(model: Any, X: Array, Y: Array) -> tuple:
+    """The arrays whose addresses a recorded step holds."""
+    state = model.optimizer.state[0].values()
+    return (X, Y, model._theta, model._grad, *state, *model._get_buffers())
 
 
 def _stack(xp: Any, values: list) -> Array:
@@ -171,22 +167,13 @@ class Captured(Engine):
 
         A new layout, restored weights, new data, a setting a callback changed between epochs.
         """
-        opt = model.optimizer
-        current = (
-            X,
-            Y,
-            model._theta,
-            model._grad,
-            *opt.state[0].values(),
-            *model._get_buffers(),
-        )
         key = (shuffled, batch_size, steps, model._trainable_key, _constants(model))
-        st = self.static
+        st, held = self.static, _held(model, X, Y)
         same = (
             st is not None
             and self.key == key
-            and len(current) == len(st.key())
-            and all(a is s for a, s in zip(current, st.key(), strict=True))
+            and len(held) == len(st.held)
+            and all(a is b for a, b in zip(held, st.held, strict=True))
         )
         if not same:
             self.replays = {}
