@@ -86,14 +86,28 @@ def _batch_size(text: str) -> int | str:
 
 
 def _hidden_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        sizes = [0]
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers such as 4,6,6,4, received {text!r}."
-        )
+    """``4,6,6,4`` as ``[4, 6, 6, 4]``; ``""`` (no entry at all) is no hidden layer.
+
+    Every entry must be a positive integer: an empty entry (``4,,2``, a trailing comma) is a
+    typo, not a layer to leave out, so it is refused with the others rather than skipped.
+    """
+    if not text.strip():
+        return []
+    sizes = []
+    for i, entry in enumerate(text.split(","), start=1):
+        try:
+            size = int(entry)
+        except ValueError:
+            size = 0
+            bad = f"is {entry.strip()!r}, not an integer" if entry.strip() else "is empty"
+        else:
+            bad = f"is {size}, not a positive integer"
+        if size <= 0:
+            raise argparse.ArgumentTypeError(
+                "expected comma-separated positive integers such as 4,6,6,4, received "
+                f"{text!r} (entry {i} {bad})."
+            )
+        sizes.append(size)
     return sizes
 
 
@@ -118,8 +132,29 @@ def _loss_name(text: str) -> str:
 
 
 def _save_path(text: str) -> str:
-    """The file ``model.save`` will write, checked now: a failed save would lose the training."""
+    """The file ``model.save`` will write, checked now: a failed save would lose the training.
+
+    A target that means a folder is refused rather than guessed at: ``models/`` would be saved
+    as the hidden file ``models/.npz``, and ``models`` beside a folder ``models`` as
+    ``models.npz`` next to it, neither of which the user asked for.
+    """
     target = text if text.endswith(".npz") else text + ".npz"  # as bp.io.save names it
+    seps = tuple(s for s in (os.sep, os.altsep, "/") if s)
+    if not text.strip() or (os.path.basename(target) == ".npz" and not text.endswith(seps)):
+        raise argparse.ArgumentTypeError(
+            f"expected a file name such as model.npz, received {text!r}."
+        )
+    if text.endswith(seps):
+        raise argparse.ArgumentTypeError(
+            f"cannot save to {text}: it names a folder (it ends with {text[-1]!r}); expected a "
+            f"file name such as {os.path.join(text, 'model.npz')}."
+        )
+    if os.path.isdir(text) and not os.path.isdir(target):
+        raise argparse.ArgumentTypeError(
+            f"cannot save to {text}: it is a folder, and the model would be written beside it "
+            f"as {target}. Name a file: {os.path.join(text, 'model.npz')} to save into the "
+            f"folder, or {target} to mean that file."
+        )
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError(
@@ -229,7 +264,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         "--layers",
         type=_hidden_sizes,
         default="4,6,6,4",
-        help="hidden layer sizes, comma separated",
+        help='hidden layer sizes, comma separated ("" for none: the output layer alone)',
     )
 
 

@@ -215,6 +215,14 @@ SAVE_INTO_MISSING = os.path.join("no-such-folder", "model.npz")
     [
         (["--layers", "4,x"], "argument --layers: expected comma-separated positive integers"),
         (["--layers", "4,-2"], "argument --layers: expected comma-separated positive integers"),
+        (["--layers", "4,,2"], "received '4,,2' (entry 2 is empty)."),
+        (["--layers", ",4"], "received ',4' (entry 1 is empty)."),
+        (["--layers", "4,"], "received '4,' (entry 2 is empty)."),
+        (["--layers", " , "], "received ' , ' (entry 1 is empty)."),
+        (["--layers", "4,0"], "received '4,0' (entry 2 is 0, not a positive integer)."),
+        (["--layers", "-3"], "received '-3' (entry 1 is -3, not a positive integer)."),
+        (["--layers", "4,2.5"], "received '4,2.5' (entry 2 is '2.5', not an integer)."),
+        (["--layers", "4;6"], "received '4;6' (entry 1 is '4;6', not an integer)."),
         (["--batch-size", "abc"], "argument --batch-size: expected a positive integer or 'full'"),
         (["--batch-size", "0"], "argument --batch-size: expected a positive integer or 'full'"),
         (["--epochs", "-3"], "argument --epochs: expected a positive integer, received '-3'"),
@@ -242,6 +250,9 @@ SAVE_INTO_MISSING = os.path.join("no-such-folder", "model.npz")
         (["--dataset", "digits", "--loss", "mse"], "argument --loss: mse expects 2 classes"),
         (["--dataset", "blobs", "--loss", "mae"], "argument --loss: mae expects 2 classes"),
         (["--save", SAVE_INTO_MISSING], f"cannot save to {SAVE_INTO_MISSING}"),
+        (["--save", ""], "argument --save: expected a file name such as model.npz, received ''"),
+        (["--save", "  "], "argument --save: expected a file name such as model.npz, received"),
+        (["--save", ".npz"], "argument --save: expected a file name such as model.npz, received"),
     ],
 )
 def test_train_bad_values_are_usage_errors_before_training(
@@ -267,6 +278,57 @@ def test_save_into_a_missing_folder_names_it_before_training(tmp_path, fits, cap
     err = capsys.readouterr().err
     assert f"cannot save to {target}.npz: the folder {tmp_path / 'missing'} does not exist" in err
     assert ".tmp" not in err and not fits
+
+
+@pytest.mark.parametrize(
+    "spelling, exists",
+    [
+        ("models", True),
+        ("models/", True),
+        (f"models{os.sep}", True),
+        ("models/.npz", True),
+        ("models/", False),
+        ("models/.npz", False),
+    ],
+)
+def test_save_to_a_folder_is_refused_before_training(
+    spelling, exists, tmp_path, fits, monkeypatch, capsys
+):
+    """``--save models/`` would write ``models/.npz``, a hidden file; ``--save models`` next to
+    a folder ``models`` would write ``models.npz`` beside it: both mean the folder, refused.
+    (Where no folder ``models`` exists, ``--save models`` writes ``models.npz``, as asked.)"""
+    monkeypatch.chdir(tmp_path)
+    if exists:
+        (tmp_path / "models").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--save", spelling, "--epochs", "1", "--verbose", "0"])
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("python -m backprop train: error: argument --save: ")
+    assert f"cannot save to {spelling}" in last or f"received '{spelling}'" in last, last
+    assert "folder" in last or "file name" in last, last
+    assert not fits and not out
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["models"] if exists else [])
+    if exists:
+        assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_empty_layers_mean_no_hidden_layer(fits, capsys):
+    """``--layers ""`` (no entry at all, not an empty entry) trains the output layer alone."""
+    argv = ["train", "--layers", "", "--n-samples", "100", "--epochs", "1", "--verbose", "0"]
+    assert main(argv) == 0
+    [(model, _, _)] = fits
+    assert [layer.units for layer in model.layers] == [1]
+
+
+def test_save_into_an_existing_folder_with_a_file_name_works(tmp_path, fits, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    argv = ["train", "--n-samples", "100", "--epochs", "1", "--verbose", "0"]
+    assert main([*argv, "--save", "models/m"]) == 0
+    assert "saved to models/m.npz" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["m.npz"]
 
 
 def test_save_into_a_folder_path_is_refused(tmp_path, fits, capsys):
@@ -300,7 +362,7 @@ def test_other_commands_check_their_values(args, message, fits, tmp_path, monkey
         (
             ["--layers", "4,x"],
             "argument --layers: expected comma-separated positive integers such as 4,6,6,4, "
-            "received '4,x'.",
+            "received '4,x' (entry 2 is 'x', not an integer).",
         ),
         (
             ["--batch-size", "abc"],
