@@ -479,3 +479,50 @@ def test_the_gpu_records_l1_mae_and_many_metrics(monkeypatch, spec):
         runs.append(m)
     assert len(recorded) == 2 and all(callable(r) for r in recorded)
     _same(*runs)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+@pytest.mark.parametrize(
+    ("spec", "capture"), [("numpy", False)] + [(spec, True) for spec in CPU], ids=str
+)
+@pytest.mark.parametrize("stop", ["raise", "TerminateOnNaN"])
+def test_a_non_finite_epoch_restores_the_moving_statistics(recorder, capsys, spec, capture, stop):
+    """The restore after a non-finite loss covers BatchNormalization's moving statistics.
+
+    The captured step copies them back into fixed arrays (in place): a snapshot holding
+    references to those arrays would "restore" the NaNs the failing epoch wrote into them.
+    The second epoch fails (its learning rate overflows the weights), so the snapshot is taken
+    once the recording's fixed arrays are the model's.
+    """
+    X, y = _data(64)
+    model = _model(spec, capture, opt=bp.optimizers.SGD(0.01))
+    start = {}
+
+    def rate(epoch, lr):
+        return 0.01 if epoch == 0 else 1e300
+
+    def remember(epoch, logs):
+        start[epoch] = model.get_weights()
+
+    cbs = [
+        bp.callbacks.LearningRateScheduler(rate),
+        bp.callbacks.LambdaCallback(on_epoch_begin=remember),
+    ]
+    if stop == "TerminateOnNaN":
+        model.fit(
+            X,
+            y,
+            epochs=3,
+            batch_size=16,
+            verbose=0,
+            callbacks=[*cbs, bp.callbacks.TerminateOnNaN()],
+        )
+        assert "invalid loss" in capsys.readouterr().out
+    else:
+        with pytest.raises(bp.model.NonFiniteLossError, match="epoch 2"):
+            model.fit(X, y, epochs=3, batch_size=16, verbose=0, callbacks=cbs)
+    assert sorted(start) == [0, 1]
+    bn = [i for i, w in enumerate(model.get_weights()) if w.shape == (6,)][-2:]  # moving stats
+    for i, (p, q) in enumerate(zip(start[1], model.get_weights(), strict=True)):
+        np.testing.assert_array_equal(q, p, err_msg=f"weight {i} (moving statistics: {bn})")
+    assert np.all(np.isfinite(np.asarray(model.predict(X))))

@@ -173,13 +173,20 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
 
 
 def _snapshot(model: Any) -> tuple:
-    """Copies of the weights and optimizer state (the updates happen in place)."""
+    """Copies of the weights, moving statistics and optimizer state.
+
+    Copies, not references: the updates happen in place. The eager step rebinds the moving
+    statistics, but the captured engine copies each step's into fixed arrays (a recorded step
+    writes only where it was recorded), so a reference would "restore" what the failing epoch
+    wrote.
+    """
     xp, opt = model.xp, model.optimizer
-    buffers = model._get_buffers()  # rebound by their updates, never written in place
+    buffers = model._get_buffers()
     if not model.backend.mutable:  # immutable arrays are their own snapshot
         return model._theta, [dict(s) for s in opt.state], opt.iterations, buffers
     theta = None if model._theta is None else xp.asarray(model._theta, copy=True)
     state = [{k: xp.asarray(v, copy=True) for k, v in s.items()} for s in opt.state]
+    buffers = [xp.asarray(a, copy=True) for a in buffers]
     return theta, state, opt.iterations, buffers
 
 
