@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -517,15 +518,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line: the user of a command reads its message, not library source."""
+    print(f"warning: {category.__name__}: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m backprop`` and of the ``backprop`` script."""
     args = _parser().parse_args(argv)
     commands = {"demo": cmd_demo, "train": cmd_train, "explain": cmd_explain, "info": cmd_info}
-    try:
-        return commands[args.command](args)
-    except (ValueError, TypeError, RuntimeError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    # NumPy's floating-point warnings (overflow, invalid value) are silenced: they quote
+    # library lines, and what they announce is reported once, as one line, by the training
+    # itself (NonFiniteLossError below, or a non-finite value printed); NumPy backends only,
+    # the other libraries do not warn. Both settings are undone when the command returns.
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        warnings.showwarning = _show_warning
+        try:
+            return commands[args.command](args)
+        except (ValueError, TypeError, RuntimeError, ImportError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -378,14 +378,46 @@ def test_bad_values_from_the_shell(args, error):
     assert last == f"python -m backprop train: error: {error}"
 
 
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings on the way
+DIVERGING = ["train", "--dataset", "moons", "--activation", "linear", "--loss", "mse"]
+DIVERGING += ["--optimizer", "sgd", "--lr", "1000", "--epochs", "5", "--verbose", "0"]
+
+
 def test_a_diverging_training_is_a_one_line_error(fits, capsys):
-    argv = ["train", "--dataset", "moons", "--activation", "linear", "--loss", "mse"]
-    argv += ["--optimizer", "sgd", "--lr", "1000", "--epochs", "5", "--verbose", "0"]
-    assert main(argv) == 2
+    # no filter for RuntimeWarning: the suite turns warnings into errors, so NumPy's overflow
+    # warnings on the way to NaN would fail the test if the command let them through
+    assert main(DIVERGING) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
     assert err[-1].startswith("error: The loss became nan at epoch 1")
     assert err[-1].endswith("lower --lr (was 1000).")
+
+
+def test_a_diverging_training_from_the_shell_prints_one_line():
+    result = run(*DIVERGING)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()  # no RuntimeWarning, no source line, no traceback
+    assert line.startswith("error: The loss became nan at epoch 1, batch ")
+    assert line.endswith(": the training diverged; lower --lr (was 1000).")
+
+
+def test_overflow_on_the_way_is_not_printed():
+    """Adam with a huge step overflows in its update but its loss stays finite: the command
+    finishes, without NumPy's RuntimeWarning and the library line it points at."""
+    result = run("train", "--lr", "1e6", "--epochs", "1", "--n-samples", "200", "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    assert "RuntimeWarning" not in result.stderr and "optimizers.py" not in result.stderr
+
+
+def test_library_warnings_are_one_line_each():
+    """A warning the library gives on purpose (here the dead-network one) is kept, as one line
+    naming it, without the line of __main__.py that Python's default format quotes."""
+    result = run("train", "--lr", "1e6", "--epochs", "2", "--n-samples", "1000", "--verbose", "0")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("warning: DeadNetworkWarning: ") for line in lines), lines
+    assert "Dead network after epoch 1" in lines[0]
 
 
 @pytest.mark.parametrize("flags", [[], ["--no-capture"]])
