@@ -1,0 +1,121 @@
+"""Array backends: names -> (Array API namespace, device), and moves between host and device.
+
+This is the only package of backprop that names an array library. Everything else receives a
+:class:`Backend` (or an ``xp`` namespace taken from one) and speaks the Python Array API standard.
+
+Precedence of the backend choice, highest first: an explicit ``backend=``/``device=`` argument;
+``with use_backend(...)``; ``set_backend(...)``; the environment variable ``BACKPROP_BACKEND``
+(``"cupy"``, ``"torch:cuda:0"``, ``"array_api_strict:device1"``); the default ``"numpy"``.
+
+Examples
+--------
+>>> import backprop as bp
+>>> with bp.use_backend("numpy"):
+...     bp.get_backend().name
+'numpy'
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from types import ModuleType
+from typing import Any
+
+from . import core
+from .core import (
+    BACKENDS,
+    ENV_VAR,
+    Backend,
+    BackendError,
+    BackendNotInstalledError,
+    CaptureError,
+    array_backend_name,
+    available_backends,
+    backend_of,
+    device_of,
+    fused,
+    get_backend,
+    nccl_allreduce,
+    nccl_broadcast,
+    nccl_communicator,
+    nccl_module,
+    resolve,
+    set_backend,
+    to_numpy,
+    use_backend,
+)
+
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "FUSE",
+    "Backend",
+    "BackendError",
+    "BackendNotInstalledError",
+    "CaptureError",
+    "array_backend_name",
+    "available_backends",
+    "backend_of",
+    "device_of",
+    "fused",
+    "get_backend",
+    "nccl_allreduce",
+    "nccl_broadcast",
+    "nccl_communicator",
+    "nccl_module",
+    "resolve",
+    "set_backend",
+    "to_numpy",
+    "use_backend",
+]
+
+_PARTS: tuple[ModuleType, ...] = (core,)
+
+
+# The package is one namespace to its users, as when it was one module: ``bp.backend.NAME``
+# reads NAME from the module of the package that holds it, and writing ``bp.backend.NAME``
+# writes it in every module that holds it. So the setting ``bp.backend.FUSE = False`` reaches
+# the kernels that read it, ``bp.backend._global`` follows ``set_backend``, and a test's
+# monkeypatch of a private name (``_GEMMS``, ``_global``) changes what the package's code
+# uses, while no module of the package imports this one back. Each such name is a property of
+# the package's class: a data descriptor, which monkeypatch reads and restores by value.
+def _shared(name: str) -> property:
+    holders = [part for part in _PARTS if name in vars(part)]
+    first = vars(holders[0])
+
+    def get(self: ModuleType) -> Any:
+        return first[name]
+
+    def put(self: ModuleType, value: Any) -> None:
+        for part in holders:
+            setattr(part, name, value)
+        if name in vars(self):  # the public names are bound here too, for readers and tools
+            vars(self)[name] = value
+
+    return property(get, put, doc=f"``{name}`` of {holders[0].__name__}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(vars(_Package)) - set(vars(ModuleType)))
+
+
+_Package = type(
+    "_Package",
+    (ModuleType,),
+    {
+        name: _shared(name)
+        for part in _PARTS
+        for name in vars(part)
+        if not (name.startswith("__") and name.endswith("__"))  # each module's own
+    },
+)
+
+# repr, tracebacks and pickles name the objects where users reach them, as before the split
+for _name in __all__:
+    _obj = globals().get(_name)
+    if inspect.isclass(_obj) or inspect.isfunction(_obj):
+        _obj.__module__ = __name__
+del _name, _obj
+
+sys.modules[__name__].__class__ = _Package
