@@ -178,6 +178,17 @@ def _hidden_sizes(sizes: Any) -> list[int]:
     return [int(s) for s in sizes]
 
 
+def _looks_like_sizes(value: Any) -> bool:
+    """Whether ``value`` would be valid ``hidden_layer_sizes`` (an int or a sequence of ints)."""
+    if isinstance(value, str):
+        return False
+    try:
+        _hidden_sizes(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Where arrays live
 
@@ -317,6 +328,7 @@ class _BaseMLP(BaseEstimator):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
         backend: str | None = None,
         device: Any = None,
         dtype: str = "float32",
@@ -343,6 +355,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.device = device
         self.dtype = dtype
@@ -382,6 +395,8 @@ class _BaseMLP(BaseEstimator):
         _check_number("epsilon", self.epsilon, 0.0, low_open=True)
         if self.n_iter_no_change != np.inf:
             _check_number("n_iter_no_change", self.n_iter_no_change, 1, integral=True)
+        # used by L-BFGS only, which is refused above; checked all the same, as scikit-learn does
+        _check_number("max_fun", self.max_fun, 1, integral=True)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_):
@@ -771,6 +786,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's epsilon.
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
+    max_fun : int, default=15000
+        scikit-learn's limit on L-BFGS loss evaluations. backprop has no L-BFGS, so it is only
+        stored and checked (as scikit-learn does for ``"adam"`` and ``"sgd"``): scikit-learn's
+        parameters carry over unchanged.
     backend : str, optional
         Where the network trains (``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"``,
         ``"array_api_strict"``, optionally ``"name:device"``). None: X's library under array
@@ -1006,13 +1025,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
+    loss : {"squared_error"}, default="squared_error"
+        The only loss implemented (scikit-learn's ``"poisson"`` is not). It is the first
+        parameter, as in scikit-learn (>= 1.7): pass ``hidden_layer_sizes`` by keyword.
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
-n_iter_no_change, backend, device, dtype
+n_iter_no_change, max_fun, backend, device, dtype
         As for :class:`MLPClassifier`.
-    loss : {"squared_error"}, default="squared_error"
-        The only loss implemented (scikit-learn's ``"poisson"`` is not).
 
     Attributes
     ----------
@@ -1034,13 +1054,15 @@ n_layers_, n_features_in_, feature_names_in_
     >>> from backprop.sklearn import MLPRegressor
     >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
     >>> Y = np.hstack([X, -2 * X])                       # two outputs
-    >>> reg = MLPRegressor((16,), learning_rate_init=0.01, random_state=0).fit(X, Y)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    >>> reg = reg.fit(X, Y)
     >>> reg.predict(X[:3]).shape, reg.score(X, Y) > 0.95
     ((3, 2), True)
     """
 
     def __init__(
         self,
+        loss: str = "squared_error",
         hidden_layer_sizes: Any = (100,),
         activation: str = "relu",
         *,
@@ -1064,11 +1086,13 @@ n_layers_, n_features_in_, feature_names_in_
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int | float = 10,
+        max_fun: int = 15000,
         backend: str | None = None,
         device: Any = None,
         dtype: str = "float32",
-        loss: str = "squared_error",
     ):
+        # scikit-learn's order (its signature since 1.7): loss first, backprop's extras last
+        self.loss = loss
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
@@ -1092,11 +1116,11 @@ n_layers_, n_features_in_, feature_names_in_
             beta_2=beta_2,
             epsilon=epsilon,
             n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
             backend=backend,
             device=device,
             dtype=dtype,
         )
-        self.loss = loss
 
     def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
@@ -1116,10 +1140,17 @@ n_layers_, n_features_in_, feature_names_in_
         return self._fit(X, y, incremental=True)
 
     def _check_params(self) -> list[int]:
-        if self.loss != "squared_error":
+        if not (isinstance(self.loss, str) and self.loss == "squared_error"):
+            hint = ""
+            if _looks_like_sizes(self.loss):
+                # MLPRegressor((16,)): the layer sizes given where scikit-learn >= 1.7 has loss
+                hint = (
+                    " loss is the first parameter, as in scikit-learn: pass the layer sizes by "
+                    f"keyword, MLPRegressor(hidden_layer_sizes={self.loss!r})."
+                )
             raise ValueError(
                 f"loss must be 'squared_error' (the only loss backprop.sklearn implements), "
-                f"received loss={self.loss!r}."
+                f"received loss={self.loss!r}.{hint}"
             )
         return super()._check_params()
 

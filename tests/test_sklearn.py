@@ -10,6 +10,7 @@ schedules, the stopping rule and the early-stopping split all take part).
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import pickle
 import re
 import warnings
@@ -66,13 +67,66 @@ def test_constructor_stores_parameters_and_defaults_match_sklearn():
         mine, ref = ours.get_params(), theirs.get_params()
         shared = set(mine) & set(ref)
         assert set(mine) - shared == {"backend", "device", "dtype"}
-        assert set(ref) - shared == {"max_fun"}  # L-BFGS only
+        assert set(ref) <= shared  # max_fun too: stored and checked, as sklearn does for adam/sgd
         assert {k: mine[k] for k in shared} == {k: ref[k] for k in shared}
         assert (mine["backend"], mine["device"], mine["dtype"]) == (None, None, "float32")
     sizes = [3, 2]  # stored as given, not converted
     assert MLPClassifier(hidden_layer_sizes=sizes).hidden_layer_sizes is sizes
     est = MLPClassifier(alpha=0.5, backend="numpy")
     assert clone(est).get_params() == est.get_params()
+
+
+_EXTRAS = ["backend", "device", "dtype"]  # backprop's own parameters, after scikit-learn's
+
+
+@pytest.mark.skipif(
+    tuple(int(v) for v in sklearn.__version__.split(".")[:2]) < (1, 9),
+    reason="the parameters follow scikit-learn 1.9's signature",
+)
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor)],
+    ids=["classifier", "regressor"],
+)
+def test_signature_is_sklearns_then_backprops_extras(ours, theirs):
+    mine = list(inspect.signature(ours).parameters.values())
+    ref = list(inspect.signature(theirs).parameters.values())
+    # the same names in the same order, positional where sklearn's are, with the same defaults
+    # (MLPRegressor's loss comes first, before hidden_layer_sizes, as in scikit-learn >= 1.7)
+    head = [(p.name, p.kind, p.default) for p in mine[: len(ref)]]
+    assert head == [(p.name, p.kind, p.default) for p in ref]
+    extras = mine[len(ref) :]
+    assert [p.name for p in extras] == _EXTRAS
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extras)
+    # get_params lists them all, clone and set_params keep every one
+    est = ours(**{p.name: p.default for p in mine}).set_params(max_fun=7, dtype="float64")
+    assert list(est.get_params()) == sorted(p.name for p in mine)
+    assert clone(est).get_params() == est.get_params()
+    assert (est.max_fun, est.dtype) == (7, "float64")
+
+
+def test_regressor_positional_parameters_are_sklearns():
+    # scikit-learn's MLPRegressor("squared_error", (8,), "tanh"): loss, then the layer sizes
+    reg = MLPRegressor("squared_error", (8,), "tanh", max_iter=3, random_state=0)
+    ref = SkMLPRegressor("squared_error", (8,), "tanh", max_iter=3, random_state=0)
+    for name in ("loss", "hidden_layer_sizes", "activation"):
+        assert getattr(reg, name) == getattr(ref, name)
+    X, y = make_regression(30, 3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        assert reg.fit(X, y).coefs_[0].shape == (3, 8)
+    # the layer sizes given where scikit-learn 1.9 expects the loss: the error says so
+    with pytest.raises(ValueError, match=r"loss.*first.*hidden_layer_sizes=\(8,\)"):
+        MLPRegressor((8,)).fit(X, y)
+    with pytest.raises(TypeError, match="positional"):
+        MLPRegressor("squared_error", (8,), "tanh", "adam")
+
+
+def test_max_fun_is_stored_and_checked_like_sklearns():
+    X, y = make_classification(20, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match="max_fun must be in"):
+        MLPClassifier(max_fun=0).fit(X, y)
+    with pytest.raises(TypeError, match="max_fun must be an integer"):
+        MLPRegressor(max_fun=1.5).fit(X, y.astype(float))
 
 
 @pytest.mark.parametrize(
@@ -281,7 +335,9 @@ def test_multilabel_indicator():
 def test_multi_output_regression():
     X, Y = make_regression(150, 5, n_targets=3, noise=0.1, random_state=0)
     Y = Y / Y.std(axis=0)
-    reg = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, tol=1e-4, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=200, tol=1e-4, random_state=0
+    )
     reg.fit(X, Y)
     assert reg.n_outputs_ == 3 and reg.coefs_[-1].shape == (32, 3)
     assert reg.predict(X).shape == (150, 3)
@@ -313,10 +369,12 @@ def test_partial_fit_classifier():
 def test_partial_fit_regressor_continues_the_optimizer():
     X, y = make_regression(100, 4, noise=0.1, random_state=0)
     y = y / y.std()
-    full = MLPRegressor((8,), shuffle=False, batch_size=50, max_iter=6, tol=0, random_state=0)
+    full = MLPRegressor(
+        hidden_layer_sizes=(8,), shuffle=False, batch_size=50, max_iter=6, tol=0, random_state=0
+    )
     with pytest.warns(ConvergenceWarning):
         full.fit(X, y)
-    steps = MLPRegressor((8,), shuffle=False, batch_size=50, random_state=0)
+    steps = MLPRegressor(hidden_layer_sizes=(8,), shuffle=False, batch_size=50, random_state=0)
     for _ in range(6):
         steps.partial_fit(X, y)
     # six one-epoch calls with Adam's state carried over are the six epochs of one fit
@@ -390,7 +448,9 @@ def test_diverging_classifier_and_partial_fit_raise_value_error():
     with pytest.raises(ValueError, match=re.escape(SKLEARN_DIVERGED)) as info:
         clf.fit(X * 1e3, y)
     assert isinstance(info.value.__cause__, bp.model.NonFiniteLossError)
-    reg = MLPRegressor((8,), solver="sgd", learning_rate_init=10.0, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, random_state=0
+    )
     Xr, yr = make_regression(100, 5, random_state=0)
     with pytest.raises(ValueError, match=re.escape(SKLEARN_DIVERGED)) as info:
         for _ in range(20):
@@ -439,7 +499,12 @@ def test_regressor_in_cross_val_score():
     pipe = Pipeline(
         [
             ("s", StandardScaler()),
-            ("m", MLPRegressor((16,), learning_rate_init=0.02, max_iter=60, random_state=0)),
+            (
+                "m",
+                MLPRegressor(
+                    hidden_layer_sizes=(16,), learning_rate_init=0.02, max_iter=60, random_state=0
+                ),
+            ),
         ]
     )
     assert cross_val_score(pipe, X, y / y.std(), cv=3).mean() > 0.8
@@ -536,7 +601,7 @@ def test_array_api_dispatch_same_library_and_device_out(Estimator, library, devi
     if Estimator is MLPRegressor:
         y = np.c_[X[:, 0] - X[:, 1], X[:, 2]]
     Xd, yd = backend.asarray(X), backend.asarray(y)
-    est = Estimator((8,), max_iter=5, random_state=0)
+    est = Estimator(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
     with sklearn.config_context(array_api_dispatch=True):
         est.fit(Xd, yd)
         pred = est.predict(Xd)
