@@ -123,20 +123,69 @@ def _points(X: Any, name: str = "X") -> np.ndarray:
     return X
 
 
-def _labels(y: Any, n: int) -> np.ndarray:
-    """Class labels as integers: one-hot rows become their argmax, (n, 1) columns are raveled."""
+class _Classes(NamedTuple):
+    """Labels as class indices, and the legend name of each class."""
+
+    index: np.ndarray  # (n,) int64: the class of each point
+    names: list[str]  # one per class, in index order
+
+
+def _host_labels(y: Any, n: int) -> np.ndarray:
+    """The labels on the host, one per point: one-hot rows become their argmax, (n, 1) raveled."""
     y = np.asarray(to_numpy(y))
-    if y.ndim == 2 and y.shape[1] > 1:
+    if y.ndim == 2 and y.shape[1] > 1 and y.dtype.kind in "biuf":
         y = np.argmax(y, axis=1)
-    y = y.reshape(-1)
-    if y.shape[0] != n:
-        raise ValueError(f"y must hold one label per point ({n}), received {y.shape[0]} labels.")
-    as_float = y.astype(np.float64)
-    if not np.all(np.isfinite(as_float)) or np.any(np.round(as_float) != as_float) or y.min() < 0:
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(
-            "y must hold class labels 0, 1, ... (or one-hot rows) to color the points."
+            f"y must hold one label per point ({n}), or one-hot rows, received shape {y.shape}."
         )
-    return y.astype(np.int64)
+    return y
+
+
+def _labels(y: Any, n: int) -> _Classes:
+    """The classes of ``y``, as scikit-learn's ``classes_`` where labels are not 0, 1, ...
+
+    Integer labels >= 0 are their own index (class k is the model's output k, seen or not) and
+    are named "class k"; any other labels (strings, negative integers) are indexed in sorted
+    order, as scikit-learn's ``classes_`` (and so ``backprop.sklearn``'s) are, and keep their
+    names.
+    """
+    y = _host_labels(y, n)
+    if y.dtype.kind in "biuf":
+        y_float = y.astype(np.float64)
+        whole = np.isfinite(y_float) & (np.round(y_float) == y_float)
+        if not np.all(whole):
+            bad = y[~whole][0]
+            raise ValueError(
+                "y must hold class labels (integers, strings, or one-hot rows) to color the "
+                f"points, received non-integer values such as {bad!r}; to draw a regression "
+                "target, use plot_decision_boundary with a model."
+            )
+        if y.min() >= 0:
+            index = y.astype(np.int64)
+            return _Classes(index, [f"class {k}" for k in range(int(index.max()) + 1)])
+        classes, index = np.unique(y.astype(np.int64), return_inverse=True)
+        return _Classes(index.astype(np.int64), [f"class {c}" for c in classes.tolist()])
+    try:
+        classes, index = np.unique(y, return_inverse=True)
+    except TypeError:  # e.g. strings and numbers together, which cannot be sorted
+        kinds = sorted({type(v).__name__ for v in y.tolist()})
+        raise ValueError(
+            "y must hold labels of one type (all strings or all numbers) to sort them into "
+            f"classes, received a mix of {', '.join(kinds)}."
+        ) from None
+    return _Classes(index.astype(np.int64).reshape(-1), [str(c) for c in classes.tolist()])
+
+
+def _is_continuous(y: Any, n: int) -> bool:
+    """Whether y is one numeric target per point with values other than 0 and 1 (regression)."""
+    y = np.asarray(to_numpy(y))
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1 or y.shape[0] != n or y.dtype.kind not in "iuf":
+        return False
+    return not bool(np.all((y == 0) | (y == 1)))
 
 
 def _class_colors(n_classes: int) -> list[Any]:
@@ -149,10 +198,12 @@ def _class_colors(n_classes: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n_classes)]
 
 
-def _scatter_classes(ax: Axes, X: np.ndarray, y: np.ndarray, n_classes: int, size: float) -> None:
+def _scatter_classes(
+    ax: Axes, X: np.ndarray, classes: _Classes, n_classes: int, size: float
+) -> None:
     colors = _class_colors(n_classes)
-    for k in range(n_classes):
-        mask = y == k
+    for k, name in enumerate(classes.names):
+        mask = classes.index == k
         if np.any(mask):
             ax.scatter(
                 X[mask, 0],
@@ -162,7 +213,7 @@ def _scatter_classes(ax: Axes, X: np.ndarray, y: np.ndarray, n_classes: int, siz
                 # a dark rim keeps a point visible on the region of its own class's color
                 edgecolors="black",
                 linewidths=0.4,
-                label=f"class {k}",
+                label=name,
                 zorder=3,
             )
 
@@ -195,7 +246,9 @@ def plot_dataset(X: Any, y: Any, ax: Axes | None = None, title: str | None = Non
     X : array_like, shape (n_samples, 2)
         The points (NumPy or any supported library).
     y : array_like, shape (n_samples,) or (n_samples, n_classes)
-        Integer labels, or one-hot rows.
+        Class labels: integers 0, 1, ... (class k is named "class k"), any other labels such
+        as strings (the classes are the sorted unique labels, as scikit-learn's ``classes_``,
+        named by their labels), or one-hot rows.
     ax : matplotlib.axes.Axes, optional
         Draw here; by default a new figure is made.
     title : str, optional
@@ -204,13 +257,26 @@ def plot_dataset(X: Any, y: Any, ax: Axes | None = None, title: str | None = Non
     Returns
     -------
     matplotlib.figure.Figure
-        The figure holding the axes.
+        The figure holding the axes, with one scatter and one legend entry per class.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` does not have two features, or ``y`` holds non-integer numbers or a mix of
+        strings and numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fig = plot_dataset([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]], np.array(["dog", "cat", "dog"]))
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['cat', 'dog']
     """
     X = _points(X)
-    y = _labels(y, X.shape[0])
-    n_classes = int(y.max()) + 1
+    classes = _labels(y, X.shape[0])
+    n_classes = len(classes.names)
     fig, ax = _figure_and_axes(ax, (5.6, 5.0))
-    _scatter_classes(ax, X, y, n_classes, _marker_size(X.shape[0]))
+    _scatter_classes(ax, X, classes, n_classes, _marker_size(X.shape[0]))
     _decorate_plane(ax, title or f"Data set: {X.shape[0]} points, {n_classes} classes")
     _legend(ax)
     ax.grid(True, alpha=0.3)
@@ -315,6 +381,11 @@ def plot_decision_boundary(
     scale with its colorbar and the ``P = 0.5`` decision line; ``k > 1`` outputs (softmax) as
     the regions of the argmax class, separated by thin lines.
 
+    A regression (one output and targets other than 0 and 1, e.g. a model compiled with
+    ``"mse"`` or ``"mae"`` on real values) has no classes and no boundary: its output is drawn
+    as a map, the points colored by their targets on the same scale (a point that stands out
+    from the map around it is badly fit), and the title gives the loss on these points.
+
     Parameters
     ----------
     model : Sequential
@@ -322,7 +393,8 @@ def plot_decision_boundary(
     X : array_like, shape (n_samples, 2)
         The points to draw; the grid covers their bounding box plus ``margin``.
     y : array_like, shape (n_samples,) or (n_samples, n_classes)
-        Their labels (integers or one-hot).
+        Their labels (integers, other labels such as strings, taken in sorted order as
+        scikit-learn's ``classes_``, or one-hot rows), or real targets for a regression.
     ax : matplotlib.axes.Axes, optional
         Draw here; by default a new figure is made.
     resolution : int
@@ -330,9 +402,11 @@ def plot_decision_boundary(
     margin : float
         Padding around the data, as a fraction of its larger span.
     title : str, optional
-        Axes title; by default ``"Decision boundary"`` with the accuracy on these points.
+        Axes title; by default ``"Decision boundary"`` with the accuracy on these points, or
+        for a regression ``"Model output"`` with the model's loss on them (e.g.
+        ``"Model output (mse 0.0123)"``; no loss before ``compile``).
     colorbar : bool
-        Add the probability colorbar (single-output models).
+        Add the probability (or output) colorbar (single-output models).
 
     Returns
     -------
@@ -341,7 +415,6 @@ def plot_decision_boundary(
     """
     mpl = _plt()
     X = _points(X)
-    y = _labels(y, X.shape[0])
     gx, gy = _grid_axes(X, resolution, margin)
     xx, yy = np.meshgrid(gx, gy)
     grid = np.column_stack([xx.ravel(), yy.ravel()])
@@ -349,14 +422,24 @@ def plot_decision_boundary(
     out = _predict_host(model, np.concatenate([grid, X], axis=0))
     out_grid, out_X = out[: grid.shape[0]], out[grid.shape[0] :]
     k = out.shape[1]
-    n_classes = max(int(y.max()) + 1, k if k > 1 else 2)
-
     fig, ax = _figure_and_axes(ax, (6.4, 5.2))
+    if k == 1 and _is_continuous(y, X.shape[0]):
+        _draw_regression(ax, fig, xx, yy, out_grid, X, y, colorbar)
+        if title is None:
+            loss = _regression_loss(model, out_X, y)
+            title = "Model output" + (f" ({loss[0]} {loss[1]:.4g})" if loss else "")
+        _decorate_plane(ax, title)
+        ax.set_xlim(gx[0], gx[-1])
+        ax.set_ylim(gy[0], gy[-1])
+        return fig
+
+    classes = _labels(y, X.shape[0])
+    n_classes = max(len(classes.names), k if k > 1 else 2)
     if k == 1:
         Z = out_grid[:, 0].reshape(resolution, resolution)
         probabilities = bool(np.all((Z >= 0) & (Z <= 1)))
         # fixed levels on [0, 1] so that the same color means the same probability in every
-        # figure and every frame; a regression output gets levels fitted to its range
+        # figure and every frame; an unbounded output gets levels fitted to its range
         levels = np.linspace(0.0, 1.0, 11) if probabilities else 12
         cs = ax.contourf(xx, yy, Z, levels=levels, cmap=_BINARY_CMAP, alpha=0.7)
         if Z.min() < 0.5 < Z.max():
@@ -376,15 +459,64 @@ def plot_decision_boundary(
         crossed = [v for v in edges[1:-1] if Z.min() < v < Z.max()]
         if crossed:  # matplotlib warns about a contour with no line
             ax.contour(xx, yy, Z, levels=crossed, colors="k", linewidths=0.8)
-    _scatter_classes(ax, X, y, n_classes, _marker_size(X.shape[0]))
+    _scatter_classes(ax, X, classes, n_classes, _marker_size(X.shape[0]))
     if title is None:
-        acc = _accuracy(out_X, y)
+        acc = _accuracy(out_X, classes.index)
         title = "Decision boundary" + (f" (accuracy {acc:.1%})" if acc is not None else "")
     _decorate_plane(ax, title)
     ax.set_xlim(gx[0], gx[-1])
     ax.set_ylim(gy[0], gy[-1])
     _legend(ax)
     return fig
+
+
+def _draw_regression(
+    ax: Axes,
+    fig: Figure,
+    xx: np.ndarray,
+    yy: np.ndarray,
+    out_grid: np.ndarray,
+    X: np.ndarray,
+    y: Any,
+    colorbar: bool,
+) -> None:
+    """A one-output regression: the output as filled contours, the points colored by target."""
+    mpl = _plt()
+    target = np.asarray(to_numpy(y), dtype=np.float64).reshape(-1)
+    Z = out_grid[:, 0].reshape(xx.shape)
+    lo = float(min(Z.min(), target.min()))
+    hi = float(max(Z.max(), target.max()))
+    levels = mpl.ticker.MaxNLocator(nbins=12).tick_values(lo, hi) if hi > lo else [lo, lo + 1]
+    cmap = mpl.colormaps["viridis"]
+    # one boundary norm for the map and the points: a point whose target lies in the band the
+    # model predicts there has exactly the color of the region around it
+    norm = mpl.colors.BoundaryNorm(levels, cmap.N)
+    cs = ax.contourf(xx, yy, Z, levels=levels, cmap=cmap, norm=norm)
+    ax.scatter(
+        X[:, 0],
+        X[:, 1],
+        c=target,
+        cmap=cmap,
+        norm=norm,
+        s=_marker_size(X.shape[0]),
+        edgecolors="black",
+        linewidths=0.4,
+        zorder=3,
+    )
+    if colorbar:
+        fig.colorbar(cs, ax=ax, shrink=0.9).set_label("model output (points: targets)")
+
+
+def _regression_loss(model: Any, out: np.ndarray, y: Any) -> tuple[str, float] | None:
+    """The compiled model's loss (name, value) on host predictions ``out``; None before compile."""
+    loss = getattr(model, "loss", None)
+    if loss is None or not callable(loss):
+        return None
+    import array_api_compat.numpy as xp
+
+    target = np.asarray(to_numpy(y), dtype=np.float64).reshape(-1, 1)
+    name = getattr(loss, "name", None) or "loss"
+    return name, float(loss(target, out, xp))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -524,7 +656,7 @@ def animate_training(
         frames.append((history.epoch[-1] + 1, _frame_image(snapshot()), logs))
 
     labels = _labels(y_host, Xh.shape[0])
-    n_classes = max(int(labels.max()) + 1, n_out if n_out > 1 else 2)
+    n_classes = max(len(labels.names), n_out if n_out > 1 else 2)
     image0 = frames[0][1]
 
     # a fixed layout, not the constrained one: the title changes width from frame to frame and

@@ -15,7 +15,7 @@ from matplotlib.animation import Animation
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle
+from matplotlib.patches import Circle, FancyBboxPatch
 from PIL import Image
 
 import backprop as bp
@@ -131,6 +131,60 @@ def test_plot_dataset_takes_any_backend_one_hot_and_an_axes(circles):
     assert len([c for c in ax.collections if isinstance(c, PathCollection)]) == 2
 
 
+def _dots(ax):
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def _legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("as_list", [False, True], ids=["array", "list"])
+def test_plot_dataset_string_labels_are_sorted_classes(circles, as_list):
+    X, y = circles
+    labels = np.array(["dog", "cat"])[y]  # class 0 is "dog": sorted, "cat" comes first
+    fig = viz.plot_dataset(X, labels.tolist() if as_list else labels)
+    (ax,) = fig.axes
+    # as scikit-learn's classes_: the sorted unique labels, named in the legend
+    assert _legend_texts(ax) == ["cat", "dog"]
+    cat, dog = _dots(ax)
+    np.testing.assert_array_equal(cat.get_offsets(), X[labels == "cat"])
+    np.testing.assert_array_equal(dog.get_offsets(), X[labels == "dog"])
+    assert ax.get_title() == "Data set: 120 points, 2 classes"
+
+
+def test_plot_dataset_three_string_classes_and_a_column(circles):
+    X, _ = circles
+    labels = np.array(["setosa", "virginica", "versicolor"])[np.arange(len(X)) % 3]
+    ax = viz.plot_dataset(X, labels.reshape(-1, 1)).axes[0]  # (n, 1) is raveled
+    assert _legend_texts(ax) == ["setosa", "versicolor", "virginica"]
+    assert [len(c.get_offsets()) for c in _dots(ax)] == [40, 40, 40]
+    # three distinct colors, one per class
+    colors = {tuple(np.round(c.get_facecolor()[0], 6)) for c in _dots(ax)}
+    assert len(colors) == 3
+
+
+def test_plot_dataset_negative_integer_labels(circles):
+    X, y = circles
+    ax = viz.plot_dataset(X, 2 * y - 1).axes[0]  # -1 / +1, as for a tanh output
+    assert _legend_texts(ax) == ["class -1", "class 1"]
+    np.testing.assert_array_equal(_dots(ax)[0].get_offsets(), X[y == 0])
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (np.linspace(0.0, 1.0, 120), r"class labels.*received non-integer values"),
+        (np.array(["a", 1] * 60, dtype=object), r"labels of one type.*str.*int"),
+    ],
+    ids=["continuous", "mixed"],
+)
+def test_plot_dataset_says_what_labels_it_needs(circles, labels, match):
+    X, _ = circles
+    with pytest.raises(ValueError, match=match):
+        viz.plot_dataset(X, labels)
+
+
 def test_plot_dataset_needs_two_features():
     with pytest.raises(ValueError, match=r"\(n_samples, 2\)"):
         viz.plot_dataset(np.zeros((5, 3)), np.zeros(5))
@@ -202,6 +256,57 @@ def test_decision_boundary_softmax_regions():
     filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
     np.testing.assert_allclose(filled[0].levels, [-0.5, 0.5, 1.5, 2.5])
     assert len([c for c in ax.collections if isinstance(c, PathCollection)]) == 3
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+@pytest.mark.parametrize("spec", BACKENDS)
+def test_decision_boundary_of_a_regression_shows_its_loss_not_accuracy(spec, loss):
+    name, device = spec
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = 0.2 * X[:, 0] - 0.1 * X[:, 1] + 0.5  # continuous targets, most of them inside [0, 1]
+    model = bp.Sequential(
+        [bp.layers.Dense(8, "tanh", input_dim=2), bp.layers.Dense(1)],
+        backend=name,
+        device=device,
+        seed=0,
+    )
+    model.compile(loss=loss, optimizer="adam")
+    model.fit(X, y, epochs=3, verbose=0)
+    fig = viz.plot_decision_boundary(model, X, y, resolution=20)
+    ax, cbar_ax = fig.axes
+    # the loss on these points, computed here from the model's own predictions
+    pred = bp.to_numpy(model.predict(X))[:, 0].astype(np.float64)
+    value = np.mean((pred - y) ** 2) if loss == "mse" else np.mean(np.abs(pred - y))
+    assert ax.get_title() == f"Model output ({loss} {value:.4g})"
+    assert "accuracy" not in ax.get_title() and "class" not in cbar_ax.get_ylabel()
+    assert ax.get_legend() is None  # no classes to name
+    # no class threshold drawn: only the filled output map
+    assert [c.filled for c in ax.collections if isinstance(c, ContourSet)] == [True]
+    # the points are colored by their targets on the map's own scale
+    (dots,) = _dots(ax)
+    np.testing.assert_allclose(dots.get_array(), y)
+    (cs,) = [c for c in ax.collections if isinstance(c, ContourSet)]
+    assert dots.norm.vmin <= y.min() and dots.norm.vmax >= y.max()
+    assert (dots.norm.vmin, dots.norm.vmax) == (cs.norm.vmin, cs.norm.vmax)
+    if name == "numpy":
+        _render(fig)
+
+
+def test_decision_boundary_of_an_uncompiled_regression_has_a_plain_title():
+    X = np.random.default_rng(1).normal(size=(30, 2))
+    model = _model(out_activation="linear", compiled=False)
+    ax = viz.plot_decision_boundary(model, X, X[:, 0] * 3.5, resolution=10).axes[0]
+    assert ax.get_title() == "Model output"
+
+
+def test_decision_boundary_names_string_classes(circles):
+    X, y = circles
+    model = _model()
+    model.fit(X, y, epochs=2, verbose=0)
+    ax = viz.plot_decision_boundary(model, X, np.array(["in", "out"])[y], resolution=10).axes[0]
+    assert _legend_texts(ax) == ["in", "out"]  # output 1 is P("out"): sorted labels
+    assert "accuracy" in ax.get_title()
 
 
 # ---------------------------------------------------------------------------------------------
