@@ -102,19 +102,24 @@ def as_array(a: Any, name: str) -> Any:
     Returns
     -------
     array
-        ``a`` itself for a non-NumPy array of a supported library, else ``np.asarray(a)``
-        (same shape) of a boolean, integer or floating dtype.
+        ``a`` itself for a non-NumPy array of a supported library (bfloat16 converted to
+        float32 and bool to uint8, in its library and on its device: NumPy has no bfloat16,
+        the Array API no minimum of booleans), else ``np.asarray(a)`` (same shape) of a
+        boolean, integer or floating dtype (ml_dtypes' bfloat16 converted to float32).
 
     Raises
     ------
     TypeError
         If ``a`` is None, or host data cannot be made an array (e.g. ragged lists) or is not
-        numeric.
+        numeric, or ``a`` is a SciPy sparse matrix or a sparse tensor.
+    ValueError
+        If ``a`` is a masked array with masked values, or a tensor on the meta device.
     """
     if a is None:
         raise TypeError(f"{name} must be an array, received None.")
+    _refuse_unsupported_layout(a, name)
     if array_backend_name(a) not in (None, "numpy"):
-        return a
+        return _without_host_less_dtype(a)
     try:
         out = np.asarray(a)
     except (ValueError, TypeError) as exc:  # ragged lists and the like
@@ -126,12 +131,92 @@ def as_array(a: Any, name: str) -> Any:
         # in a 0-d array: "convert with astype" would be the wrong advice
         hint = f" For a sparse matrix pass {name}.toarray()." if hasattr(a, "toarray") else ""
         raise TypeError(f"{name} must be an array of numbers, received {type(a).__name__}.{hint}")
+    if out.dtype.kind == "V" and out.dtype.name == "bfloat16":
+        # ml_dtypes' bfloat16 (what np.asarray makes of a JAX bfloat16 array): every value
+        # is exact in float32, which every library can read, as float16 is read today
+        out = out.astype(np.float32)
     if out.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must be numeric (floats or integers), received dtype {out.dtype} "
             f"({_kind_word(out.dtype.kind)}). Convert it first, e.g. {name}.astype('float32')."
         )
     return out
+
+
+def _refuse_unsupported_layout(a: Any, name: str) -> None:
+    """Refuse arrays whose values NumPy would read wrongly or not at all.
+
+    A masked array with masked entries (``np.asarray`` drops the mask, so the hidden values
+    would be trained on), a SciPy sparse matrix, and a torch sparse or meta tensor (no
+    library here computes on them: they would fail deep inside torch). Torch is recognised by
+    its attributes (``layout``, ``is_meta``), not imported: this module names no array
+    library but NumPy.
+
+    Parameters
+    ----------
+    a : object
+        The argument, not None.
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    TypeError
+        For a SciPy sparse matrix or a torch sparse tensor.
+    ValueError
+        For a masked array with masked entries, or a meta tensor (which holds no values).
+    """
+    if isinstance(a, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(a)
+        if mask.any():  # an array with nothing masked loses nothing: it is its data
+            where = ", ".join(str(int(i)) for i in np.argwhere(mask)[0])
+            raise ValueError(
+                f"{name} is a NumPy masked array with {int(mask.sum())} masked value(s) "
+                f"(the first at index ({where})). backprop has no notion of missing values "
+                "and would train on the values hidden under the mask. Fill them first (e.g. "
+                f"{name}.filled(value), or impute them) or drop those rows."
+            )
+        return
+    kind = type(a).__name__
+    if type(a).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a SciPy sparse matrix ({kind}); backprop computes on dense arrays "
+            f"only. Pass {name}.toarray() (mind the memory: every zero is stored)."
+        )
+    layout = str(getattr(a, "layout", ""))
+    if "sparse" in layout:  # torch.sparse_coo, sparse_csr, sparse_csc, sparse_bsr, ...
+        raise TypeError(
+            f"{name} is a sparse tensor (layout {layout}), which is not supported: backprop "
+            f"computes on dense arrays only. Pass {name}.to_dense()."
+        )
+    if getattr(a, "is_meta", False) is True:
+        raise ValueError(
+            f"{name} is a tensor on the meta device, which holds a shape but no values; "
+            "meta tensors are not supported. Materialise the data it stands for on a real "
+            "device (e.g. 'cpu' or 'cuda') and pass that tensor."
+        )
+
+
+def _without_host_less_dtype(a: Any) -> Any:
+    """``a`` (an array of a library other than NumPy), its dtype made one NumPy can read.
+
+    bfloat16 has no NumPy dtype (torch cannot hand it to NumPy at all) and booleans have no
+    minimum in the Array API standard: bfloat16 becomes float32 (exact: bfloat16 is float32
+    with a shorter mantissa) and bool becomes uint8 (exact), in ``a``'s own library and on its
+    device, as NumPy's float16 and bool are accepted and converted later.
+    """
+    dtype = a.dtype
+    if str(dtype).rpartition(".")[2] == "bfloat16":  # torch.bfloat16, jax's bfloat16
+        xp = array_namespace(a)
+        return xp.astype(a, xp.float32)
+    xp = array_namespace(a)
+    if xp.isdtype(dtype, "bool"):
+        return xp.astype(a, xp.uint8)
+    return a
 
 
 def _kind_word(kind: str) -> str:

@@ -7,6 +7,7 @@ and where.
 
 from __future__ import annotations
 
+import importlib.util
 import tracemalloc
 import warnings
 
@@ -261,3 +262,174 @@ def test_long_double_beyond_float64_is_out_of_range_not_infinite():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=msg):
             data.check_X(X)
+
+
+# -- issue 19.5: bfloat16 and bool arrays of any library, as NumPy's float16 and bool --------
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_JAX = importlib.util.find_spec("jax") is not None
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch")
+
+
+def _library_array(library, host, dtype):
+    """``host`` (NumPy) as an array of ``library`` with dtype ``dtype`` (a name)."""
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.asarray(host).to(getattr(torch, dtype))
+    jnp = pytest.importorskip("jax.numpy")
+    return jnp.asarray(host).astype(getattr(jnp, dtype))
+
+
+def _fit_predict(backend, X, y, fit=False):
+    """Weights after ``fit`` (if asked), the loss of ``evaluate`` and ``predict``'s output.
+
+    fit, evaluate and predict check and move their input with the same two functions, so
+    evaluate and predict alone cover them (a fit on JAX compiles for seconds).
+    """
+    model = _net("float32", backend=backend.spec)
+    if fit:
+        model.fit(X, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    loss = model.evaluate(X, y)["loss"]
+    return model.get_weights(), loss, bp.backend.to_numpy(model.predict(X))
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_bfloat16_input_is_converted_like_float16(library, backend):
+    """torch's bfloat16 used to fail with "Got unsupported ScalarType BFloat16" (and JAX's on
+    a torch model): both are read as the float32 values they hold, X and y."""
+    X, y = _xy()
+    X = np.round(X * 4) / 4  # values bfloat16 holds exactly, so float32 is the reference
+    Xb, yb = _library_array(library, X, "bfloat16"), _library_array(library, y, "bfloat16")
+    Xf, yf = _library_array(library, X, "float32"), _library_array(library, y, "float32")
+    expected = _fit_predict(backend, Xf, yf)
+    got = _fit_predict(backend, Xb, yb)
+    for a, b in zip(got[0], expected[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got[1] == expected[1]
+    np.testing.assert_array_equal(got[2], expected[2])
+
+
+def test_bool_input_of_any_library_is_accepted_as_numpys(backend):
+    """A bool array of the model's library (torch, JAX, array_api_strict, on its device) and a
+    torch bool array on any model train as NumPy's bool does; they used to be refused."""
+    X, y = _xy()
+    Xh, yh = X > 0, y > 0
+    expected = _fit_predict(backend, Xh, yh, fit=backend.name == "numpy")
+    inputs = [(backend.asarray(Xh), backend.asarray(yh))]
+    if HAS_TORCH:
+        inputs.append((_library_array("torch", Xh, "bool"), _library_array("torch", yh, "bool")))
+    for Xd, yd in inputs:
+        assert "bool" in str(Xd.dtype)
+        got = _fit_predict(backend, Xd, yd, fit=backend.name == "numpy")
+        for a, b in zip(got[0], expected[0], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert got[1] == expected[1]
+        np.testing.assert_array_equal(got[2], expected[2])
+
+
+def test_ml_dtypes_bfloat16_numpy_array_is_converted():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    X, _ = _xy()
+    out = data.check_X(X.astype(ml_dtypes.bfloat16), D)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, X.astype(ml_dtypes.bfloat16).astype(np.float32))
+
+
+# -- issue 19.9: sparse and meta tensors, SciPy sparse matrices --------------------------------
+
+
+def _every_place_refused(backend, bad, error, match):
+    """``bad`` as X, y, validation X and y, and in evaluate/predict: refused, nothing moved."""
+    X, y = _xy()
+    model = _net("float32", backend=backend)
+    _assert_all_refused(model, bad, y, error, match.replace("NAME", "X"))
+    calls = {
+        "y": (lambda: model.fit(X, bad, verbose=0), "y"),
+        "X_val": (lambda: model.fit(X, y, validation_data=(bad, y), verbose=0), "X_val"),
+        "y_val": (lambda: model.fit(X, y, validation_data=(X, bad), verbose=0), "y_val"),
+        "evaluate y": (lambda: model.evaluate(X, bad), "y"),
+    }
+    for call, name in calls.values():
+        with pytest.raises(error, match=match.replace("NAME", name)):
+            call()
+    assert not model.built or model.optimizer.iterations == 0
+
+
+@needs_torch
+@pytest.mark.parametrize("layout", ["coo", "csr", "csc"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_torch_sparse_tensors_are_refused(layout, backend):
+    """They used to reach torch: "Could not run 'aten::amin' ... 'SparseCPU' backend"."""
+    import torch
+
+    dense = torch.ones(N, D)
+    bad = {"coo": dense.to_sparse, "csr": dense.to_sparse_csr, "csc": dense.to_sparse_csc}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        sparse = bad[layout]()
+    match = (
+        rf"NAME is a sparse tensor \(layout torch\.sparse_{layout}\).*not supported"
+        r".*NAME\.to_dense\(\)"
+    )
+    _every_place_refused(backend, sparse, TypeError, match)
+
+
+@needs_torch
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_torch_meta_tensors_are_refused(backend):
+    """They used to fail inside torch: "Tensor.item() cannot be called on meta tensors"."""
+    import torch
+
+    meta = torch.ones(N, D, device="meta")
+    X, y = _xy()
+    match = r"NAME is a tensor on the meta device.*not supported.*real device"
+    model = _net(backend=backend)
+    _assert_all_refused(model, meta, y, ValueError, match.replace("NAME", "X"))
+    for call, name in [
+        (lambda: model.fit(X, y, validation_data=(meta, y), verbose=0), "X_val"),
+        (lambda: model.fit(X, meta[:, 0], verbose=0), "y"),
+    ]:
+        if backend == "torch" and name == "y":
+            continue  # the model's device check sees it first (see the report): still refused
+        with pytest.raises(ValueError, match=match.replace("NAME", name)):
+            call()
+
+
+@pytest.mark.parametrize("kind", ["csr_matrix", "csr_array", "coo_matrix"])
+def test_scipy_sparse_matrices_are_refused_by_name(kind):
+    sparse = pytest.importorskip("scipy.sparse")
+    bad = getattr(sparse, kind)(np.ones((N, D)))
+    match = rf"NAME is a SciPy sparse matrix \({kind}\).*dense arrays only.*NAME\.toarray\(\)"
+    _every_place_refused("numpy", bad, TypeError, match)
+
+
+# -- issue 19.11: masked arrays ---------------------------------------------------------------
+
+
+def test_masked_arrays_with_masked_values_are_refused(backend):
+    """np.asarray drops the mask: the hidden values used to be trained on, silently."""
+    X, y = _xy()
+    mask = np.zeros(X.shape, dtype=bool)
+    mask[3, 2] = True
+    bad = np.ma.masked_array(X, mask=mask)
+    match = (
+        r"NAME is a NumPy masked array with 1 masked value\(s\) "
+        r"\(the first at index \(3, 2\)\).*Fill them"
+    )
+    _every_place_refused(backend.spec, bad, ValueError, match)
+    bad_y = np.ma.masked_array(y, mask=np.arange(N) == 5)
+    model = _net("float32", backend=backend.spec)
+    with pytest.raises(ValueError, match=r"y is a NumPy masked array .*index \(5\)"):
+        model.fit(X, bad_y, verbose=0)
+    with pytest.raises(ValueError, match=r"weights for .* is a NumPy masked array"):
+        model.set_weights([np.ma.masked_array(w, mask=True) for w in model.get_weights()])
+
+
+def test_masked_arrays_with_nothing_masked_are_their_data():
+    X, y = _xy()
+    numpy = bp.backend.resolve("numpy")
+    expected = _fit_predict(numpy, X, y, fit=True)
+    got = _fit_predict(numpy, np.ma.masked_array(X), np.ma.masked_array(y), fit=True)
+    for a, b in zip(got[0], expected[0], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(got[2], expected[2])
