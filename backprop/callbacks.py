@@ -8,16 +8,19 @@ no step waits for a host synchronisation.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 import string
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from ._checks import as_float, as_int, check_bool
+from .schedules import LearningRateSchedule
 
 
 class Callback:
@@ -27,7 +30,8 @@ class Callback:
     ----------
     root_only : bool
         In data-parallel training, run only on rank 0 (printing, writing files); the others
-        run on every rank, with the same logs (summed over the ranks).
+        run on every rank, with the same logs (summed over the ranks), and those of this
+        module print their messages on rank 0 only (``model._comm`` tells the rank).
     log_keys : tuple of str
         The keys this callback adds to the epoch logs in ``on_epoch_end`` (e.g.
         ``("learning_rate",)``), so that callbacks after it, such as a
@@ -275,8 +279,93 @@ def _expected_log_keys(callback: Callback) -> tuple[set[str], bool | None] | Non
     return keys, None if do_validation is None else bool(do_validation)
 
 
+def _is_root(callback: Callback) -> bool:
+    """Whether this process speaks for the fit: always, but rank 0 only in data parallelism.
+
+    The callbacks that must act on every rank (stop, set the learning rate) run there, so
+    their messages and warnings are given by rank 0 alone, as the progress bar is.
+    """
+    comm = getattr(callback.model, "_comm", None)
+    return comm is None or bool(comm.is_root)
+
+
+def _say(callback: Callback, text: str) -> None:
+    """Print a callback's message, on rank 0 only under data parallelism."""
+    if _is_root(callback):
+        print(text)
+
+
+def _missing_monitor_warning(
+    callback: Callback, keys: list[str], *, known: bool, do_validation: bool | None
+) -> str:
+    """The warning for a monitored key that is not (``known``: will not be) in the logs."""
+    name, monitor = type(callback).__name__, callback.monitor
+    where = "will not be in the epoch logs of this fit" if known else "is not in the epoch logs"
+    if monitor.startswith("val_") and do_validation is False:
+        hint = (
+            " Validation does not run in this fit: pass validation_data or validation_split "
+            "for 'val_*' keys."
+        )
+    else:
+        close = difflib.get_close_matches(monitor, keys, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return (
+        f"{name} monitors {monitor!r}, which {where}.{hint} Available keys: {keys}. "
+        f"{name} skips its monitoring while the key is missing; a callback that adds the key "
+        "to the logs, before this one, should name it in its log_keys."
+    )
+
+
+def _check_monitor(callback: Callback) -> None:
+    """At ``on_train_begin``: warn, before any training, if ``callback.monitor`` will not come.
+
+    The keys come from ``fit``'s params and the compiled metrics (the loss, the metrics,
+    their ``val_*`` versions when validation runs, and the ``log_keys`` of the callbacks
+    before this one). Keras warns at each epoch end instead, once the first epoch has
+    trained; a typo is better told before.
+    """
+    callback._monitor_warned = False
+    expected = _expected_log_keys(callback)
+    if expected is None:  # outside fit: told at the first epoch end without the key
+        return
+    keys, do_validation = expected
+    keys.discard("epoch")  # a file-name field, not a log key
+    if callback.monitor in keys:
+        return
+    callback._monitor_warned = True
+    if _is_root(callback):
+        message = _missing_monitor_warning(
+            callback, sorted(keys), known=True, do_validation=do_validation
+        )
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _monitor_value(callback: Callback, logs: dict[str, Any]) -> float | None:
+    """The monitored value of these logs; None (with a warning, once) when it is missing."""
+    value = logs.get(callback.monitor)
+    if value is None and not getattr(callback, "_monitor_warned", False):
+        callback._monitor_warned = True
+        if _is_root(callback):
+            params = getattr(callback, "params", None)
+            do_validation = params.get("do_validation") if isinstance(params, dict) else None
+            message = _missing_monitor_warning(
+                callback, sorted(logs), known=False, do_validation=do_validation
+            )
+            warnings.warn(message, UserWarning, stacklevel=3)
+    return value
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    As in Keras, the check starts after the first epoch (epoch 0 never stops training), and the
+    best epoch is the one with the best value, whether or not it beats ``baseline``. A
+    ``monitor`` that the epoch logs of the fit will not have (a ``val_*`` key without
+    validation data, a misspelled name) is told by a ``UserWarning`` before the first epoch,
+    naming the closest keys; the callback then does nothing while the key is missing.
+
+    In data-parallel training it runs on every rank (all stop at the same epoch, the logs being
+    the same); only rank 0 prints.
 
     Parameters
     ----------
@@ -285,13 +374,28 @@ class EarlyStopping(Callback):
     min_delta : float
         Smallest change that counts as an improvement.
     patience : int
-        Epochs without improvement before stopping.
+        Epochs without improvement before stopping (0 and 1 both stop at the first epoch
+        without improvement, as in Keras).
     mode : {"auto", "min", "max"}
         Whether smaller or larger is better; ``"auto"`` picks max for accuracy-like names.
     restore_best_weights : bool
-        Put back the weights of the best epoch when stopping (or at the end of training).
+        Put back the weights of the best epoch when training ends, stopped early or not.
+        With a ``baseline`` that no epoch beats, that is the best epoch among those run.
     baseline : float, optional
-        Stop if the monitored value does not beat this within ``patience`` epochs.
+        A value to beat: an epoch counts as an improvement (restarting the patience) only if
+        it beats both the best value so far and the baseline, so training stops after
+        ``patience`` epochs if none beats the baseline.
+    verbose : int, default 0
+        Whether to print a line when it stops training and when it restores weights.
+
+    Attributes
+    ----------
+    best : float
+        The best monitored value of the fit.
+    best_epoch : int
+        The epoch (from 0) of ``best``.
+    stopped_epoch : int
+        The epoch at which it stopped training (0 when it did not).
 
     Raises
     ------
@@ -329,6 +433,15 @@ class EarlyStopping(Callback):
             maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
             mode = "max" if maximize else "min"
         self.mode = mode
+        self._reset()
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_epoch = 0
+        self.best_weights = None
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self._stopped = False
 
     def _better(self, value: float, reference: float) -> bool:
         if self.mode == "min":
@@ -336,40 +449,43 @@ class EarlyStopping(Callback):
         return value > reference + self.min_delta
 
     def on_train_begin(self, logs=None):
-        self.wait = 0
-        self.stopped_epoch = 0
-        self.best_epoch = 0
-        self.best_weights = None
-        worst = math.inf if self.mode == "min" else -math.inf
-        self.best = worst if self.baseline is None else self.baseline
+        self._reset()  # an instance may serve several fits, as in Keras
+        _check_monitor(self)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping monitors {self.monitor!r}, which is not in the epoch logs "
-                f"{sorted(logs)}. Pass validation data for 'val_*' keys, or monitor another key."
-            )
-        value = logs[self.monitor]
+        value = _monitor_value(self, logs or {})
+        if value is None:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            # the first epoch's weights, should no epoch improve (a NaN value never does)
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
+        self.wait += 1
         if self._better(value, self.best):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            # the best epoch is tracked whether or not it beats the baseline (Keras 2 and 3)
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            return
-        self.wait += 1
-        if self.wait >= max(self.patience, 1):
-            self.stopped_epoch = epoch
+            # only an epoch that beats the baseline as well restarts the patience
+            if self.baseline is None or self._better(value, self.baseline):
+                self.wait = 0
+        # never after the first epoch, as in Keras; patience 0 acts as 1: an epoch that
+        # restarted the patience does not stop (Keras 3 returns after an improvement)
+        if self.wait >= max(self.patience, 1) and epoch > 0:
+            self.stopped_epoch, self._stopped = epoch, True
             self.model.stop_training = True
-            self._restore()
 
     def on_train_end(self, logs=None):
-        if not self.stopped_epoch:
-            self._restore()
-        if self.stopped_epoch and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
-
-    def _restore(self) -> None:
+        if self._stopped and self.verbose:
+            _say(self, f"Epoch {self.stopped_epoch + 1}: early stopping")
+        # restored at the end (as Keras 3 does), so that the callbacks after this one saw the
+        # weights of the last epoch at its end
         if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                _say(
+                    self,
+                    "Restoring model weights from the end of the best epoch: "
+                    f"{self.best_epoch + 1}.",
+                )
             self.model.set_weights(self.best_weights)
 
 
@@ -379,6 +495,9 @@ class TerminateOnNaN(Callback):
     Without this callback ``fit`` raises ``NonFiniteLossError`` instead. Either way the weights
     and optimizer state go back to their values at the start of the failing epoch, unless
     ``restore_weights=False`` (then they are left as the non-finite step made them).
+
+    It prints one line when it stops (on rank 0 only in data-parallel training, where it runs
+    on every rank).
 
     Parameters
     ----------
@@ -392,7 +511,7 @@ class TerminateOnNaN(Callback):
     def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            print(f"Epoch {epoch + 1}: invalid loss {loss}, terminating training")
+            _say(self, f"Epoch {epoch + 1}: invalid loss {loss}, terminating training")
             self.model.stop_training = True
 
 
@@ -437,12 +556,23 @@ class LambdaCallback(Callback):
 class LearningRateScheduler(Callback):
     """Set the optimizer's learning rate at each epoch from ``schedule(epoch, lr) -> new lr``.
 
+    It adds ``learning_rate`` to the epoch logs. In data-parallel training it runs on every
+    rank (each sets its own optimizer's rate); only rank 0 prints.
+
     Parameters
     ----------
     schedule : callable
         ``schedule(epoch, lr) -> new lr``, with ``epoch`` from 0.
     verbose : int, default 0
         Whether to print the new rate at each epoch.
+
+    Raises
+    ------
+    TypeError
+        At ``on_train_begin`` (before any training), if the optimizer's learning rate is a
+        :class:`~backprop.schedules.LearningRateSchedule`: that rate changes at each step and
+        is not settable, as in Keras (replacing it would end the decay, and the saved model
+        would lose the schedule).
     """
 
     log_keys = ("learning_rate",)
@@ -454,14 +584,45 @@ class LearningRateScheduler(Callback):
             )
         self.schedule, self.verbose = schedule, verbose
 
+    def __repr__(self) -> str:
+        name = getattr(self.schedule, "__name__", None) or repr(self.schedule)
+        return f"LearningRateScheduler({name})"
+
+    def _check_settable(self) -> None:
+        opt = self.model.optimizer
+        if isinstance(opt.learning_rate, LearningRateSchedule):
+            raise TypeError(
+                f"{self!r} cannot set the learning rate of {type(opt).__name__}: it is driven "
+                f"by the schedule {opt.learning_rate!r}, so its learning rate is not settable. "
+                "Use one or the other: drop the callback and let the schedule set the rate at "
+                "each step, or compile with a float learning rate (e.g. "
+                f"optimizer={type(opt).__name__}(learning_rate=0.01)) for the callback to set."
+            )
+
+    def on_train_begin(self, logs=None):
+        """Check, before any training, that the optimizer's learning rate can be set.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+
+        Raises
+        ------
+        TypeError
+            If the optimizer's learning rate is a ``LearningRateSchedule``.
+        """
+        self._check_settable()
+
     def on_epoch_begin(self, epoch, logs=None):
+        self._check_settable()  # the optimizer may have been replaced since
         opt = self.model.optimizer
         lr = float(self.schedule(epoch, opt.current_learning_rate()))
         if not math.isfinite(lr) or lr <= 0:
             raise ValueError(f"The schedule returned learning rate {lr!r}; expected a float > 0.")
         opt.learning_rate = lr
         if self.verbose:
-            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+            _say(self, f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -504,7 +665,10 @@ class ModelCheckpoint(Callback):
     """Save the model after epochs: every epoch, or only when ``monitor`` improves.
 
     ``filepath`` may hold ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``;
-    its fields are checked against the keys of the epoch logs when training begins.
+    its fields are checked against the keys of the epoch logs when training begins. With
+    ``save_best_only``, a ``monitor`` that the logs of the fit will not have (a ``val_*`` key
+    without validation data, a misspelled name) is told by a ``UserWarning`` then, naming the
+    closest keys, and nothing is saved while the key is missing (as in Keras).
 
     Parameters
     ----------
@@ -565,6 +729,13 @@ class ModelCheckpoint(Callback):
         ValueError
             If the file name uses a key the epoch logs of this ``fit`` will not have (such as
             ``val_accuracy`` when no validation data is given).
+        FileNotFoundError
+            If the file name's folder does not exist.
+
+        Warns
+        -----
+        UserWarning
+            With ``save_best_only``, if ``monitor`` will not be in the epoch logs.
         """
         folder = os.path.dirname(os.path.abspath(self.filepath))
         # as model.save would say, but before the first epoch (a folder named by a field is
@@ -574,6 +745,13 @@ class ModelCheckpoint(Callback):
                 f"ModelCheckpoint cannot save to {self.filepath}: the folder {folder} does not "
                 "exist. Create it first (e.g. os.makedirs(folder, exist_ok=True))."
             )
+        self._check_fields()
+        # after the errors: a warning is not wanted before a fit that does not start
+        if self.save_best_only:
+            _check_monitor(self)
+
+    def _check_fields(self) -> None:
+        """Raise if the file name uses a key the epoch logs of this fit will not have."""
         expected = self._expected_log_keys()
         if expected is None:
             return
@@ -596,14 +774,11 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only:
-            if self.monitor not in logs:
-                raise KeyError(
-                    f"ModelCheckpoint monitors {self.monitor!r}, not in the logs {sorted(logs)}."
-                )
-            if not self._stop._better(logs[self.monitor], self.best):
+            value = _monitor_value(self, logs)
+            if value is None or not self._stop._better(value, self.best):
                 return
-            self.best = logs[self.monitor]
+            self.best = value
         path = self.filepath.format(epoch=epoch + 1, **logs)
         self.model.save(path)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            _say(self, f"Epoch {epoch + 1}: saved model to {path}")

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -6,8 +8,9 @@ from backprop import callbacks as C
 from backprop.layers import Dense
 
 
-def _model(lr=0.01, seed=0):
-    model = bp.Sequential([Dense(8, "relu", input_dim=2), Dense(1, "sigmoid")], seed=seed)
+def _model(lr=0.01, seed=0, backend=None):
+    layers = [Dense(8, "relu", input_dim=2), Dense(1, "sigmoid")]
+    model = bp.Sequential(layers, seed=seed, backend=backend)
     model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(lr), metrics=["acc"])
     return model
 
@@ -33,6 +36,8 @@ def test_hooks_run_in_keras_order(circles):
 
 class _Scripted(C.Callback):
     """Replaces the monitored value by a script, to test EarlyStopping deterministically."""
+
+    log_keys = ("val_loss",)  # declared: the callbacks after it may monitor it
 
     def __init__(self, values):
         self.values = values
@@ -66,12 +71,6 @@ def test_early_stopping_min_delta_mode_and_baseline(circles):
     assert C.EarlyStopping(monitor="loss").mode == "min"
     with pytest.raises(ValueError, match="mode must be"):
         C.EarlyStopping(mode="up")
-
-
-def test_early_stopping_missing_key_is_explained(circles):
-    X, y = circles
-    with pytest.raises(KeyError, match="Pass validation data"):
-        _model().fit(X, y, epochs=2, callbacks=[C.EarlyStopping()], verbose=0)
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
@@ -258,3 +257,210 @@ def test_callback_list_refuses_a_single_callback():
     history = C.History()
     callbacks = C.CallbackList((history,), _model(), _params(do_validation=False))
     assert callbacks.callbacks == [history] and history.params["epochs"] == 2
+
+
+# -- EarlyStopping: the best epoch, the baseline, epoch 0 (issue 19) ---------------------------
+
+
+def _assert_weights_equal(actual, expected):
+    for a, b in zip(actual, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_restores_the_best_epoch_when_the_baseline_is_never_beaten(backend, circles):
+    X, y = circles
+    model = _model(backend=backend)
+    model._snapshots = []
+    stop = C.EarlyStopping(patience=3, baseline=0.1, restore_best_weights=True)
+    script = [1.0, 0.5, 0.7, 0.6, 0.2]
+    h = model.fit(X, y, epochs=5, callbacks=[_Scripted(script), stop], verbose=0)
+    # no epoch beats the baseline 0.1: it stops after `patience` epochs, as Keras does, and
+    # puts back the best of them (epoch 1, 0.5), not the last one
+    assert len(h.history["loss"]) == 3 and stop.stopped_epoch == 2
+    assert stop.best_epoch == 1 and stop.best == 0.5
+    _assert_weights_equal(model.get_weights(), model._snapshots[1])
+    # when training ends before the patience runs out, the best epoch is put back as well
+    model._snapshots = []
+    stop = C.EarlyStopping(patience=5, baseline=0.1, restore_best_weights=True)
+    model.fit(X, y, epochs=3, callbacks=[_Scripted([0.6, 0.4, 0.9]), stop], verbose=0)
+    assert not model.stop_training and stop.best_epoch == 1
+    _assert_weights_equal(model.get_weights(), model._snapshots[1])
+
+
+def test_early_stopping_with_a_baseline_beaten_behaves_as_without(circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    stop = C.EarlyStopping(patience=2, baseline=0.8, restore_best_weights=True)
+    script = [1.0, 0.7, 0.75, 0.6, 0.65, 0.66, 0.1]
+    h = model.fit(X, y, epochs=7, callbacks=[_Scripted(script), stop], verbose=0)
+    assert len(h.history["loss"]) == 6 and stop.best_epoch == 3
+    _assert_weights_equal(model.get_weights(), model._snapshots[3])
+
+
+def test_early_stopping_never_stops_after_the_first_epoch_and_says_when_it_stops(circles, capsys):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    # the baseline is never beaten and patience is 0: Keras still trains a second epoch
+    stop = C.EarlyStopping(patience=0, baseline=0.0, verbose=1)
+    h = model.fit(X, y, epochs=4, callbacks=[_Scripted([0.5, 0.4, 0.3, 0.2]), stop], verbose=0)
+    assert len(h.history["loss"]) == 2 and stop.stopped_epoch == 1 and model.stop_training
+    assert capsys.readouterr().out == "Epoch 2: early stopping\n"
+    # with restore_best_weights it also says which epoch it put back
+    stop = C.EarlyStopping(patience=1, verbose=1, restore_best_weights=True)
+    model.fit(X, y, epochs=4, callbacks=[_Scripted([0.5, 0.6, 0.3, 0.2]), stop], verbose=0)
+    assert capsys.readouterr().out == (
+        "Epoch 2: early stopping\nRestoring model weights from the end of the best epoch: 1.\n"
+    )
+
+
+def test_early_stopping_is_reusable_across_fits(circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    stop = C.EarlyStopping(patience=1)
+    model.fit(X, y, epochs=3, callbacks=[_Scripted([0.5, 0.6, 0.7]), stop], verbose=0)
+    assert stop.stopped_epoch == 1
+    model._snapshots = []
+    h = model.fit(X, y, epochs=3, callbacks=[_Scripted([0.5, 0.4, 0.3]), stop], verbose=0)
+    assert len(h.history["loss"]) == 3 and stop.stopped_epoch == 0 and stop.best == 0.3
+
+
+# -- LearningRateScheduler on an optimizer driven by a LearningRateSchedule ---------------------
+
+
+def test_learning_rate_scheduler_refuses_an_optimizer_driven_by_a_schedule(backend, circles):
+    X, y = circles
+    decay = bp.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    model = _model(backend=backend)
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.SGD(decay))
+    before = model.get_weights()
+    started = []
+
+    def identity(epoch, lr):
+        return lr
+
+    callbacks = [
+        C.LambdaCallback(on_epoch_begin=lambda epoch, logs: started.append(epoch)),
+        C.LearningRateScheduler(identity),
+    ]
+    with pytest.raises(TypeError) as info:
+        model.fit(X, y, epochs=2, callbacks=callbacks, verbose=0)
+    message = str(info.value)
+    assert "LearningRateScheduler(identity)" in message
+    assert "ExponentialDecay(initial_learning_rate=0.1" in message
+    assert "learning rate is not settable" in message
+    # refused before any training: the schedule and the weights are as they were
+    assert started == [] and model.optimizer.learning_rate is decay
+    assert model.optimizer.iterations == 0
+    _assert_weights_equal(model.get_weights(), before)
+
+
+# -- a monitored key the logs will not have: a warning before training, then skipped ----------
+
+
+def _seen_before_each_epoch(caught):
+    """A callback recording how many warnings were raised when each epoch began."""
+    counts = []
+    watch = C.LambdaCallback(on_epoch_begin=lambda epoch, logs: counts.append(len(caught)))
+    return watch, counts
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda path: C.EarlyStopping(),
+        lambda path: C.EarlyStopping(monitor="val_acc", patience=0),
+        lambda path: C.ModelCheckpoint(path, save_best_only=True),
+    ],
+    ids=["EarlyStopping", "EarlyStopping-val_acc", "ModelCheckpoint"],
+)
+def test_a_val_key_without_validation_warns_before_training_and_is_skipped(tmp_path, circles, make):
+    X, y = circles
+    callback = make(str(tmp_path / "best.npz"))
+    model = _model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watch, counts = _seen_before_each_epoch(caught)
+        h = model.fit(X, y, epochs=3, callbacks=[watch, callback], verbose=0)
+    # one warning, given before the first epoch trained; then the monitoring is skipped
+    assert counts == [1, 1, 1] and len(h.history["loss"]) == 3
+    assert caught[0].category is UserWarning
+    message = str(caught[0].message)
+    name = type(callback).__name__
+    assert f"{name} monitors {callback.monitor!r}, which will not be in the epoch logs" in message
+    assert "Validation does not run in this fit" in message
+    assert "Available keys: ['acc', 'loss']" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("monitor", "closest"),
+    [("val_los", "'val_loss'"), ("val_ac", "'val_acc'"), ("lost", "'loss'"), ("f1", None)],
+)
+def test_a_misspelled_monitor_warns_with_the_closest_keys(circles, monitor, closest):
+    X, y = circles
+    stop = C.EarlyStopping(monitor=monitor, patience=0)
+    with pytest.warns(UserWarning) as caught:
+        h = _model().fit(X, y, epochs=2, validation_split=0.2, callbacks=[stop], verbose=0)
+    assert len(caught) == 1 and len(h.history["loss"]) == 2
+    message = str(caught[0].message)
+    assert f"EarlyStopping monitors {monitor!r}, which will not be in the epoch logs" in message
+    if closest is None:  # no key is close: no guess
+        assert "Did you mean" not in message
+    else:
+        assert f"Did you mean {closest}?" in message
+    assert "Available keys: ['acc', 'loss', 'val_acc', 'val_loss']" in message
+
+
+def test_a_key_missing_from_the_logs_without_a_declaration_warns_once_and_is_skipped():
+    # outside fit (no params) nothing can be told before the first epoch: the first epoch
+    # without the key warns, as in Keras, and the monitoring is skipped
+    stop = C.EarlyStopping(monitor="val_loss", patience=0)
+    stop.model = _model()
+    stop.on_train_begin()
+    with pytest.warns(UserWarning, match=r"monitors 'val_loss', which is not in the epoch logs"):
+        stop.on_epoch_end(0, {"loss": 1.0})
+    stop.on_epoch_end(1, {"loss": 2.0})  # warned once: filterwarnings=error would raise here
+    assert not stop.model.stop_training
+
+
+def test_keys_declared_by_earlier_callbacks_are_not_warned_about(circles):
+    X, y = circles
+    model = _model()
+    model._snapshots = []
+    stop = C.EarlyStopping(patience=0)
+    h = model.fit(X, y, epochs=3, callbacks=[_Scripted([0.5, 0.6, 0.7]), stop], verbose=0)
+    assert len(h.history["loss"]) == 2
+
+
+# -- under data parallelism only rank 0 prints -------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_only_rank_zero_prints_the_messages_of_callbacks_run_on_every_rank(circles, capsys):
+    from distributed_helpers import ThreadGroup
+
+    X, y = circles
+
+    def rank_fit(rank, comm):
+        model = _model()
+        stopped = []
+        halve = C.LearningRateScheduler(lambda epoch, lr: lr / 2, verbose=1)
+        stop = C.EarlyStopping("loss", patience=0, min_delta=1.0, verbose=1)
+        model.fit(X, y, epochs=4, callbacks=[halve, stop], verbose=0, distributed=comm)
+        stopped.append(stop.stopped_epoch)
+        diverging = _model(lr=1e30)  # its loss becomes inf/NaN within the first epoch
+        h = diverging.fit(
+            X, y, epochs=3, callbacks=[C.TerminateOnNaN()], verbose=0, distributed=comm
+        )
+        return stopped, len(h.history["loss"])
+
+    results = ThreadGroup(2).run(rank_fit)
+    assert results[0] == results[1] == ([1], 1)  # every rank acted
+    out = capsys.readouterr().out
+    assert out.count("LearningRateScheduler setting learning rate to 0.005.") == 1
+    assert out.count("LearningRateScheduler setting learning rate to 0.0025.") == 1
+    assert out.count("Epoch 2: early stopping") == 1
+    assert out.count("invalid loss") == 1
