@@ -22,27 +22,19 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import core
-from .core import (
+from . import arrays, capture, core, kernels, namespaces, selection
+from .arrays import array_backend_name, device_of, to_numpy
+from .capture import CaptureError
+from .core import Backend, BackendError, BackendNotInstalledError
+from .kernels import fused
+from .selection import (
     BACKENDS,
     ENV_VAR,
-    Backend,
-    BackendError,
-    BackendNotInstalledError,
-    CaptureError,
-    array_backend_name,
     available_backends,
     backend_of,
-    device_of,
-    fused,
     get_backend,
-    nccl_allreduce,
-    nccl_broadcast,
-    nccl_communicator,
-    nccl_module,
     resolve,
     set_backend,
-    to_numpy,
     use_backend,
 )
 
@@ -60,17 +52,20 @@ __all__ = [
     "device_of",
     "fused",
     "get_backend",
-    "nccl_allreduce",
-    "nccl_broadcast",
-    "nccl_communicator",
-    "nccl_module",
     "resolve",
     "set_backend",
     "to_numpy",
     "use_backend",
 ]
 
-_PARTS: tuple[ModuleType, ...] = (core,)
+# The modules, each importing only modules further down (an import-linter contract keeps it so):
+#   selection   which backend a name means, and which is current (resolve, set/get/use)
+#   core        the Backend class and its errors
+#   kernels     the fused CuPy kernels (FUSE)
+#   namespaces  each library's namespace, safe to record
+#   capture     CUDA-graph recording (CuPy, torch) and the recording's matrix product
+#   arrays      which library an array belongs to, its device, to_numpy
+_PARTS: tuple[ModuleType, ...] = (selection, core, kernels, namespaces, capture, arrays)
 
 
 # The package is one namespace to its users, as when it was one module: ``bp.backend.NAME``

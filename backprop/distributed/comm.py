@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend as _backend
+from .nccl import nccl_allreduce, nccl_broadcast, nccl_communicator, nccl_module
 
 Array = Any
 
@@ -420,24 +421,24 @@ class NCCLCommunicator(MPICommunicator):
     name = "nccl"
 
     def __init__(self, comm: Any = None, device: int | None = None, timeout: float = 600.0):
-        nccl = _backend.nccl_module()  # fails first, with the extra to install
+        nccl = nccl_module()  # fails first, with the extra to install
         super().__init__(comm, timeout)
         self.device = local_rank() if device is None else device
         uid = self.bcast(nccl.get_unique_id() if self.rank == 0 else None)
-        self.nccl = _backend.nccl_communicator(self.size, uid, self.rank, self.device)
+        self.nccl = nccl_communicator(self.size, uid, self.rank, self.device)
 
     def allreduce(self, x: Array, backend: _backend.Backend) -> Array:
         if backend.name != "cupy":
             return super().allreduce(x, backend)
         self._check_peers()
-        _backend.nccl_allreduce(self.nccl, x)
+        nccl_allreduce(self.nccl, x)
         return x
 
     def broadcast(self, x: Array, backend: _backend.Backend, root: int = 0) -> Array:
         if backend.name != "cupy":
             return super().broadcast(x, backend, root)
         self._check_peers()
-        _backend.nccl_broadcast(self.nccl, x, root)
+        nccl_broadcast(self.nccl, x, root)
         return x
 
 
@@ -540,7 +541,7 @@ def resolve(distributed: Any, backend: _backend.Backend, timeout: float = 600.0)
 
 def _has_nccl() -> bool:
     try:
-        _backend.nccl_module()
+        nccl_module()
     except (ImportError, ValueError):
         return False
     return True
