@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -889,10 +890,46 @@ def plot_activations(
 # Architecture diagram
 
 
-def _columns(model: Any) -> list[dict[str, Any]]:
-    """The diagram's columns: the input, then one per Dense (or unknown) layer.
+# Layers that act on each feature apart (or on each row, feature by feature): they add no
+# neurons and no connections, so the diagram draws them as a labelled band across the features
+# they act on. The style is the band's (face, edge, line style).
+_BAND_STYLES = {
+    "normalization": ("#e8dcf5", "#6a3d9a", "-"),
+    "activation": ("#fdf0c2", "#9a6f00", "-"),
+    "dropout": ("#eeeeee", "#555555", "--"),  # dashed: some features are dropped
+}
 
-    Activation and Dropout layers add no neurons: they annotate the column before them.
+
+def _band_of(layer: Any, width: int) -> dict[str, Any] | None:
+    """The band drawn for a per-feature layer (normalization, activation, dropout), else None."""
+    from . import layers as _layers
+
+    kind = type(layer).__name__
+    if isinstance(layer, _layers.BatchNormalization | _layers.LayerNormalization):
+        text = {"BatchNormalization": "BatchNorm", "LayerNormalization": "LayerNorm"}.get(kind)
+        # gamma and beta if kept, and BatchNormalization's moving mean and variance
+        per_feature = int(layer.scale) + int(layer.center)
+        if isinstance(layer, _layers.BatchNormalization):
+            per_feature += 2
+        return {
+            "layer": kind,
+            "text": text or kind,
+            "style": "normalization",
+            "params": per_feature * width,
+        }
+    if isinstance(layer, _layers.Activation):
+        return {"layer": kind, "text": layer.activation.name, "style": "activation", "params": 0}
+    if isinstance(layer, _layers.Dropout):
+        return {"layer": kind, "text": f"dropout {layer.rate:g}", "style": "dropout", "params": 0}
+    return None
+
+
+def _columns(model: Any) -> list[dict[str, Any]]:
+    """The diagram's elements, left to right: neuron columns and bands.
+
+    The input and every Dense layer (or any other layer, named by its type) are a column of
+    neurons, fully connected to the column before; normalization, Activation and Dropout layers
+    add no neurons and are bands across the features of the column before them.
     """
     layers = list(getattr(model, "layers", []))
     if not layers:
@@ -903,36 +940,50 @@ def _columns(model: Any) -> list[dict[str, Any]]:
             "plot_architecture needs the input size: give the first layer input_dim=... "
             "(e.g. Dense(4, 'relu', input_dim=2)), or fit the model first."
         )
-    columns = [{"units": int(width), "activation": None, "notes": []}]
+    width = int(width)
+    elements: list[dict[str, Any]] = [{"kind": "neurons", "units": width, "activation": None}]
     for layer in layers:
+        built = getattr(layer, "built", False)
         units = getattr(layer, "units", None)
+        band = None if units is not None else _band_of(layer, width)
+        if band is not None:
+            if built:
+                band["params"] = layer.count_params()
+            elements.append({"kind": "band", "units": width, **band})
+            continue
         if units is not None:  # Dense: a new column of neurons
             act = getattr(layer, "activation", None)
-            columns.append(
-                {
-                    "units": int(units),
-                    "activation": getattr(act, "name", None),
-                    "notes": [],
-                    "params": width * units + (units if getattr(layer, "use_bias", True) else 0),
-                }
-            )
-            width = units
-        elif hasattr(layer, "activation"):  # an Activation layer: the previous column's g
-            columns[-1]["activation"] = layer.activation.name
-        elif hasattr(layer, "rate"):  # Dropout: a note under the column it acts on
-            columns[-1]["notes"].append(f"dropout {layer.rate:g}")
+            params = width * units + (units if getattr(layer, "use_bias", True) else 0)
+            name = getattr(act, "name", None)
+            units = int(units)
         else:  # any other layer: its own column, named by its type
-            out = int(layer.output_dim(width))
-            columns.append(
-                {
-                    "units": out,
-                    "activation": type(layer).__name__,
-                    "notes": [],
-                    "params": layer.count_params() if getattr(layer, "built", False) else 0,
-                }
-            )
-            width = out
-    return columns
+            units = int(layer.output_dim(width))
+            params, name = 0, type(layer).__name__
+        elements.append(
+            {
+                "kind": "neurons",
+                "units": units,
+                "activation": name,
+                "params": layer.count_params() if built else params,
+            }
+        )
+        width = units
+    return elements
+
+
+def _layout_x(elements: list[dict[str, Any]], dx: float) -> list[float]:
+    """The x of each element, left to right.
+
+    A column gets a full gap before it (room for its fan of connections), a band a short one
+    (the feature lines cross it straight).
+    """
+    xs = [0.0]
+    for prev, el in itertools.pairwise(elements):
+        if el["kind"] == "neurons":
+            xs.append(xs[-1] + dx)
+        else:
+            xs.append(xs[-1] + (1.0 if prev["kind"] == "neurons" else 0.9))
+    return xs
 
 
 def plot_architecture(
@@ -947,6 +998,11 @@ def plot_architecture(
     layer wider than ``max_neurons`` shows its first and last neurons around a vertical
     ellipsis; its label still gives the true count.
 
+    Layers that add no neurons and act feature by feature (BatchNormalization,
+    LayerNormalization, Activation, Dropout) are drawn as what they are: a labelled band across
+    the features of the column before them, in the model's order, each feature's line running
+    straight through it; the next Dense layer is fully connected to its output.
+
     Parameters
     ----------
     model : Sequential
@@ -956,29 +1012,49 @@ def plot_architecture(
     max_neurons : int
         Most neurons drawn per column (at least 3).
     title : str, optional
-        Axes title (default: the layer widths, e.g. ``"2-4-6-6-4-1 network, 103 parameters"``).
+        Axes title (default: the widths of the neuron columns and the parameter count, e.g.
+        ``"2-4-6-6-4-1 network, 103 parameters"``).
 
     Returns
     -------
     matplotlib.figure.Figure
-        The figure; each drawn neuron is a :class:`matplotlib.patches.Circle` in ``ax.patches``.
+        The figure; each drawn neuron is a :class:`matplotlib.patches.Circle` in ``ax.patches``,
+        each band a :class:`matplotlib.patches.FancyBboxPatch` whose label is its layer's class
+        name (``"BatchNormalization"``, ...).
+
+    Examples
+    --------
+    >>> import backprop as bp
+    >>> model = bp.Sequential([
+    ...     bp.layers.Dense(4, input_dim=2), bp.layers.BatchNormalization(),
+    ...     bp.layers.Activation("relu"), bp.layers.Dense(1, "sigmoid"),
+    ... ])
+    >>> ax = plot_architecture(model).axes[0]
+    >>> ax.get_title()
+    '2-4-1 network, 33 parameters'
+    >>> [p.get_label() for p in ax.patches if type(p).__name__ == "FancyBboxPatch"]
+    ['BatchNormalization', 'Activation']
     """
     mpl = _plt()
     max_neurons_int = as_int(max_neurons)
     if max_neurons_int is None or max_neurons_int < 3:
         raise ValueError(f"max_neurons must be an int >= 3, received {max_neurons!r}.")
     max_neurons = max_neurons_int
-    columns = _columns(model)
-    n_cols = len(columns)
+    elements = _columns(model)
+    columns = [el for el in elements if el["kind"] == "neurons"]
     dx, radius = 2.6, 0.32
+    xs = _layout_x(elements, dx)
     # the rows a column occupies: all its neurons, or max_neurons slots, the middle one an
     # ellipsis
     rows = [min(c["units"], max_neurons) for c in columns]
     tallest = max(rows)
-    bottom = -(tallest - 1) / 2.0 - radius
-    n_label_lines = max(2 + bool(c["activation"]) + len(c["notes"]) for c in columns)
-    xlim = (-dx * 0.45, (n_cols - 1) * dx + dx * 0.45)
-    ylim = (bottom - 0.55 - 0.42 * n_label_lines, -bottom + 0.3)
+    # a band spans the neurons it acts on, and is at least tall enough for its rotated label
+    min_band = 2.4
+    top = max((tallest - 1) / 2.0 + radius, min_band / 2.0)
+    bottom = -top
+    n_label_lines = max(2 + bool(c["activation"]) for c in columns)
+    xlim = (-dx * 0.45, xs[-1] + dx * 0.45)
+    ylim = (bottom - 0.55 - 0.42 * n_label_lines, top + 0.3)
     # the figure takes the diagram's proportions (the axes are equal-aspect), at about half an
     # inch per neuron, within a size that suits a page or a screen
     w, h = xlim[1] - xlim[0], ylim[1] - ylim[0]
@@ -987,16 +1063,54 @@ def plot_architecture(
 
     palette = {"input": "#8fd18f", "hidden": "#8fb8e8", "output": "#f4a582"}
     edge = {"input": "#2d7a2d", "hidden": "#2c5d9e", "output": "#b2452a"}
-    centers: list[np.ndarray] = []
-    for i, (col, n_rows) in enumerate(zip(columns, rows, strict=True)):
-        role = "input" if i == 0 else "output" if i == n_cols - 1 else "hidden"
-        col["role"] = role
+    last_column = max(i for i, el in enumerate(elements) if el["kind"] == "neurons")
+    segments: list[list[tuple[float, float]]] = []
+    # where the features of the current width come from: the x and row heights that the next
+    # fully connected column's lines start from (a column, or the last band after it)
+    source_x, source_rows = 0.0, np.zeros(0)
+    run_start = 0.0  # the column a run of bands follows: its lines cross them all
+    for i, (el, x) in enumerate(zip(elements, xs, strict=True)):
+        if el["kind"] == "band":
+            face, edgecolor, linestyle = _BAND_STYLES[el["style"]]
+            half = max((source_rows.max() - source_rows.min()) / 2.0 + radius + 0.18, min_band / 2)
+            mid = (source_rows.max() + source_rows.min()) / 2.0
+            band_w = 0.5
+            ax.add_patch(
+                mpl.patches.FancyBboxPatch(
+                    (x - band_w / 2, mid - half),
+                    band_w,
+                    2 * half,
+                    boxstyle="round,pad=0,rounding_size=0.12",
+                    facecolor=face,
+                    edgecolor=edgecolor,
+                    linewidth=1.3,
+                    linestyle=linestyle,
+                    zorder=2,
+                    label=el["layer"],
+                )
+            )
+            ax.text(
+                x,
+                mid,
+                el["text"],
+                rotation=90,
+                ha="center",
+                va="center",
+                fontsize=8.5,
+                color=edgecolor,
+                zorder=4,
+            )
+            source_x = x
+            continue
+        role = "input" if i == 0 else "output" if i == last_column else "hidden"
+        el["role"] = role
+        n_rows = min(el["units"], max_neurons)
         ys = (np.arange(n_rows) - (n_rows - 1) / 2.0)[::-1]
-        if col["units"] > n_rows:
+        if el["units"] > n_rows:
             gap = n_rows // 2
             # the middle slot shows the ellipsis: three dots, not a neuron
             ax.plot(
-                [i * dx] * 3,
+                [x] * 3,
                 ys[gap] + np.array([-0.22, 0.0, 0.22]),
                 ls="none",
                 marker="o",
@@ -1005,11 +1119,10 @@ def plot_architecture(
                 zorder=4,
             )
             ys = np.delete(ys, gap)
-        centers.append(ys)
         for yc in ys:
             ax.add_patch(
                 mpl.patches.Circle(
-                    (i * dx, yc),
+                    (x, yc),
                     radius,
                     facecolor=palette[role],
                     edgecolor=edge[role],
@@ -1017,46 +1130,48 @@ def plot_architecture(
                     zorder=3,
                 )
             )
-
-    # every drawn neuron of a column to every drawn neuron of the next: a LineCollection is one
-    # artist however many edges there are
-    segments = [
-        [(i * dx, ya), ((i + 1) * dx, yb)]
-        for i in range(n_cols - 1)
-        for ya in centers[i]
-        for yb in centers[i + 1]
-    ]
+        if i > 0:
+            # every feature line crosses the bands since the last column, then every feature
+            # reaches every neuron of this column
+            if source_x > run_start:
+                segments += [[(run_start, ya), (source_x, ya)] for ya in source_rows]
+            segments += [[(source_x, ya), (x, yb)] for ya in source_rows for yb in ys]
+        source_x, source_rows, run_start = x, ys, x
+    if source_x > run_start:  # bands after the last column
+        segments += [[(run_start, ya), (source_x, ya)] for ya in source_rows]
+    # a LineCollection is one artist however many edges there are
     ax.add_collection(
         mpl.collections.LineCollection(segments, colors="0.55", linewidths=0.6, alpha=0.6, zorder=1)
     )
 
     hidden = 0
-    for i, col in enumerate(columns):
-        if col["role"] == "input":
+    for el, x in zip(elements, xs, strict=True):
+        if el["kind"] != "neurons":
+            continue
+        if el["role"] == "input":
             name = "input"
-        elif col["role"] == "output":
+        elif el["role"] == "output":
             name = "output"
         else:
             hidden += 1
             name = f"hidden {hidden}"
-        lines = [name, f"{col['units']} unit" + ("s" if col["units"] != 1 else "")]
-        if col["activation"]:
-            lines.append(col["activation"])
-        lines += col["notes"]
+        lines = [name, f"{el['units']} unit" + ("s" if el["units"] != 1 else "")]
+        if el["activation"]:
+            lines.append(el["activation"])
         ax.text(
-            i * dx,
+            x,
             bottom - 0.45,
             "\n".join(lines),
             ha="center",
             va="top",
             fontsize=10,
-            color=edge[col["role"]],
-            fontweight="bold" if col["role"] != "hidden" else "normal",
+            color=edge[el["role"]],
+            fontweight="bold" if el["role"] != "hidden" else "normal",
         )
     widths = "-".join(str(c["units"]) for c in columns)
     if title is None:
         built = getattr(model, "built", False)
-        n_params = model.count_params() if built else sum(c.get("params", 0) for c in columns)
+        n_params = model.count_params() if built else sum(el.get("params", 0) for el in elements)
         title = f"{widths} network, {n_params:,} parameters"
     ax.set_title(title)
     ax.set_aspect("equal")

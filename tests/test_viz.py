@@ -447,6 +447,70 @@ def test_plot_architecture_caps_wide_layers(spec):
     texts = " ".join(t.get_text() for t in ax.texts)
     assert "50 units" in texts and "tanh" in texts and "dropout 0.5" in texts
     assert ax.get_title() == f"3-50-1 network, {model.count_params()} parameters"
+    assert [b.get_label() for b in _bands(ax)] == ["Activation", "Dropout"]
+
+
+def _bands(ax):
+    """The boxes drawn for layers that add no neurons, left to right."""
+    return sorted((p for p in ax.patches if isinstance(p, FancyBboxPatch)), key=lambda p: p.get_x())
+
+
+def _columns_x(ax):
+    return sorted({round(c.center[0], 6) for c in _circles(ax)})
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
+def test_plot_architecture_draws_normalization_dropout_activation_as_bands(spec, tmp_path):
+    name, device = spec
+    model = bp.Sequential(
+        [
+            bp.layers.Dense(16, input_dim=2),
+            bp.layers.BatchNormalization(),
+            bp.layers.Activation("relu"),
+            bp.layers.Dropout(0.2),
+            bp.layers.Dense(8, "relu"),
+            bp.layers.LayerNormalization(),
+            bp.layers.Dense(3, "softmax"),
+        ],
+        backend=name,
+        device=device,
+        seed=0,
+    )
+    fig = viz.plot_architecture(model)
+    (ax,) = fig.axes
+    # neurons for the input and the Dense layers only (11 and an ellipsis stand for 16)
+    assert len(_circles(ax)) == 2 + 11 + 8 + 3
+    assert ax.get_title() == f"2-16-8-3 network, {model.count_params()} parameters"
+    assert model.count_params() == 48 + 4 * 16 + 136 + 2 * 8 + 27  # BN/LN weights included
+    # one labelled band per layer that works feature by feature, in the model's order, each
+    # between the columns it sits between and as tall as the features it acts on
+    bands = _bands(ax)
+    assert [b.get_label() for b in bands] == [
+        "BatchNormalization",
+        "Activation",
+        "Dropout",
+        "LayerNormalization",
+    ]
+    _, x_16, x_8, x_out = _columns_x(ax)
+    for band, (left, right) in zip(bands, [(x_16, x_8)] * 3 + [(x_8, x_out)], strict=True):
+        assert left < band.get_x() and band.get_x() + band.get_width() < right
+    rows_16 = [c.center[1] for c in _circles(ax) if round(c.center[0], 6) == x_16]
+    rows_8 = [c.center[1] for c in _circles(ax) if round(c.center[0], 6) == x_8]
+    for band, rows in zip(bands, [rows_16] * 3 + [rows_8], strict=True):
+        assert band.get_y() < min(rows) and band.get_y() + band.get_height() > max(rows)
+    # the band's text says what the layer is
+    inside = [
+        t.get_text()
+        for t in ax.texts
+        if any(b.get_x() <= t.get_position()[0] <= b.get_x() + b.get_width() for b in bands)
+    ]
+    assert inside == ["BatchNorm", "relu", "dropout 0.2", "LayerNorm"]
+    # a band acts feature by feature: one line per feature runs through it, and only the
+    # Dense layers are fully connected to what comes before them
+    (edges,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(edges.get_segments()) == 2 * 11 + 11 + 11 * 8 + 8 + 8 * 3
+    if name == "numpy":
+        fig.savefig(tmp_path / "architecture.png", dpi=60)  # draws without warnings
 
 
 def test_plot_architecture_needs_the_input_size():
