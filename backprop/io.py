@@ -1,6 +1,6 @@
 """Saving and loading models: one ``.npz`` of plain arrays plus a JSON document, never a pickle.
 
-The format (version 1)
+The format (version 2)
 ----------------------
 A NumPy ``.npz`` (zip) archive with
 
@@ -10,17 +10,20 @@ A NumPy ``.npz`` (zip) archive with
   weight array when ``clipnorm`` (per-array clipping) is set;
 - ``__config__``: a 0-d unicode array holding a JSON document::
 
-    {"format": "backprop-sequential", "version": 1, "library_version": "0.1.0",
+    {"format": "backprop-sequential", "version": 2, "library_version": "0.1.0",
      "model": {"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]},
      "compile": {"loss", "optimizer", "metrics", "iterations", "state_keys"} or absent,
      "rng_state": {...}, "arrays": ["weight_0", ...], "checksum": "sha256:<hex>"}
 
-The checksum is SHA-256 over every listed array's name, dtype, shape and bytes, in order.
-Loading uses ``allow_pickle=False`` and rebuilds layers, losses and optimizers only from the
-registries of known names, so a crafted file cannot run code. Writes go to a temporary file in
-the same folder that is renamed over the target, so a crash mid-save leaves the previous file
-intact. Damaged, foreign, future-version or tampered files raise ``ValueError`` naming the file
-and the problem; a missing file raises ``FileNotFoundError``.
+The checksum is SHA-256 over the header itself (every key but ``checksum``, as canonical JSON)
+and then every listed array's name, dtype, shape and bytes, in order; version 1 files, whose
+checksum covers the arrays only, still load with that check. Loading uses
+``allow_pickle=False`` and rebuilds layers, losses and optimizers only from the registries of
+known names, so a crafted file cannot run code. Writes go to a temporary file in the same
+folder that is renamed over the target (through a symbolic link, over the link's target), so a
+crash mid-save leaves the previous file intact. Damaged, foreign, future-version or tampered
+files raise ``ValueError`` naming the file and the problem; a missing file raises
+``FileNotFoundError``.
 """
 
 from __future__ import annotations
@@ -42,15 +45,42 @@ from ._version import __version__
 from .backend import BackendError
 
 FORMAT = "backprop-sequential"
-VERSION = 1
+VERSION = 2  # 2: the checksum covers the header too; 1: the arrays only (still read)
+
+# bytes hashed at a time from an array that is not C-contiguous (contiguous ones are hashed
+# in place): a checksum never holds a copy of a whole array
+_HASH_CHUNK = 1 << 24
 
 
-def _checksum(arrays: dict[str, np.ndarray], names: list[str]) -> str:
+def _canonical_header(config: dict) -> bytes:
+    """The header as the checksum sees it: every key but ``checksum``, as canonical JSON.
+
+    Sorted keys, no spaces, ASCII escapes: the same bytes for the same content however the
+    JSON was spaced or ordered, so the digest covers what loading reads, not its spelling.
+    """
+    body = {k: v for k, v in config.items() if k != "checksum"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _checksum(arrays: dict[str, np.ndarray], names: list[str], header: dict | None = None) -> str:
+    """``"sha256:<hex>"`` of ``header`` (version 2; None for version 1) and the ``names`` arrays.
+
+    Each array contributes ``f"{name}|{dtype.str}|{shape}|"`` then its bytes in C order,
+    hashed where they lie (no copy of the array, which may be most of the file's size).
+    """
     h = hashlib.sha256()
+    if header is not None:
+        h.update(_canonical_header(header))
+        h.update(b"\n")
     for name in names:
-        a = np.ascontiguousarray(arrays[name])
+        a = arrays[name]
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
+        if a.flags.c_contiguous:
+            h.update(a.reshape(-1).view(np.uint8) if a.size else b"")
+        else:  # C-order bytes a few rows at a time (e.g. a Fortran-order array)
+            rows = max(1, _HASH_CHUNK // max(1, a[0].nbytes)) if a.ndim else 1
+            for i in range(0, a.shape[0] if a.ndim else 1, rows):
+                h.update(np.ascontiguousarray(a[i : i + rows] if a.ndim else a).tobytes())
     return "sha256:" + h.hexdigest()
 
 
@@ -62,29 +92,39 @@ def _with_suffix(path: str | os.PathLike) -> str:
 def save(model: Any, path: str | os.PathLike) -> str:
     """Write ``model`` to ``path`` atomically; returns the path written.
 
-    ``.npz`` is appended when ``path`` lacks it (as ``numpy.savez`` does).
+    ``.npz`` is appended when ``path`` lacks it (as ``numpy.savez`` does). When ``path`` is a
+    symbolic link, the file it points to is replaced and the link kept.
 
     Parameters
     ----------
     model : Sequential
         A built model (compiled or not).
     path : str or os.PathLike
-        Where to write the file.
+        Where to write the file: a file name, not a folder.
 
     Returns
     -------
     str
-        The path written, ending in ``.npz``.
+        The path written (``path``, ending in ``.npz``).
 
     Raises
     ------
     RuntimeError
         If ``model`` is not built.
+    ValueError
+        If ``path`` is empty or ends with a path separator.
+    IsADirectoryError
+        If ``path`` (or ``path`` with ``.npz``) is an existing folder.
+    NotADirectoryError
+        If ``path`` runs through a file (``file.npz/x.npz``).
     FileNotFoundError
         If the target's folder does not exist.
+    OSError
+        If the file cannot be written (e.g. ``PermissionError``); the message names ``path``.
     """
     if not model.built:
         raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
+    target, real = _save_target(path)
     if model.loss is not None:  # the optimizer's state must be that of the weights saved
         from .training.compilation import check_optimizer_state
 
@@ -112,31 +152,104 @@ def save(model: Any, path: str | os.PathLike) -> str:
             for k, v in s.items():
                 arrays[f"opt_{i}_{k}"] = model.backend.to_numpy(v)
     config["arrays"] = list(arrays)
-    config["checksum"] = _checksum(arrays, config["arrays"])
+    # the checksum covers the header as a reader will parse it (tuples become lists, ...)
+    config["checksum"] = _checksum(arrays, config["arrays"], json.loads(json.dumps(config)))
     arrays["__config__"] = np.array(json.dumps(config))
 
-    target = _with_suffix(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):  # say so before mkstemp names its temporary file
-        raise FileNotFoundError(
-            f"Cannot save to {target}: the folder {folder} does not exist. Create it first "
-            "(e.g. os.makedirs(folder, exist_ok=True))."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
+    folder = os.path.dirname(real)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".backprop-", suffix=".npz.tmp", dir=folder)
+    except OSError as exc:
+        raise _naming(exc, target, folder) from None  # the cause names the temporary file
     try:
         # mkstemp makes the file private (0600): give it the mode a plain open() would (the
         # umask's), or the replaced file's
-        os.chmod(tmp, _file_mode(target))
+        os.chmod(tmp, _file_mode(real))
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
-        _replace(tmp, target)
-    except BaseException:
+        _replace(tmp, real)
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
+        named = _naming(exc, target, folder) if isinstance(exc, OSError) else exc
+        if named is exc:
+            raise
+        raise named from None  # the cause names the temporary file, this names the target
     return target
+
+
+def _save_target(path: str | os.PathLike) -> tuple[str, str]:
+    """The file ``save`` writes: ``(path with .npz, the real file behind any link)``.
+
+    Refuses what is not a file name, with the reason, before any temporary file exists.
+    """
+    raw = os.fspath(path)
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    example = "e.g. model.save('models/model.npz')"
+    if not raw:
+        raise ValueError(f"save() expects a file name, received ''. Give one, {example}.")
+    if raw.endswith(os.sep) or (os.altsep is not None and raw.endswith(os.altsep)):
+        inside = os.path.join(raw, "model.npz")
+        if os.path.isdir(raw):
+            raise IsADirectoryError(
+                f"Cannot save to {raw!r}: it names a folder, not a file. Give a file name "
+                f"inside it, e.g. {inside!r}."
+            )
+        raise ValueError(
+            f"Cannot save to {raw!r}: a path ending with a separator names a folder. Give a "
+            f"file name, e.g. {inside!r} (create the folder first)."
+        )
+    target = _with_suffix(raw)
+    for candidate in dict.fromkeys((raw, target)):  # 'models' would write models.npz beside it
+        if os.path.isdir(candidate):
+            raise IsADirectoryError(
+                f"Cannot save to {raw!r}: {candidate} is a folder, not a file. Give a file "
+                f"name inside it, e.g. {os.path.join(candidate, 'model.npz')!r}."
+            )
+    _check_folder(target, os.path.dirname(os.path.abspath(target)))
+    # a link is written through: its target is replaced, in the target's folder
+    real = os.path.realpath(target)
+    if real != os.path.abspath(target):
+        if os.path.isdir(real):
+            raise IsADirectoryError(
+                f"Cannot save to {target}: it is a link to the folder {real}, not to a file."
+            )
+        _check_folder(target, os.path.dirname(real))
+    return target, real
+
+
+def _check_folder(target: str, folder: str) -> None:
+    """``folder`` must exist and be a folder: say which part of the path is wrong, if not."""
+    if os.path.isdir(folder):
+        return
+    existing = folder
+    while existing and not os.path.lexists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if os.path.lexists(existing) and not os.path.isdir(existing):
+        raise NotADirectoryError(
+            f"Cannot save to {target}: {existing} is a file, not a folder, so nothing can be "
+            "written inside it. Choose another path, or remove or rename that file."
+        )
+    raise FileNotFoundError(
+        f"Cannot save to {target}: the folder {folder} does not exist. Create it first "
+        "(e.g. os.makedirs(folder, exist_ok=True))."
+    )
+
+
+def _naming(exc: OSError, target: str, folder: str) -> OSError:
+    """``exc`` with a message naming ``target`` (not the temporary file it was raised for)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    message = (
+        f"Cannot save to {target}: {reason} (save writes a temporary file in {folder} and "
+        "renames it over the target; check that you may write there)."
+    )
+    try:
+        return type(exc)(exc.errno, message) if exc.errno is not None else type(exc)(message)
+    except Exception:  # an OSError subclass with its own constructor: keep it as it was
+        return exc
 
 
 def _file_mode(path: str) -> int:
@@ -189,7 +302,12 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ValueError(f"{path} is not a backprop model file (format {found!r}).")
     version = config.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(
+            f"{path} is damaged: its header has format version {version!r}, which no backprop "
+            "writes (versions are whole numbers from 1)."
+        )
+    if version > VERSION:
         raise ValueError(
             f"{path} has format version {version!r}; this backprop reads versions up to "
             f"{VERSION}. Upgrade backprop to load it."
@@ -201,8 +319,21 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         or sorted(listed) != sorted(arrays)
     ):
         raise ValueError(f"{path} is damaged: its arrays do not match the list in its header.")
-    if _checksum(arrays, listed) != config.get("checksum"):
-        raise ValueError(f"{path} is damaged: checksum mismatch (the arrays were altered).")
+    if "checksum" not in config:
+        raise ValueError(
+            f"{path} is damaged or was not written by backprop's save: its header has no "
+            "checksum, so its contents cannot be checked."
+        )
+    # version 1 checksums cover the arrays; version 2 ones the header too
+    try:
+        digest = _checksum(arrays, listed, config if version >= 2 else None)
+    except (ValueError, RecursionError) as exc:  # a header JSON can parse but not re-encode
+        raise ValueError(f"{path} is damaged: {type(exc).__name__}: {exc}") from None
+    if digest != config["checksum"]:
+        what = (
+            "the header or the arrays were altered" if version >= 2 else "the arrays were altered"
+        )
+        raise ValueError(f"{path} is damaged: checksum mismatch ({what}).")
     return config, arrays
 
 
