@@ -5,7 +5,7 @@ import types
 
 import numpy as np
 import pytest
-from conftest import HAS_CUPY, HAS_TORCH
+from conftest import HAS_CUPY, HAS_JAX, HAS_TORCH
 
 import backprop as bp
 from backprop import backend as B
@@ -76,6 +76,27 @@ def test_torch_devices():
             B.resolve("torch", "cuda:0")
     with pytest.raises(bp.BackendError, match="Invalid torch device"):
         B.resolve("torch", "banana")
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
+@pytest.mark.parametrize("device", ["cpu:abc", "cpu:-1", "cpu:0:1", "-1", -1, True])
+def test_jax_refuses_a_device_index_that_is_not_one(device):
+    """As the cupy and torch backends do: no raw int() error, no negative index from the end."""
+    with pytest.raises(bp.BackendError) as info:
+        B.resolve("jax", device)
+    message = str(info.value)
+    assert repr(device) in message  # the device string received
+    assert "'platform:N'" in message  # what is expected
+    assert "'cpu:0'" in message  # the devices there are
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
+def test_jax_device_spellings_that_stay_valid():
+    first = B.resolve("jax").device
+    for device in (None, "cpu", "CPU:0", "cpu:", "0", 0, first):
+        assert B.resolve("jax", device).device == first, device
+    with pytest.raises(bp.BackendError, match=r"'cpu:9' does not exist.*'cpu:0'"):
+        B.resolve("jax", "cpu:9")
 
 
 def test_missing_library_names_the_install(monkeypatch):

@@ -93,6 +93,38 @@ def _cuda_index(device: Any, name: str) -> int:
     return int(text)
 
 
+def _jax_device(jax: ModuleType, device: str | int) -> Any:
+    """The ``jax.Device`` that ``device`` names: ``"cpu"``, ``"gpu:1"``, ``"cuda:0"`` or ``1``.
+
+    An index alone counts on the default platform. Like the cupy and torch backends, a device
+    whose index is not a non-negative integer is refused (not read from the end of the list).
+    """
+    default = jax.default_backend()
+    there = [
+        f"{p}:{i}" for p in dict.fromkeys([default, "cpu"]) for i in range(len(jax.devices(p)))
+    ]
+    text = str(device).lower()
+    platform, _, index = text.partition(":")
+    if platform.lstrip("-").isdigit():  # an index alone: on the default platform
+        platform, index = default, text
+    platform = "gpu" if platform in ("cuda", "gpu") else platform
+    if isinstance(device, bool) or (index and not (index.isascii() and index.isdigit())):
+        raise BackendError(
+            f"device {device!r} is not valid for the jax backend; expected None, a jax.Device, "
+            f"an index N or 'platform:N' with N = 0, 1, ...: one of {there}."
+        )
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        raise BackendError(f"jax has no {platform!r} devices here; it has {there}.") from None
+    i = int(index or 0)
+    if i >= len(devices):
+        raise BackendError(
+            f"jax device {device!r} does not exist: {len(devices)} visible, {there}."
+        )
+    return devices[i]
+
+
 def _make(name: str, device: Any) -> Backend:
     """Build a Backend for a validated name and a raw device specification."""
     if name == "numpy":
@@ -146,19 +178,7 @@ def _make(name: str, device: Any) -> Backend:
             return Backend(name, xp, jax.devices()[0])
         if not isinstance(device, str | int):
             return Backend(name, xp, device)
-        text = str(device).lower()
-        platform, _, index = text.partition(":")
-        platform = "gpu" if platform in ("cuda", "gpu") else platform
-        if platform.isdigit():
-            platform, index = jax.default_backend(), platform
-        try:
-            devices = jax.devices(platform)
-        except RuntimeError:
-            raise BackendError(f"jax has no {platform!r} devices here.") from None
-        i = int(index or 0)
-        if i >= len(devices):
-            raise BackendError(f"jax device {device!r} does not exist: {len(devices)} visible.")
-        return Backend(name, xp, devices[i])
+        return Backend(name, xp, _jax_device(jax, device))
     # cupy: check the GPU before importing the namespace wrapper, so errors name the cause
     cupy = _import("cupy")
     try:
