@@ -25,6 +25,8 @@ Examples
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 from typing import Any
 
@@ -49,6 +51,27 @@ def _check_number(value: Any, what: str, low: float = 0.0, low_open: bool = Fals
     return number
 
 
+def _unexpected_argument(cls: type, name: str) -> TypeError:
+    """The error for ``cls(name=...)``: what ``cls`` takes, and the closest name if one is close.
+
+    The arguments are read from the signatures of ``cls`` and of the classes it inherits
+    from (the keywords they pass on with ``**kw``), most specific first.
+    """
+    takes: dict[str, None] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                takes.setdefault(p.name)
+    close = difflib.get_close_matches(name, list(takes), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return TypeError(
+        f"{cls.__name__}() got an unexpected argument {name!r}{hint} "
+        f"{cls.__name__} takes {', '.join(takes)}."
+    )
+
+
 class Optimizer:
     """Base class.
 
@@ -58,6 +81,12 @@ class Optimizer:
         Step size, or a schedule ``step -> lr`` (``lr`` is accepted as an alias).
     clipnorm, clipvalue, global_clipnorm : float, optional
         Gradient clipping (see the module docstring).
+
+    Raises
+    ------
+    TypeError
+        For an argument the optimizer does not take; the message lists those it takes and
+        suggests the closest (``Adam(beta_1=...)``: did you mean ``beta1``?).
 
     Attributes
     ----------
@@ -78,7 +107,10 @@ class Optimizer:
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         lr: float | None = None,
+        **unexpected: Any,
     ):
+        if unexpected:  # Python's own message would name Optimizer.__init__, not the class
+            raise _unexpected_argument(type(self), next(iter(unexpected)))
         if lr is not None:
             learning_rate = lr
         if isinstance(learning_rate, dict):

@@ -556,3 +556,44 @@ def test_the_fused_cupy_update_equals_the_portable_update(monkeypatch, config, d
         np.testing.assert_allclose(results[0], results[1], rtol=1e-13)
     else:
         np.testing.assert_array_max_ulp(results[0], results[1], maxulp=4)
+
+
+# -- issue 19.8: an argument an optimizer does not take ---------------------------------------
+
+
+@pytest.mark.parametrize("cls", [O.SGD, O.RMSprop, O.Adagrad, O.Adam, O.AdamW, O.Adamax])
+def test_an_unknown_argument_names_the_optimizer_and_what_it_takes(cls):
+    """The message used to name Optimizer.__init__ and give no hint."""
+    takes = [k for k in cls().get_config() if k != "name"] + ["lr"]
+    with pytest.raises(TypeError) as info:
+        cls(no_such_setting=1.0)
+    message = str(info.value)
+    assert message.startswith(f"{cls.__name__}() got an unexpected argument 'no_such_setting'")
+    assert "Optimizer.__init__" not in message
+    listed = message.split(f"{cls.__name__} takes ", 1)[1].rstrip(".").split(", ")
+    assert sorted(listed) == sorted(takes)
+    for name in listed:  # every argument listed is one it takes
+        if name != "lr":
+            cls(**{name: cls().get_config()[name]})
+
+
+@pytest.mark.parametrize(
+    ("make", "cls", "wrong", "right"),
+    [
+        (lambda: O.Adam(beta_1=0.8), "Adam", "beta_1", "beta1"),
+        (lambda: O.AdamW(learning_rate=0.01, beta_2=0.9), "AdamW", "beta_2", "beta2"),
+        (lambda: O.SGD(momentun=0.9), "SGD", "momentun", "momentum"),
+        (lambda: O.get({"name": "adamax", "beta_1": 0.8}), "Adamax", "beta_1", "beta1"),
+        (lambda: O.RMSprop(learningrate=0.1), "RMSprop", "learningrate", "learning_rate"),
+    ],
+)
+def test_a_misspelt_argument_suggests_the_closest_name(make, cls, wrong, right):
+    match = rf"^{cls}\(\) got an unexpected argument '{wrong}'; did you mean '{right}'\?"
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+def test_an_unknown_argument_through_compile_is_named():
+    model = bp.Sequential([bp.layers.Dense(1, input_dim=2)])
+    with pytest.raises(TypeError, match=r"Adam\(\) got an unexpected argument 'beta_1'"):
+        model.compile(loss="mse", optimizer={"name": "adam", "beta_1": 0.9})
