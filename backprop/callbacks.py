@@ -358,8 +358,8 @@ def _monitor_value(callback: Callback, logs: dict[str, Any]) -> float | None:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    As in Keras, the check starts after the first epoch (epoch 0 never stops training), and the
-    best epoch is the one with the best value, whether or not it beats ``baseline``. A
+    As in Keras, training never stops at the end of epoch 0, and the best epoch is the one
+    with the best value, whether or not it beats ``baseline``. A
     ``monitor`` that the epoch logs of the fit will not have (a ``val_*`` key without
     validation data, a misspelled name) is told by a ``UserWarning`` before the first epoch,
     naming the closest keys; the callback then does nothing while the key is missing.
