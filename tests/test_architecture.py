@@ -2,9 +2,11 @@
 
 Each floor imports only the floors below it (``__main__`` > ``sklearn``/``distributed`` >
 ``explain``/``gradcheck``/``viz`` > ``io`` > ``model`` > ``training`` > the parts > ``backend``),
-and no modules of a package import each other in a circle.
+inside ``backend`` likewise (``selection`` > ``core`` > ``kernels`` > ``namespaces`` >
+``capture``/``arrays``), and no modules of a package import each other in a circle.
 """
 
+import os
 import shutil
 import subprocess
 import sys
@@ -55,3 +57,48 @@ def test_an_import_upwards_breaks_the_contract(tmp_path):
     result = _lint_imports(path)
     assert result.returncode != 0
     assert "backprop.model is not allowed to import backprop.io" in result.stdout
+
+
+def test_an_import_upwards_inside_the_backend_breaks_its_contract(tmp_path):
+    """The backend's floors hold for imports inside functions too: kernels asking selection
+    (the floor above it) at call time is a violation, found in a copy of the package."""
+    package = tmp_path / "backprop"
+    shutil.copytree(ROOT / "backprop" / "backend", package / "backend")
+    (package / "__init__.py").write_text("")
+    kernels = package / "backend" / "kernels.py"
+    kernels.write_text(
+        kernels.read_text() + "\n\ndef _current():\n    from .selection import get_backend\n\n"
+        "    return get_backend()\n"
+    )
+    text = (ROOT / "pyproject.toml").read_text()
+    start = text.index("[tool.importlinter]")
+    contracts = text[start:].split("[[tool.importlinter.contracts]]")
+    backend = [c for c in contracts[1:] if 'containers = ["backprop.backend"]' in c]
+    assert len(backend) == 1, "pyproject.toml has no contract for the backend's floors"
+    config = tmp_path / "contract.toml"
+    config.write_text(contracts[0] + "[[tool.importlinter.contracts]]" + backend[0])
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(exe).exists():
+        pytest.skip('import-linter is not installed: pip install -e ".[test]"')
+    result = subprocess.run(
+        [exe, "--config", str(config), "--no-cache"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert (
+        "backprop.backend.kernels is not allowed to import backprop.backend.selection"
+        in result.stdout
+    )
+
+
+def test_no_module_of_the_backend_package_is_over_450_lines():
+    lines = {
+        path.name: len(path.read_text().splitlines())
+        for path in (ROOT / "backprop" / "backend").glob("*.py")
+    }
+    assert len(lines) >= 6
+    assert not {name: n for name, n in lines.items() if n > 450}

@@ -479,3 +479,61 @@ def test_torch_capture_warms_up_on_a_side_stream_then_records(monkeypatch):
         "enter device", "wait", "enter side stream", "step", "exit side stream", "wait",
         "enter graph", "step", "exit graph", "exit device", "replay",
     ]  # fmt: skip
+
+
+# -- the package is one namespace, as the module it was ------------------------------------------
+
+
+def test_fuse_set_on_the_package_reaches_the_kernels(monkeypatch):
+    """``bp.backend.FUSE = False``, a plain assignment as users write it, turns the kernels off."""
+    from backprop.backend import kernels
+
+    cupy_xp = types.ModuleType("fake cupy namespace")  # fused() runs only for the CuPy namespace
+    monkeypatch.setitem(B._NAMESPACES, "cupy", cupy_xp)
+    w = np.zeros(3)
+    assert B.fused(cupy_xp, "relu_backward", w, w) is not None
+    before = B.FUSE
+    try:
+        bp.backend.FUSE = False
+        assert kernels.FUSE is False and B.FUSE is False
+        assert B.fused(cupy_xp, "relu_backward", w, w) is None
+    finally:
+        bp.backend.FUSE = before
+    assert kernels.FUSE is before
+
+
+def test_private_names_follow_the_module_that_holds_them(monkeypatch):
+    from backprop.backend import capture, selection
+
+    with monkeypatch.context() as m:
+        m.setattr(B, "_global", None)
+        bp.set_backend("array_api_strict")  # rebinds selection._global: the package reads it
+        assert B._global is selection._global
+        assert B._global.name == "array_api_strict"
+    assert B._global is selection._global  # restored by value, not deleted
+    gemms = {}
+    with monkeypatch.context() as m:
+        m.setattr(B, "_GEMMS", gemms)
+        assert capture._GEMMS is gemms  # what _cupy_capture reads
+    assert capture._GEMMS is not gemms and B._GEMMS is capture._GEMMS
+
+
+def test_the_modules_of_the_package_bind_each_name_to_one_object():
+    """What makes ``bp.backend.NAME`` well defined: a name two modules hold is the same object."""
+    seen, clashes = {}, []
+    for part in B._PARTS:
+        for name, value in vars(part).items():
+            if name.startswith("__") and name.endswith("__"):
+                continue
+            if name in seen and seen[name][1] is not value:
+                clashes.append(f"{name}: {seen[name][0]} and {part.__name__}")
+            seen.setdefault(name, (part.__name__, value))
+    assert not clashes
+    assert {"FUSE", "_global", "_GEMMS", "_make", "_Gemm", "_NAMESPACES"} <= set(dir(B))
+
+
+def test_public_objects_are_named_where_users_reach_them():
+    """Tracebacks and reprs say ``backprop.backend.BackendError``, as before the split."""
+    for name in ("Backend", "BackendError", "CaptureError", "resolve", "use_backend", "fused"):
+        assert getattr(B, name).__module__ == "backprop.backend", name
+    assert B.BackendError.__qualname__ == "BackendError"
