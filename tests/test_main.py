@@ -426,3 +426,73 @@ def test_no_capture_reaches_the_model(flags, fits, capsys):
     assert main(argv) == 0
     [(model, _, _)] = fits
     assert model.capture is (not flags)
+
+
+# -- torch's CPU threads: one by default on the command line, unless the environment says -------
+
+
+@pytest.fixture
+def threads_during_fit(monkeypatch):
+    """torch's intra-op thread count seen by each Sequential.fit call of the test."""
+    torch = pytest.importorskip("torch")
+    seen = []
+    fit = bp.Sequential.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(bp.Sequential, "fit", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield torch, seen
+    torch.set_num_threads(before)
+
+
+TINY = ["train", "--n-samples", "100", "--epochs", "1", "--verbose", "0"]
+
+
+@pytest.mark.parametrize("spec", ["--backend", "env"])
+def test_torch_trains_on_one_thread_unless_told(spec, threads_during_fit, monkeypatch, capsys):
+    torch, seen = threads_during_fit
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    if spec == "env":
+        monkeypatch.setenv("BACKPROP_BACKEND", "torch")
+        argv = TINY
+    else:
+        monkeypatch.delenv("BACKPROP_BACKEND", raising=False)
+        argv = [*TINY, "--backend", "torch"]
+    assert main(argv) == 0
+    assert seen == [1]  # small nets: one thread beats two, by far on a busy machine
+    assert torch.get_num_threads() == 2  # the caller's setting is back after the command
+
+
+@pytest.mark.parametrize("variable", ["OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_torch_threads_set_by_the_environment_are_kept(
+    variable, threads_during_fit, monkeypatch, capsys
+):
+    torch, seen = threads_during_fit
+    monkeypatch.setenv(variable, "2")
+    assert main([*TINY, "--backend", "torch"]) == 0
+    assert seen == [2] and torch.get_num_threads() == 2
+
+
+def test_other_backends_leave_torch_alone(threads_during_fit, monkeypatch, capsys):
+    _, seen = threads_during_fit
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "BACKPROP_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([*TINY, "--backend", "numpy"]) == 0
+    assert seen == [2]
+
+
+def test_a_numpy_command_does_not_import_torch():
+    code = "import sys\nfrom backprop.__main__ import main\n"
+    code += "main(['train', '--n-samples', '100', '--epochs', '1', '--verbose', '0'])\n"
+    code += "print('torch imported:', 'torch' in sys.modules)\n"
+    env = {k: v for k, v in ENV.items() if k not in ("BACKPROP_BACKEND", "OMP_NUM_THREADS")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout
