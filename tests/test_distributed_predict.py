@@ -343,7 +343,7 @@ def test_cluster_receives_the_weights_once_per_worker(client):
     graph = dict(y.__dask_graph__())
     # the one key every task depends on besides its chunk: the scattered spec
     (key,) = set.intersection(*(_deps(graph, k) for k in _predict_keys(y)))
-    assert key == f"backprop-model-{token}"
+    assert key.startswith(f"backprop-model-{token[:16]}-")  # and a part of its own
     assert len(client.who_has()[key]) == 2  # broadcast: already on both workers
     np.testing.assert_allclose(
         client.compute(y).result(timeout=TIMEOUT), model.predict(X_NP), rtol=1e-12
@@ -384,3 +384,109 @@ def test_scattered_model_on_another_scheduler(client):
     y = predict(MODEL, da.from_array(X_NP, chunks=(6, D)), client=client)
     with pytest.raises(Exception, match=r"backprop-model-|compute the result with that client"):
         y.compute(scheduler="sync")
+
+
+# ---------------------------------------------------------------------------------------------
+# One client, many calls: a loop over files, threads, weights that change (issue 25.1)
+
+
+@pytest.fixture(scope="module")
+def thread_client():
+    distributed = pytest.importorskip(
+        "distributed", reason="distributed is not installed: pip install -e '.[dask]'"
+    )
+    cluster = distributed.LocalCluster(
+        processes=False,
+        n_workers=2,
+        threads_per_worker=2,
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
+    )
+    c = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield c
+    finally:
+        c.close(timeout=TIMEOUT)
+        cluster.close(timeout=TIMEOUT)
+
+
+@pytest.fixture(params=["threads", "processes"])
+def any_client(request):
+    return request.getfixturevalue("thread_client" if request.param == "threads" else "client")
+
+
+X_SMALL = da.from_array(X_NP, chunks=(12, D))
+
+
+def test_repeated_calls_with_results_dropped(any_client):
+    # a scattered key released by one call and sent again by the next (the scheduler still
+    # releasing it) lost the weights after some tens of calls: "lost dependencies"
+    for _ in range(100):
+        out = predict(MODEL, X_SMALL, client=any_client).compute(scheduler=any_client)
+        np.testing.assert_allclose(out, EXPECTED, rtol=1e-12, atol=0)
+        del out  # what a loop over files does: each result dropped before the next call
+
+
+def test_results_kept_and_dropped_in_any_order(any_client):
+    held = [predict(MODEL, X_SMALL, client=any_client) for _ in range(6)]
+    for i in (3, 0, 2):
+        np.testing.assert_allclose(
+            any_client.compute(held.pop(i)).result(timeout=TIMEOUT), EXPECTED, rtol=1e-12
+        )
+    for y in held[::-1]:  # the others: computed after their elders were dropped
+        np.testing.assert_allclose(y.compute(scheduler=any_client), EXPECTED, rtol=1e-12)
+    held.clear()
+    np.testing.assert_allclose(
+        predict(MODEL, X_SMALL, client=any_client).compute(scheduler=any_client), EXPECTED
+    )
+
+
+def test_concurrent_calls_from_threads(any_client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i):
+        rows = slice(i % 5, None)
+        y = predict(MODEL, da.from_array(X_NP[rows], chunks=(7, D)), client=any_client)
+        return y.compute(scheduler=any_client), rows
+
+    with ThreadPoolExecutor(4) as pool:
+        for out, rows in pool.map(call, range(24)):
+            np.testing.assert_allclose(out, EXPECTED[rows], rtol=1e-12, atol=0)
+
+
+def test_calls_after_the_weights_change(any_client):
+    # six weight sets in turn, more than predict keeps scattered: every call sends weights
+    # while the copies of older calls are being released
+    model = _model(seed=21)
+    weights = [[w * (1.0 + k / 8) for w in model.get_weights()] for k in range(6)]
+    for step in range(24):
+        model.set_weights(weights[step % 6])
+        expected = model.predict(X_NP)
+        y = predict(model, X_SMALL, client=any_client)
+        np.testing.assert_allclose(y.compute(scheduler=any_client), expected, rtol=1e-12)
+
+
+def test_a_released_key_is_never_scattered_again(client, monkeypatch):
+    """The cause of the lost weights: a key scattered again while the scheduler still
+    releases it. Every scatter sends a key that never existed before."""
+    import asyncio
+    import gc
+
+    sent = []
+    scatter = client.scatter
+
+    def recording_scatter(data, *args, **kwargs):
+        sent.extend(data)
+        return scatter(data, *args, **kwargs)
+
+    monkeypatch.setattr(client, "scatter", recording_scatter)
+    model = _model(seed=22)
+    for _ in range(3):
+        y = predict(model, X_SMALL, client=client)
+        np.testing.assert_allclose(y.compute(scheduler=client), model.predict(X_NP), rtol=1e-12)
+        del y
+        gc.collect()
+        client.sync(asyncio.sleep, 0.01)  # the client's release callbacks have run
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    predict(model, X_SMALL, client=client)
+    assert len(sent) == len(set(sent)) >= 2, sent

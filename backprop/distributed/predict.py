@@ -8,8 +8,10 @@ namespace), so :func:`predict` ships a *spec* instead: the model's config
 SHA-256 token of all of these. The spec enters the computation exactly once:
 
 - with a distributed client (given as ``client=``, or the active default client), it is
-  scattered to every worker up front, ``client.scatter(..., broadcast=True)``, and the tasks
-  refer to that one future (reused by later calls while the weights are still on the cluster);
+  scattered to every worker up front, ``client.scatter(..., broadcast=True)``, under a key
+  never used before, and the tasks refer to that one future. The futures of the last few
+  models are kept, so later calls with the same weights send nothing; a released key is never
+  sent again (the scheduler may still be forgetting it);
 - otherwise (threaded or synchronous scheduler) it is one key of the task graph, which every
   block task names as a dependency.
 
@@ -26,6 +28,7 @@ import hashlib
 import json
 import sys
 import threading
+import uuid
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -261,19 +264,35 @@ def _active_client() -> Any:
         return None
 
 
+# The futures of the specs scattered lately, per client and token (least recently used
+# dropped first). A scattered key is never sent twice: each scatter gets a key of its own, and
+# a call reuses a future only while this cache holds it, so its key cannot be in the middle of
+# being released. (A fixed key per token, sent again once the last result had dropped it,
+# raced the scheduler's release of the old copy: the new one was forgotten with it, and every
+# later call failed with "lost dependencies".)
+_scattered: OrderedDict[tuple[int, str], Any] = OrderedDict()
+_scattered_lock = threading.Lock()
+
+
 def _scatter_once(client: Any, spec: _ModelSpec) -> Any:
     """A future of ``spec`` held by every worker of ``client``: scattered now, or reused."""
-    key = f"backprop-model-{spec.token}"
-    # The same weights are already on the cluster while an earlier result still holds their
-    # future: point to them (scatter would send them again, even under the same key).
-    state = getattr(client, "futures", {}).get(key)
-    if getattr(state, "status", None) == "finished":
-        from distributed import Future
-
-        return Future(key, client)
+    cache_key = (id(client), spec.token)
+    with _scattered_lock:
+        future = _scattered.get(cache_key)
+        if future is not None and future.client is client and future.status == "finished":
+            _scattered.move_to_end(cache_key)
+            return future
     # every worker gets the weights now, straight from here: not through the scheduler, not
-    # once per task
-    return client.scatter({key: spec}, broadcast=True)[key]
+    # once per task; under a key never used before
+    key = f"backprop-model-{spec.token[:16]}-{uuid.uuid4().hex}"
+    future = client.scatter({key: spec}, broadcast=True)[key]
+    with _scattered_lock:
+        # an entry of another client with the same id (a closed one) or a lost future goes
+        _scattered[cache_key] = future
+        _scattered.move_to_end(cache_key)
+        while len(_scattered) > _CACHE_SIZE:
+            _scattered.popitem(last=False)  # released once no result holds it either
+    return future
 
 
 def _as_dask_array(X: Any, da: Any) -> Any:
