@@ -12,6 +12,22 @@ Fenced blocks, by their info string:
   paragraph right above the block must name the file and the object;
 - ``python-gpu``, ``text``, ``bash``: shown, not run (they need a GPU, another library or a
   shell).
+
+README.md, the front door, is held to the same rules and a few more:
+
+- ``python`` blocks run as a page's do, in order, in one namespace;
+- ``python gpu`` blocks (the ``gpu`` flag; GitHub still highlights them as Python) run only in
+  the ``gpu``-marked test, with the blocks above them, where CuPy has a GPU; elsewhere that
+  test is skipped with a reason, never passed;
+- every line of a ``bash`` block (here and on the pages) is classified, and a line of no known
+  kind fails the test: ``pip install ...`` changes the environment and is not run;
+  ``python -m backprop ...`` (also after ``mpirun -n K`` or ``VAR=value``) is parsed by the
+  command line's own parser, so a flag or value that is gone fails; ``python -m pytest`` is
+  this suite; ``python script.py`` of a script that is not in the repository is the reader's
+  own, and one that is must exist; so must ``bash script.sh``;
+- the same parse applies to every ``python -m backprop ARGS`` quoted inline in the prose;
+- the table of equations quotes the source: each right-hand code span is a dotted name that
+  resolves (``layers.Dense.forward``) or a fragment found verbatim in ``backprop/``.
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ import inspect
 import io
 import os
 import re
+import shlex
 import sys
 import textwrap
 import types
@@ -47,6 +64,7 @@ PAGES = [
     "sklearn.md",
     "normalization.md",
 ]
+README = "README.md"  # the front door, beside docs/; see the module docstring
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
 
 # the modules whose public names docs/api.md documents (besides those in backprop.__all__)
@@ -76,11 +94,16 @@ class Block:
     before: str  # the paragraph right above the opening fence
 
 
+def _file(page: str) -> Path:
+    """A page of docs/, or the README at the root."""
+    return ROOT / page if page == README else DOCS / page
+
+
 def blocks(page: str) -> list[Block]:
     """The fenced code blocks of a page, in order."""
-    if not (DOCS / page).is_file():  # reported by test_every_page_exists_and_the_index_links_it
+    if not _file(page).is_file():  # reported by test_every_page_exists_and_the_index_links_it
         return []
-    lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
+    lines = _file(page).read_text(encoding="utf-8").splitlines()
     out, i = [], 0
     while i < len(lines):
         m = re.match(r"^```(\S*)(.*)$", lines[i])
@@ -121,24 +144,24 @@ def _slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, README])
 def test_relative_links_resolve(page):
-    text = (DOCS / page).read_text(encoding="utf-8")
+    text = _file(page).read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
         if re.match(r"[a-z]+://", target):
             continue
         path, _, anchor = target.partition("#")
-        file = (DOCS / path) if path else DOCS / page
+        file = (_file(page).parent / path) if path else _file(page)
         assert file.exists(), f"{page}: broken link {target}"
         if anchor and file.suffix == ".md":
             headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), re.M)
             assert anchor in {_slug(h) for h in headings}, f"{page}: no anchor {target}"
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [*PAGES, README])
 def test_code_fences_are_of_known_kinds(page):
     """A typo such as ```Python would silently skip a block; only known kinds are allowed."""
-    text = (DOCS / page).read_text(encoding="utf-8")
+    text = _file(page).read_text(encoding="utf-8")
     indented = [i + 1 for i, s in enumerate(text.splitlines()) if re.match(r"\s+```", s)]
     assert not indented, f"{page}: indented code fences (not parsed) on lines {indented}"
     for b in blocks(page):
@@ -147,6 +170,9 @@ def test_code_fences_are_of_known_kinds(page):
             assert set(b.attrs) == {"file", "object"}, f"{page}:{b.line - 1}: {b.attrs}"
         if "output" in b.flags:
             assert b.kind == "text", f"{page}:{b.line - 1}: only text blocks can be output"
+        if "gpu" in b.flags:
+            assert b.kind == "python", f"{page}:{b.line - 1}: only python blocks can be gpu"
+        assert b.flags <= {"output", "gpu"}, f"{page}:{b.line - 1}: unknown flags {b.flags}"
 
 
 # -- the python blocks run -------------------------------------------------------------------------
@@ -212,16 +238,17 @@ def _skip_unless_importable(code: str, where: str) -> None:
             )
 
 
-def _run_page(page: str) -> None:
+def _run_page(page: str, gpu: bool = False) -> None:
+    """Run the page's ``python`` blocks in order; its ``python gpu`` ones too when ``gpu``."""
     namespace: dict = {"__name__": f"docs_{page.replace('-', '_').removesuffix('.md')}"}
     page_blocks = blocks(page)
     for i, b in enumerate(page_blocks):
-        if b.kind != "python":
+        if b.kind != "python" or ("gpu" in b.flags and not gpu):
             continue
         # the blocks above have run; from here on the page needs the library
         _skip_unless_importable(b.code, f"{page}:{b.line}")
         # leading newlines: tracebacks then point at the line of the page
-        code = compile("\n" * (b.line - 1) + b.code, str(DOCS / page), "exec")
+        code = compile("\n" * (b.line - 1) + b.code, str(_file(page)), "exec")
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
             exec(code, namespace)
@@ -235,6 +262,143 @@ def _run_page(page: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_page_code_runs(page, docs_env):
     _run_page(page)
+
+
+# -- README.md: the front door runs too -----------------------------------------------------------
+
+
+def test_readme_code_runs(docs_env):
+    assert [b for b in blocks(README) if b.kind == "python" and "gpu" not in b.flags]
+    _run_page(README)
+
+
+@pytest.mark.gpu
+def test_readme_gpu_code_runs(docs_env):
+    """The ``python gpu`` blocks, after the blocks above them, where CuPy has a GPU."""
+    gpu_blocks = [b for b in blocks(README) if "gpu" in b.flags]
+    assert gpu_blocks, "README.md has no python gpu block: drop this test or mark one"
+    if "cupy" not in bp.available_backends():
+        where = ", ".join(f"README.md:{b.line}" for b in gpu_blocks)
+        pytest.skip(f"{where}: python gpu blocks need CuPy and a CUDA GPU, not usable here")
+    _run_page(README, gpu=True)
+
+
+def _cli_parse(words: list[str], where: str) -> None:
+    """``python -m backprop`` + ``words``, through the command line's own parser only."""
+    from backprop.__main__ import _parser
+
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            _parser().parse_args(words)
+    except SystemExit:
+        refused = f"python -m backprop {' '.join(words)} is refused"
+        pytest.fail(f"{where}: {refused}:\n{stderr.getvalue()}")
+
+
+def _bash_commands(code: str) -> list[tuple[int, list[str]]]:
+    """The commands of a bash block: (line offset, words), split at ``&&``, without comments."""
+    out = []
+    for offset, line in enumerate(code.splitlines()):
+        words = shlex.split(line, comments=True)
+        command: list[str] = []
+        for word in [*words, "&&"]:
+            if word == "&&":
+                if command:
+                    out.append((offset, command))
+                command = []
+            else:
+                command.append(word)
+    return out
+
+
+def _check_bash_command(words: list[str], where: str) -> str:
+    """Classify one command of a bash block (see the module docstring), checking what can be."""
+    setting = r"[A-Za-z_]\w*=\S*"
+    if words[:2] == ["pip", "install"]:
+        return "setup"  # changes the environment: shown, not run
+    if words[0] == "export" and all(re.fullmatch(setting, w) for w in words[1:]):
+        return "environment"  # variables for the commands below
+    while words and re.fullmatch(setting, words[0]):
+        words = words[1:]  # VAR=value before a command
+    if words[:1] == ["mpirun"] and "python" in words:
+        words = words[words.index("python") :]  # mpirun -n K [options]: the command it starts
+    if words[:2] == ["python", "-m"] and len(words) > 2 and words[2].startswith("bench."):
+        module = ROOT / (words[2].replace(".", "/") + ".py")
+        assert module.is_file(), f"{where}: python -m {words[2]}: no {module.name} in bench/"
+        return "repository module"
+    if words[:3] == ["python", "-m", "backprop"]:
+        _cli_parse(words[3:], where)
+        return "cli"
+    if words[:3] == ["python", "-m", "pytest"]:
+        return "suite"
+    if len(words) >= 2 and words[0] in ("python", "bash") and words[1].endswith((".py", ".sh")):
+        script = words[1]
+        if words[0] == "python" and "/" not in script and not (ROOT / script).exists():
+            return "the reader's script"  # e.g. train.py: written by the reader, not run
+        assert (ROOT / script).is_file(), f"{where}: {script} is not in the repository"
+        return "repository script"
+    pytest.fail(
+        f"{where}: a bash command of no known kind, {' '.join(words)!r}: add a rule for it to "
+        "tests/test_docs.py (see its docstring) or write it otherwise"
+    )
+
+
+@pytest.mark.parametrize("page", [README, *PAGES])
+def test_bash_blocks_are_known_commands_and_parse(page):
+    for b in blocks(page):
+        if b.kind == "bash":
+            for offset, words in _bash_commands(b.code):
+                _check_bash_command(words, f"{page}:{b.line + offset}")
+
+
+@pytest.mark.parametrize("page", [README, *PAGES])
+def test_inline_command_lines_parse(page):
+    """``python -m backprop train --dataset moons ...`` in the prose, wrapped lines and all."""
+    text = _file(page).read_text(encoding="utf-8")
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # the blocks are checked above
+    # (a bare `python -m backprop` names the program, not a command line)
+    for quoted in re.findall(r"`(python\s+-m\s+backprop\s[^`]*)`", text):  # wrapped lines too
+        _cli_parse(shlex.split(quoted)[3:], f"{page}: `{' '.join(quoted.split())}`")
+
+
+def _equation_table() -> list[str]:
+    """The code spans of the right-hand column of README.md's table of equations."""
+    lines = _file(README).read_text(encoding="utf-8").splitlines()
+    start = lines.index("| the math | backprop |")
+    spans = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        spans += re.findall(r"`([^`]+)`", line.rsplit(" | ", 1)[1])
+    return spans
+
+
+def _resolve(dotted: str) -> object | None:
+    """``layers.Dense.forward`` from ``backprop``, or from one of its public modules."""
+    roots = [bp, *(getattr(bp, n) for n in bp.__all__ if inspect.ismodule(getattr(bp, n)))]
+    for root in roots:
+        obj: object = root
+        for part in dotted.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    return None
+
+
+def test_readme_equation_table_quotes_the_source():
+    spans = _equation_table()
+    assert len(spans) >= 10, spans
+    source = "\n".join(
+        f.read_text(encoding="utf-8") for f in sorted((ROOT / "backprop").rglob("*.py"))
+    )
+    for span in spans:
+        if re.fullmatch(r"[A-Za-z_]\w*(\.\w+)+", span):  # a dotted name: it must resolve
+            assert _resolve(span) is not None, f"README.md: {span} names nothing in backprop"
+        else:
+            assert span in source, f"README.md quotes {span!r}, which backprop/ no longer has"
 
 
 def test_a_page_needing_a_missing_library_skips(docs_env, monkeypatch):
