@@ -211,6 +211,34 @@ def test_the_key_follows_the_weights():
     assert a.name == b.name != c.name
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_a_bad_value_names_the_row_of_the_whole_array(bad):
+    Xb = X_NP.copy()
+    Xb[13, 1] = bad  # row 3 of the third chunk of 5 rows
+    with pytest.raises(ValueError, match=r"at row 13 of X \(row 3 of row chunk 2\), column 1"):
+        predict(MODEL, da.from_array(Xb, chunks=(5, D))).compute(scheduler="sync")
+    # values beyond float32's range, for a float32 model: the same row
+    Xb[13, 1] = 1e300
+    with pytest.raises(ValueError, match=r"beyond the range.*at row 13 of X \(row 3 of row"):
+        predict(_model("float32"), da.from_array(Xb, chunks=(5, D))).compute(scheduler="sync")
+
+
+def test_a_bad_value_in_chunks_of_unknown_size():
+    Xb = X_NP.copy()
+    Xb[:, 0] = np.arange(N)
+    Xb[13, 1] = np.nan
+    X = da.from_array(Xb, chunks=(5, D))
+    Xu = X[X[:, 0] > 6]  # chunk sizes unknown: rows 7 to 22 kept, row 13 is the 4th of chunk 2
+    with pytest.raises(
+        ValueError, match=r"at row 3 of row chunk 2 \(of unknown position.*compute_chunk_sizes"
+    ):
+        predict(MODEL, Xu).compute(scheduler="sync")
+    Xb[13, 1], Xb[1, 2] = 0.0, np.nan  # in the first chunk, which starts at row 0
+    X = da.from_array(Xb, chunks=(5, D))
+    with pytest.raises(ValueError, match=r"at row 1 of X \(row 1 of row chunk 0\), column 2"):
+        predict(MODEL, X[X[:, 0] >= 0]).compute(scheduler="sync")
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors, raised at call time
 

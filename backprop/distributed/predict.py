@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import threading
 import uuid
@@ -204,7 +205,33 @@ def _model_for(spec: _ModelSpec, backend: Backend) -> tuple[Sequential, threadin
     return entry
 
 
-def _predict_block(block: Any, spec: Any, batch_size: int | None) -> Any:
+def _in_whole_array(exc: ValueError, block_info: dict | None) -> ValueError:
+    """``exc`` with its "at row r" (a row of the chunk) told as a row of the whole ``X``.
+
+    ``model.predict`` names the row of the array it was given: here, one chunk. The chunk's
+    first row comes from Dask's ``block_info``; where the row chunk sizes are unknown (after
+    boolean indexing) only the first chunk's is, and the message says how to know the rest.
+    """
+    match = re.search(r"\bat row (\d+)", str(exc))
+    if match is None or not block_info or 0 not in block_info:
+        return exc
+    row = int(match.group(1))
+    start = block_info[0]["array-location"][0][0]
+    chunk = block_info[0]["chunk-location"][0]
+    if np.isnan(start):
+        where = (
+            f"at row {row} of row chunk {chunk} (of unknown position in X: its row chunk "
+            "sizes are unknown; X.compute_chunk_sizes() finds them)"
+        )
+    else:
+        where = f"at row {int(start) + row} of X (row {row} of row chunk {chunk})"
+    text = str(exc)
+    return ValueError(text[: match.start()] + where + text[match.end() :])
+
+
+def _predict_block(
+    block: Any, spec: Any, batch_size: int | None, block_info: dict | None = None
+) -> Any:
     """``model.predict`` on one row chunk, on the chunk's own library and device.
 
     Parameters
@@ -215,11 +242,19 @@ def _predict_block(block: Any, spec: Any, batch_size: int | None) -> Any:
         The model to run (the scheduler resolves the spec's key or future to the object).
     batch_size : int or None
         Passed on to ``model.predict``.
+    block_info : dict, optional
+        Dask's description of the block (``map_blocks`` fills it): where its rows are in ``X``.
 
     Returns
     -------
     array, shape (m, n_outputs)
         The predictions, of the block's library and device, in the model's dtype.
+
+    Raises
+    ------
+    ValueError
+        If the block holds NaN, infinite or out-of-range values: the message names the row of
+        the whole ``X`` (and of the chunk).
     """
     if not isinstance(spec, _ModelSpec):
         # a future of a client reached a scheduler that does not know that client
@@ -232,8 +267,11 @@ def _predict_block(block: Any, spec: Any, batch_size: int | None) -> Any:
     if block.shape[0] == 0:  # dask allows empty chunks; model.predict needs at least one row
         return backend.zeros((0, spec.output_dim), backend.dtype(spec.dtype))
     model, lock = _model_for(spec, backend)
-    with lock:
-        return model.predict(block, batch_size=batch_size)
+    try:
+        with lock:
+            return model.predict(block, batch_size=batch_size)
+    except ValueError as exc:
+        raise _in_whole_array(exc, block_info) from None
 
 
 # ---------------------------------------------------------------------------------------------
