@@ -268,9 +268,12 @@ def test_which_engine(recorder):
     X, y = _data(20)
     model = _model("numpy")
     model.fit(X, y, epochs=1, verbose=0)
-    assert isinstance(choose_engine(model, [], None, 8), _captured.Captured)
+    engine = choose_engine(model, [], None, 8)
+    assert isinstance(engine, _captured.Captured) and "CUDA graph" in engine.reason
+    assert model.history.params["engine"] == "captured"
     model.capture = False
-    assert isinstance(choose_engine(model, [], None, 8), Eager)
+    engine = choose_engine(model, [], None, 8)
+    assert isinstance(engine, Eager) and "capture=False" in engine.reason
     model.capture = True
     watch = bp.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: None)
     assert isinstance(choose_engine(model, [watch], None, 8), Eager)
@@ -279,7 +282,8 @@ def test_which_engine(recorder):
     dropout = bp.Sequential([bp.layers.Dense(2, input_dim=3), bp.layers.Dropout(0.5)])
     dropout.compile("mse", "sgd")
     dropout.build(3)
-    assert isinstance(choose_engine(dropout, [], None, 8), Eager)
+    engine = choose_engine(dropout, [], None, 8)
+    assert isinstance(engine, Eager) and "Dropout" in engine.reason
 
 
 @pytest.mark.parametrize("spec", CPU)

@@ -114,3 +114,110 @@ def test_compile_drops_the_compiled_program(circles):
     assert model._compiled is None
     h = model.fit(X, y, epochs=1, verbose=0)
     assert model._compiled[1] is not program and list(h.history) == ["loss", "mae"]
+
+
+# -- BatchNormalization on a batch of one row ------------------------------------------------
+
+
+def _bn_net(trainable=True):
+    model = bp.Sequential(
+        [
+            Dense(4, input_dim=2),
+            bp.layers.BatchNormalization(name="bn_one_row", trainable=trainable),
+            Dense(1, "sigmoid"),
+        ],
+        seed=0,
+    )
+    model.compile("binary_crossentropy", "sgd")
+    return model
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "validation_split", "what"),
+    [
+        (20, 1, 0.0, "batch_size=1"),  # every batch
+        (21, 4, 0.0, "21 rows"),  # the last batch of 21 rows in batches of 4
+        (26, 4, 0.2, "21 rows"),  # of the rows left after the validation split
+    ],
+)
+def test_batchnorm_on_a_one_row_batch_warns_once_naming_the_layer_and_remedy(
+    n, batch_size, validation_split, what
+):
+    """Over one row the batch variance is 0: each output is beta, nothing below it learns."""
+    X, y = np.random.default_rng(0).normal(size=(n, 2)), np.arange(n) % 2
+    model = _bn_net()
+    with pytest.warns(UserWarning, match="bn_one_row") as caught:
+        model.fit(X, y, epochs=2, batch_size=batch_size, validation_split=validation_split,
+                  verbose=0)  # fmt: skip
+    assert len([w for w in caught if "one row" in str(w.message)]) == 1  # once per fit
+    message = str(caught[0].message)
+    assert what in message and "LayerNormalization" in message
+    assert "batch_size=" in message  # a batch size whose last batch has more than one row
+    # the suggested batch size trains without the warning
+    suggested = int(message.split("e.g. batch_size=")[1].split(")")[0])
+    assert suggested > 1 and (n - int(n * validation_split)) % suggested != 1
+    model.fit(X, y, epochs=1, batch_size=suggested, validation_split=validation_split, verbose=0)
+
+
+def test_batchnorm_without_a_one_row_batch_or_frozen_does_not_warn():
+    X, y = np.random.default_rng(0).normal(size=(21, 2)), np.arange(21) % 2
+    _bn_net().fit(X, y, epochs=1, batch_size=7, verbose=0)  # three batches of 7
+    # a frozen layer normalises with its moving statistics: one row is fine
+    _bn_net(trainable=False).fit(X, y, epochs=1, batch_size=1, verbose=0)
+    _net().fit(X, y, epochs=1, batch_size=1, verbose=0)  # no BatchNormalization
+
+
+# -- which engine ran, and why ---------------------------------------------------------------
+
+
+def test_the_reason_of_each_choice(backend):
+    model = _net(backend, dtype="float32")
+    why = choose.choose_engine(model, [], None, 32).reason
+    if backend.name == "jax":
+        assert "jax.jit" in why
+        # what the compiled program cannot hold is named
+        dropout = _net(backend, dropout=True, dtype="float32")
+        assert "Dropout" in choose.choose_engine(dropout, [], None, 32).reason
+        clipped = _net(backend, clipnorm=1.0, dtype="float32")
+        assert "clipnorm" in choose.choose_engine(clipped, [], None, 32).reason
+    else:
+        assert f"backend {backend.name}" in why and "neither compiles" in why
+    watched = choose.choose_engine(model, [_Watcher()], None, 32).reason
+    assert "callback _Watcher looks at the model after each batch" in watched
+    assert "over 1 rank" in choose.choose_engine(model, [], SingleProcess(), 32).reason
+
+
+def test_history_params_name_the_engine_and_why():
+    X, y = np.random.default_rng(0).normal(size=(16, 2)), np.arange(16) % 2
+    for kwargs, engine in [
+        ({}, "eager"),
+        ({"callbacks": [_Watcher()]}, "eager"),
+        ({"distributed": SingleProcess()}, "sharded"),
+    ]:
+        model = _net()
+        h = model.fit(X, y, epochs=1, batch_size=8, verbose=0, **kwargs)
+        assert h.params["engine"] == engine
+        chosen = choose.choose_engine(
+            model, kwargs.get("callbacks", []), kwargs.get("distributed"), 8
+        )
+        assert h.params["engine_reason"] == chosen.reason != ""
+
+
+def test_verbose_1_prints_the_engine_and_verbose_0_prints_nothing(circles, capsys):
+    X, y = circles
+    model = _net()
+    model.fit(X, y, epochs=1, verbose=1)
+    first = capsys.readouterr().out.splitlines()[0]
+    reason = model.history.params["engine_reason"]
+    assert first == f"engine: eager ({reason})"
+    model.fit(X, y, epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_describe_engines_says_what_each_backend_runs():
+    described = choose.describe_engines()
+    assert set(described) == set(bp.available_backends())
+    assert described["numpy"].startswith("eager")
+    if HAS_JAX:
+        assert described["jax"].startswith("compiled")
+    assert choose.describe_engines(["numpy"]) == {"numpy": described["numpy"]}

@@ -53,6 +53,8 @@ class Engine:
     """
 
     name = "engine"
+    #: why :func:`~backprop.training.choose.choose_engine` picked it (``history.params``)
+    reason = ""
 
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
         """Called once before the first epoch (the sharded engine checks the ranks here)."""

@@ -9,10 +9,12 @@ restore after a non-finite loss.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from .. import callbacks as _callbacks
 from .. import data as _data
+from .. import layers as _layers
 from .._checks import is_int
 from . import compilation as _compilation
 from . import logs as _logs
@@ -108,6 +110,8 @@ def _epochs(
 ) -> _callbacks.History:
     """The epochs of a fit, on data already checked and on the device."""
     steps = math.ceil(X.shape[0] / batch_size)
+    if model._comm is None or model._comm.is_root:  # rank 0 speaks for all
+        _warn_one_row_batches(model, X.shape[0], batch_size)
     engine = choose_engine(model, callbacks or [], model._comm, batch_size)
     settings = dict(
         batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=shuffle
@@ -117,6 +121,54 @@ def _epochs(
         return _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks)
     finally:
         engine.end(model)
+
+
+def _warn_one_row_batches(model: Any, n: int, batch_size: int) -> None:
+    """Warn when a BatchNormalization layer will train on a batch of one row.
+
+    Over one row the batch's variance is 0 and its mean is the row: the layer outputs ``beta``
+    whatever its input, so nothing below it learns from that batch, and the moving variance
+    decays towards 0 (PyTorch raises here). Decided once, from ``n`` and ``batch_size``: no
+    step reads anything back. Under data parallelism the layer's statistics are those of the
+    global batch (its sums go over the ranks), so ``n`` and ``batch_size`` are global too.
+    """
+    if batch_size != 1 and n % batch_size != 1:
+        return
+    names = [
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, _layers.BatchNormalization) and layer.trainable
+    ]
+    if not names:
+        return
+    if batch_size == 1:
+        where = "batch_size=1: every batch has one row"
+    else:
+        where = f"the last batch of {n} rows in batches of {batch_size} has one row"
+    better = _batch_size_without_one_row(n, batch_size)
+    remedy = (
+        "pass a batch_size whose last batch has more than one row"
+        + ("" if better is None else f" (e.g. batch_size={better})")
+        + ", drop one training row, or use LayerNormalization"
+    )
+    layers = ", ".join(repr(name) for name in names)
+    warnings.warn(
+        f"BatchNormalization {layers} trains on a batch of one row ({where}). Over one row "
+        "the batch variance is 0 and the layer outputs beta whatever its input: nothing below "
+        f"it learns from that batch, and its moving variance decays towards 0. To fix it, "
+        f"{remedy}.",
+        UserWarning,
+        stacklevel=5,  # the user's model.fit(...)
+    )
+
+
+def _batch_size_without_one_row(n: int, batch_size: int) -> int | None:
+    """The batch size nearest ``batch_size`` (> 1, <= n) whose last batch is not one row."""
+    for d in range(1, n):
+        for b in (batch_size + d, batch_size - d):
+            if 1 < b <= n and n % b != 1:
+                return b
+    return None
 
 
 def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks):
@@ -143,7 +195,12 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         "verbose": verbose,
         "samples": n,
         "do_validation": Xv is not None,
+        # which engine runs the steps, and why (the fastest one that computes the same)
+        "engine": engine.name,
+        "engine_reason": engine.reason,
     }
+    if verbose == 1:  # verbose=2 stays one line per epoch
+        print(f"engine: {engine.name} ({engine.reason})")
     cb = _callbacks.CallbackList(cbs, model, params)
 
     model.stop_training = False
