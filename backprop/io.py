@@ -371,26 +371,23 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
         mc = config["model"]
         layers = [_layers.from_config(s["class_name"], s["config"]) for s in mc["layers"]]
         model = Sequential(
-            layers,
-            backend=backend,
-            device=device,
-            dtype=mc["dtype"],
-            seed=mc["seed"],
-            name=mc["name"],
+            backend=backend, device=device, dtype=mc["dtype"], seed=mc["seed"], name=mc["name"]
         )
+        # the layers take the saved arrays as they are built: no initial weights are drawn,
+        # and each array leaves ``arrays`` as its layer takes it, so that memory holds about
+        # one copy of the weights (see Sequential._add_built)
+        n_weights = sum(1 for k in arrays if k.startswith("weight_"))
+        weights = (arrays.pop(f"weight_{i}") for i in range(n_weights))
+        model._add_built(layers, weights, _Unset(np.dtype(mc["dtype"])))
         if "rng_state" in config:  # the next shuffles and dropout masks continue the streams
             model.streams.set_state(config["rng_state"])
-        n_weights = sum(1 for k in arrays if k.startswith("weight_"))
-        if not model.built:
-            raise ValueError("the first layer has no input_dim")
-        model.set_weights([arrays[f"weight_{i}"] for i in range(n_weights)])
         compiled = config.get("compile")
         if compiled is not None:
             optimizer = _optimizers.get(compiled["optimizer"])
             metrics = [m if isinstance(m, str) else _metrics.get(m) for m in compiled["metrics"]]
             model.compile(_losses.get(compiled["loss"]), optimizer, metrics)
             optimizer.state = [
-                {k: model.backend.asarray(arrays[f"opt_{i}_{k}"], model.dtype) for k in keys}
+                {k: model.backend.asarray(arrays.pop(f"opt_{i}_{k}"), model.dtype) for k in keys}
                 for i, keys in enumerate(compiled["state_keys"])
             ]
             iterations = compiled["iterations"]
@@ -406,6 +403,21 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
             f"({type(exc).__name__}: {exc})."
         ) from None
     return model
+
+
+class _Unset:
+    """Stands in for the initializers of a model being loaded: ``numpy.empty``, nothing drawn.
+
+    Not an ``Initializer``: it is never saved nor named, and exists only during ``build``.
+    The memory it asks for is not touched (the OS gives pages as they are written), and the
+    saved arrays replace it at once.
+    """
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+
+    def __call__(self, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+        return np.empty(shape, self.dtype)
 
 
 def _check_layer_classes(path: str, config: Any) -> None:

@@ -16,6 +16,7 @@ and backward, and its weights in and out. Training it (``compile``, ``fit``, ``e
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -24,6 +25,7 @@ from typing import Any
 from . import backend as _backend
 from . import callbacks as _callbacks
 from . import data as _data
+from . import initializers as _initializers
 from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
@@ -54,6 +56,19 @@ def _on_device(method: Any) -> Any:
 
 # each model's token: the layers and the optimizer it owns record it (ids can be reused)
 _TOKENS = itertools.count()
+
+
+@contextlib.contextmanager
+def _initializers_replaced(layer: _layers.Layer, standin: Any) -> Any:
+    """Build ``layer`` with ``standin`` in place of each of its initializers, then restore them."""
+    held = {k: v for k, v in vars(layer).items() if isinstance(v, _initializers.Initializer)}
+    try:
+        for k in held:
+            setattr(layer, k, standin)
+        yield
+    finally:
+        for k, v in held.items():
+            setattr(layer, k, v)
 
 
 def _check_grad_shape(layer: Any, k: str, g: Any, shape: tuple) -> None:
@@ -215,6 +230,57 @@ class Sequential:
             dim = layer.output_dim(dim)
         self._collect_params()
 
+    def _add_built(self, layers: list[_layers.Layer], weights: Any, standin: Any) -> None:
+        """Add ``layers`` built with ``weights`` as their values, drawing no initial weights.
+
+        What loading a model does: each layer is built with its initializers standing aside
+        (nothing is drawn only to be overwritten), then given its arrays, one layer at a time,
+        so that memory holds about one copy of the weights (the file's) plus one layer's.
+
+        Parameters
+        ----------
+        layers : list of Layer
+            New, unbuilt layers; the first one knows its ``input_dim``.
+        weights : iterable of numpy.ndarray
+            Every weight in :meth:`get_weights` order (each layer's params, then its buffers).
+            An iterator that lets go of each array once yielded lets its memory go too.
+        standin : callable
+            ``standin(shape, rng) -> numpy.ndarray``, called in place of every initializer: it
+            should draw nothing and touch no memory (``numpy.empty`` of the model's dtype).
+        """
+        if not layers or layers[0].input_dim is None:
+            raise ValueError("the first layer has no input_dim")
+        weights, dim = iter(weights), layers[0].input_dim
+        for i, layer in enumerate(layers):
+            if i > 0 and layer.input_dim is not None and layer.input_dim != dim:
+                raise ValueError(
+                    f"{layer.name} was given input_dim={layer.input_dim}, but the layer before "
+                    f"it outputs {dim} features."
+                )
+            with _initializers_replaced(layer, standin):
+                layer.build(dim, *self._build_args(layer))
+            for store in ("params", "buffers"):
+                arrays = getattr(layer, store)
+                for k in list(arrays):
+                    w = next(weights, None)
+                    if w is None:
+                        raise ValueError(f"no saved array for {layer.name}.{k}")
+                    w = _data.as_array(w, f"weights for {layer.name}.{k}")
+                    if tuple(w.shape) != tuple(arrays[k].shape):
+                        raise ValueError(
+                            f"{layer.name}.{k} expects shape {tuple(arrays[k].shape)}, "
+                            f"received {tuple(w.shape)}."
+                        )
+                    arrays[k] = None  # the placeholder goes before its replacement comes
+                    arrays[k] = self.backend.asarray(self.backend.to_numpy(w), self.dtype)
+                    del w
+            self.layers.append(layer)
+            layer._model_token = self._token
+            dim = layer.output_dim(dim)
+        if next(weights, None) is not None:
+            raise ValueError("more saved weight arrays than the layers have weights")
+        self._collect_params()
+
     def _collect_params(self) -> None:
         """Pack every weight into one flat vector ``theta``; the layers hold views of it.
 
@@ -246,8 +312,16 @@ class Sequential:
         for shape in self._shapes:
             self._bounds.append((start, start + math.prod(shape)))
             start += math.prod(shape)
-        # concat copies: the model never shares memory with arrays a user handed in
-        self._theta = xp.concat([xp.reshape(p, (-1,)) for p in params]) if params else None
+        # a copy: the model never shares memory with arrays a user handed in
+        self._theta = None
+        if params and self.backend.mutable:
+            del params  # each array is dropped once copied: about one copy of theta at a time
+            self._theta = self.backend.zeros((start,), self.dtype)
+            for (layer, k), (a, b) in zip(self._param_slots, self._bounds, strict=True):
+                self._theta[a:b] = xp.reshape(layer.params[k], (-1,))
+                layer.params[k] = self._theta[a:b]  # reshaped by _bind_views below
+        elif params:  # immutable arrays (JAX): no slice to write into
+            self._theta = xp.concat([xp.reshape(p, (-1,)) for p in params])
         self._bind_views()
         # the gradients' flat vector, laid out as theta: the layers write into its views, the
         # optimizer reads it whole (immutable arrays have no views to write into)
@@ -255,7 +329,9 @@ class Sequential:
             layer._grad_views = {}
         self._grad = None
         if self._theta is not None and self.backend.mutable:
-            self._grad = xp.zeros_like(self._theta)
+            # zeros, not zeros_like: NumPy's zeros takes pages from the OS as they are written
+            # (a loaded model used only to predict never holds a second copy)
+            self._grad = self.backend.zeros(tuple(self._theta.shape), self._theta.dtype)
             for (layer, k), view in zip(self._param_slots, self._split(self._grad), strict=True):
                 layer._grad_views[k] = layer.grads[k] = view
 
