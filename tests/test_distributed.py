@@ -367,6 +367,22 @@ def test_nccl_without_cupy_names_the_cuda_extra(monkeypatch):
         get_communicator("nccl")
 
 
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+def test_nccl_needs_a_cupy_model(name):
+    """NCCL sums CuPy arrays between GPUs: asked for a model of another backend, it says so
+    (not that CuPy is missing, nor that NCCL would run on host arrays)."""
+    try:
+        backend = resolve(name)
+    except BackendNotInstalledError:
+        pytest.skip(f"{name} is not installed")
+    model = _model(backend)
+    match = rf"distributed='nccl' needs a CuPy model.*backend is {name}.*backend='cupy'.*'mpi'"
+    with pytest.raises(ValueError, match=match):
+        model.fit(*_data(20), distributed="nccl", verbose=0)
+    with pytest.raises(ValueError, match=match):
+        DataParallel(model, "nccl")
+
+
 def test_dropout_layers_of_each_rank_draw_other_masks():
     X, y = _data(40)
 

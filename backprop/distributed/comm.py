@@ -513,7 +513,7 @@ def resolve(distributed: Any, backend: _backend.Backend, timeout: float = 600.0)
     Raises
     ------
     TypeError, ValueError
-        For an unknown ``distributed``.
+        For an unknown ``distributed``; ValueError for ``"nccl"`` with a model not on CuPy.
     """
     if isinstance(distributed, Communicator):
         return distributed
@@ -532,6 +532,15 @@ def resolve(distributed: Any, backend: _backend.Backend, timeout: float = 600.0)
         kind = "nccl" if backend.name == "cupy" and _has_nccl() else "mpi"
     if kind == "single":
         return SingleProcess()
+    if kind == "nccl" and backend.name != "cupy":
+        # NCCL sums GPU buffers: a host model would need CuPy only to send its gradient
+        # through MPI anyway (and without CuPy the error would blame a missing package)
+        raise ValueError(
+            "distributed='nccl' needs a CuPy model (NCCL sums CuPy arrays between GPUs), but "
+            f"this model's backend is {backend.name}. Build the model with backend='cupy' "
+            "(device=bp.distributed.local_rank()), or use distributed='mpi' (or True) for "
+            "models on other backends."
+        )
     device = getattr(backend.device, "id", None) if kind == "nccl" else None
     key = (kind, device, timeout)
     if key not in _CACHE:
