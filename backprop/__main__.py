@@ -3,7 +3,7 @@
 ``demo`` trains the seed article's network (2-4-6-6-4-1, ReLU, sigmoid, binary cross-entropy,
 Adam, 50 epochs) on its concentric circles and writes the article's figures; ``train`` trains
 any layer list on any bundled data set; ``explain`` prints one step of backpropagation;
-``info`` lists the version and the backends usable here.
+``info`` lists the version, the backends usable here and the engine each trains with.
 """
 
 from __future__ import annotations
@@ -248,7 +248,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--activation", type=_registered("activations"), default="relu")
     explain.add_argument("--batch", type=_positive_int, default=4, help="samples in the batch")
 
-    info = sub.add_parser("info", help="version, usable backends and their devices")
+    info = sub.add_parser(
+        "info", help="version, usable backends, their devices and the engine each trains with"
+    )
     for command in (demo, train, explain, info):
         # what a command calls for a bad combination of values found after parsing
         command.set_defaults(usage_error=command.error)
@@ -343,18 +345,26 @@ def _setup(args: argparse.Namespace, what: str, make: Any) -> Any:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """``info``: the version, the usable backends and their default devices."""
+    """``info``: the version, the usable backends, their default devices and engines."""
     import backprop as bp
     from backprop.backend import resolve
+    from backprop.training.choose import describe_engines
 
     print(f"backprop {bp.__version__} (Python {sys.version.split()[0]}, NumPy {np.__version__})")
-    print("usable backends:")
-    for name in bp.available_backends():
+    print("usable backends, and the engine a plain fit trains with on each (and why):")
+    names = bp.available_backends()
+    engines = describe_engines(names)  # the reasons come from the function that chooses
+    for name in names:
         b = resolve(name)
         extra = ""
         if name == "array_api_strict":
             extra = " (fake devices: CPU_DEVICE, device1, device2, no_float64, no_x64)"
         print(f"  {name:18s} default device: {b.describe()}{extra}")
+        print(f"  {'':18s} engine: {engines[name]}")
+    print(
+        "  under mpirun -n K (K > 1), train runs the data-parallel engine on any of them: "
+        "one allreduce of the gradient per step"
+    )
     current = bp.get_backend()
     env = os.environ.get("BACKPROP_BACKEND")
     print(f"current backend: {current.spec} (BACKPROP_BACKEND={env})")

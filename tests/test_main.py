@@ -39,6 +39,26 @@ def test_info_lists_backends():
     assert result.returncode == 0, result.stderr
     assert "backprop 0.1.0" in result.stdout
     assert "numpy" in result.stdout and "array_api_strict" in result.stdout
+    assert "engine: eager: " in result.stdout  # numpy's
+
+
+def test_info_names_the_engine_of_each_backend(capsys):
+    """Each usable backend's line is followed by the engine a plain fit runs there (the one
+    ``choose_engine`` picks for a small compiled model) and why."""
+    from backprop.training.choose import choose_engine
+
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in bp.available_backends():
+        [i] = [i for i, line in enumerate(lines) if line.startswith(f"  {name} ")]
+        engine_line = lines[i + 1].strip()
+        model = bp.Sequential([bp.layers.Dense(1, "sigmoid", input_dim=2)], backend=name)
+        model.compile(loss="binary_crossentropy", optimizer="adam")
+        model.build(2)
+        expected = type(choose_engine(model, [], None, 32)).__name__.lower()
+        assert engine_line.startswith(f"engine: {expected}: "), (name, engine_line)
+        assert len(engine_line) > len(f"engine: {expected}: ") + 20  # and why
+    assert any("mpirun" in line and "data-parallel" in line for line in lines)
 
 
 @pytest.mark.slow
