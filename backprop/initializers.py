@@ -279,6 +279,28 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def known() -> dict[str, type[Initializer]]:
+    """The built-in initializers, then every subclass of Initializer defined in this process.
+
+    A subclass is found by the ``name`` it sets (lower case), as layers are by class name:
+    defining it is what lets a saved or cloned config name it (loading never imports or runs
+    code). A subclass that sets no name of its own, or a built-in's, is not found: that name
+    means the built-in.
+
+    Returns
+    -------
+    dict of str to type
+        Names to classes.
+    """
+    found, todo = dict(_REGISTRY), list(Initializer.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        if isinstance(vars(cls).get("name"), str):  # its own name, not one it inherits
+            found.setdefault(cls.name.lower(), cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
 def get(identifier: str | dict | Initializer | Callable) -> Initializer | Callable:
     """An initializer from a name (``"he_uniform"``), a config dict, an instance or a callable.
 
@@ -297,7 +319,7 @@ def get(identifier: str | dict | Initializer | Callable) -> Initializer | Callab
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str | dict):
-        return build("initializer", identifier, _REGISTRY)
+        return build("initializer", identifier, known())
     if callable(identifier):
         return identifier
     raise TypeError(

@@ -409,9 +409,54 @@ class Dense(Layer):
 
 
 def _initializer_config(init: Any) -> Any:
+    """The config of an initializer; ``{"name": "custom", ...}`` for one no config can name.
+
+    A function, or an Initializer whose config would rebuild another class (a subclass that
+    keeps a built-in's name), is recorded by name only: a model file holds no code. Its saved
+    weights are the values on loading; rebuilding it elsewhere is refused (:func:`from_config`).
+    """
+    if isinstance(init, _Unresolvable):
+        return dict(init.config)
     if isinstance(init, _initializers.Initializer):
-        return init.get_config()
+        config = init.get_config()
+        if _initializers.known().get(str(config.get("name", "")).lower()) is type(init):
+            return config
+        return {"name": "custom", "function": type(init).__name__, "kind": "class"}
     return {"name": "custom", "function": getattr(init, "__name__", repr(init))}
+
+
+class _Unresolvable(_initializers.Initializer):
+    """Stands for an initializer a config could not name; drawing from it is refused.
+
+    What :func:`from_config` puts in place of a ``{"name": "custom"}`` entry. Loading a model
+    draws nothing (the saved weights are the values), so a loaded layer works with it; a new
+    model built from the config must draw, and is told how to give it an initializer.
+    """
+
+    def __init__(self, layer: str, argument: str, config: dict[str, Any]):
+        self.layer, self.argument, self.config = layer, argument, dict(config)
+
+    def __call__(self, shape, rng):
+        what = self.config.get("function", "?")
+        kind = (
+            f"an instance of {what}, whose config names another initializer"
+            if self.config.get("kind") == "class"
+            else f"the function {what!r}"
+        )
+        raise ValueError(
+            f"{self.layer} cannot draw its initial values: its {self.argument} is {kind}, "
+            "which a config cannot hold, and no default is substituted for it. Pass the "
+            f"initializer itself ({self.argument}=...) when making the layer, or write it "
+            "as a subclass of bp.initializers.Initializer with a name of its own and a "
+            "get_config(): a config names such a class, and from_config and bp.load find it "
+            "(defining the class registers it)."
+        )
+
+    def get_config(self):
+        return dict(self.config)
+
+    def __repr__(self) -> str:
+        return f"<unresolvable initializer {self.config.get('function', '?')}>"
 
 
 class Activation(Layer):
@@ -819,7 +864,8 @@ def from_config(class_name: str, config: dict[str, Any]) -> Layer:
         "moving_mean_initializer",
         "moving_variance_initializer",
     ):
-        # a user's function cannot be stored; the saved weights replace what it would draw
+        # a user's function cannot be stored: a stand-in that refuses to draw, never a
+        # default (loading draws nothing, so a loaded layer is whole without it)
         if isinstance(config.get(key), dict) and config[key].get("name") == "custom":
-            config[key] = "zeros"
+            config[key] = _Unresolvable(class_name, key, config[key])
     return known[class_name](**config)

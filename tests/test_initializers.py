@@ -199,3 +199,25 @@ def test_variance_scaling_bad_arguments(kw, arg):
 def test_variance_scaling_scale_must_be_positive(scale):
     with pytest.raises(ValueError, match="scale must be a positive number"):
         I.VarianceScaling(scale=scale)
+
+
+def test_a_subclass_with_its_own_name_is_found_by_it_and_no_other():
+    """What lets a layer's config name a user's initializer (issue 19.4); it used to be an
+    unknown name."""
+
+    class Halves(I.Initializer):
+        name = "halves_for_test_initializers"
+
+        def __call__(self, shape, rng):
+            return np.full(shape, 0.5)
+
+    class Nameless(I.Initializer):
+        def __call__(self, shape, rng):
+            return np.zeros(shape)
+
+    assert isinstance(I.get({"name": "halves_for_test_initializers"}), Halves)
+    assert isinstance(I.get("Halves_For_Test_Initializers"), Halves)
+    assert "initializer" not in I.known()  # the base class's name belongs to no subclass
+    assert I.known()["constant"] is I.Constant
+    with pytest.raises(ValueError, match="Unknown initializer 'initializer'"):
+        I.get("initializer")

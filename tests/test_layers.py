@@ -198,3 +198,90 @@ def test_custom_layers_work_with_gradcheck_explain_and_files(tmp_path, rng):
     again = bp.load(tmp_path / "m.npz")
     assert isinstance(again.layers[1], Scale)
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
+
+
+# -- issue 19.4: initializers a config cannot hold are never replaced by a default ------------
+
+
+def _gamma_two(shape, rng):
+    return np.full(shape, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (
+            lambda: bp.layers.BatchNormalization(gamma_initializer=lambda s, r: np.full(s, 2.0)),
+            "gamma_initializer",
+        ),
+        (
+            lambda: bp.layers.BatchNormalization(moving_variance_initializer=_gamma_two),
+            "moving_variance_initializer",
+        ),
+        (lambda: bp.layers.LayerNormalization(beta_initializer=_gamma_two), "beta_initializer"),
+        (lambda: bp.layers.Dense(3, kernel_initializer=_gamma_two), "kernel_initializer"),
+        (lambda: bp.layers.Dense(3, bias_initializer=_gamma_two), "bias_initializer"),
+    ],
+)
+def test_a_clone_of_a_custom_initializer_function_is_refused_not_zeros(make, argument):
+    """from_config used to put 'zeros' in its place: a cloned BatchNormalization started with
+    gamma = 0 and moving variance = 0 (the path the shared-layer error recommends)."""
+    layer = make()
+    clone = bp.layers.from_config(type(layer).__name__, layer.get_config())
+    name = type(layer).__name__
+    match = rf"{name} .*{argument} is the function .* which a config cannot hold.*Initializer"
+    with pytest.raises(ValueError, match=match):
+        bp.Sequential([bp.layers.Dense(3, input_dim=2), clone])
+    clone = bp.layers.from_config(type(layer).__name__, layer.get_config())
+    with pytest.raises(ValueError, match=match):  # built by fit
+        model = bp.Sequential([clone])
+        model.compile(loss="mse", optimizer="sgd")
+        model.fit(np.ones((4, 3)), np.ones((4, 3)), verbose=0)
+    # its config still says what it was, so a clone of the clone is refused too
+    assert clone.get_config()[argument] == layer.get_config()[argument]
+
+
+class Twos(bp.initializers.Initializer):
+    """A user's initializer object: found again by its name."""
+
+    name = "twos_for_test_layers"
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def __call__(self, shape, rng):
+        return np.full(shape, 2.0 * self.scale)
+
+    def get_config(self):
+        return {"name": self.name, "scale": self.scale}
+
+
+class ConstantTimesThree(bp.initializers.Constant):
+    """Keeps Constant's name: its config would rebuild a plain Constant."""
+
+    def __call__(self, shape, rng):
+        return np.full(shape, 3.0 * self.value)
+
+
+def test_an_initializer_object_is_cloned_and_a_nameless_subclass_refused():
+    layer = bp.layers.BatchNormalization(gamma_initializer=Twos(1.5))
+    clone = bp.layers.from_config("BatchNormalization", layer.get_config())
+    model = bp.Sequential([bp.layers.Dense(2, input_dim=2), clone])
+    np.testing.assert_array_equal(model.get_weights()[2], [3.0, 3.0])
+    layer = bp.layers.Dense(2, bias_initializer=ConstantTimesThree(1.0))
+    clone = bp.layers.from_config("Dense", layer.get_config())
+    with pytest.raises(ValueError, match=r"Dense .*bias_initializer is .*ConstantTimesThree"):
+        bp.Sequential([bp.layers.Dense(2, input_dim=2), clone])
+
+
+def test_a_saved_custom_initializer_loads_and_still_cannot_be_drawn(tmp_path):
+    """Loading draws nothing (the saved weights are the values); a clone of the loaded model
+    that must draw is refused, not zeros."""
+    layer = bp.layers.BatchNormalization(gamma_initializer=_gamma_two)
+    model = bp.Sequential([bp.layers.Dense(3, input_dim=2), layer], seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.get_weights()[2], [2.0, 2.0, 2.0])
+    again = bp.layers.from_config("BatchNormalization", loaded.layers[1].get_config())
+    with pytest.raises(ValueError, match="gamma_initializer is the function '_gamma_two'"):
+        bp.Sequential([bp.layers.Dense(3, input_dim=2), again])
