@@ -316,6 +316,58 @@ def test_a_rank_that_never_comes_times_out():
     assert isinstance(rank0, DistributedError) and "timed out" in str(rank0)
 
 
+class _Clock:
+    """Virtual time for the MPI communicator: ``sleep`` and every poll of a request advance it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class _NeverDone:
+    """An MPI request that never completes (the peer is gone); each test costs 0.1 ms."""
+
+    def __init__(self, clock):
+        self.clock = clock
+
+    def Test(self):
+        self.clock.now += 1e-4
+        return False
+
+
+def test_the_timeout_error_comes_at_the_timeout_it_names(monkeypatch):
+    """A rank that gives up after ``timeout`` seconds raises then, not ``timeout`` (at most
+    10 s) later: telling the silent peers first waited for them to take the message."""
+    import types
+
+    from backprop.distributed import MPICommunicator
+    from backprop.distributed import comm as _comm
+
+    clock = _Clock()
+    monkeypatch.setattr(_comm, "time", clock)
+    monkeypatch.setattr(_comm.os, "sched_yield", lambda: None)
+
+    class FakeComm:
+        def Iprobe(self, **kwargs):
+            return False
+
+        def isend(self, message, dest, tag):
+            return _NeverDone(clock)
+
+    mpi = MPICommunicator.__new__(MPICommunicator)  # the wait logic, without MPI
+    mpi.timeout, mpi.rank, mpi.size = 2.0, 0, 3
+    mpi.comm, mpi.MPI = FakeComm(), types.SimpleNamespace(Status=lambda: None, ANY_SOURCE=-1)
+    mpi._failed, mpi._unsent, mpi._abort_registered = [], [], True  # no Abort at exit here
+    with pytest.raises(DistributedError, match="no answer from the other ranks within 2 s"):
+        mpi._wait(_NeverDone(clock), "allreduce")
+    assert 2.0 < clock.now < 2.0 + 0.05, clock.now
+
+
 # -- choosing a communicator --------------------------------------------------------------------
 
 

@@ -274,6 +274,7 @@ class MPICommunicator(Communicator):
         self.timeout = _check_timeout(timeout)
         self.MPI = MPI = _mpi()
         self._failed: list[str] = []
+        self._unsent: list[Any] = []
         self._abort_registered = False
         self.comm, request = (MPI.COMM_WORLD if comm is None else comm).Idup()
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
@@ -310,7 +311,9 @@ class MPICommunicator(Communicator):
                     "the same fit). Raise the limit with timeout=... if steps are slow."
                 )
                 if ready:
-                    self.notify_failure(error)
+                    # told, but not waited for: a peer that does not answer would not take
+                    # the message either, and the error is due now, at the timeout it names
+                    self._tell_others(error, patience=0.0)
                 self._abort_at_exit()
                 raise error
 
@@ -339,16 +342,24 @@ class MPICommunicator(Communicator):
             )
 
     def notify_failure(self, exc: BaseException) -> None:
+        self._tell_others(exc, patience=min(self.timeout, 10.0))
+
+    def _tell_others(self, exc: BaseException, patience: float) -> None:
+        """Send ``exc`` to every other rank; wait at most ``patience`` s for them to take it."""
         message = f"{type(exc).__name__}: {exc}"[:2000]
         requests = [
             self.comm.isend(message, dest=dest, tag=_FAIL_TAG)
             for dest in range(self.size)
             if dest != self.rank
         ]
-        deadline = time.monotonic() + min(self.timeout, 10.0)
-        while requests and time.monotonic() < deadline:
-            requests = [r for r in requests if not r.Test()]
+        deadline = time.monotonic() + patience
+        while True:
+            requests = [r for r in requests if not r.Test()]  # each Test drives progress
+            if not requests or time.monotonic() >= deadline:
+                break
             time.sleep(1e-4)
+        # the sends not yet taken stay posted (their buffers alive) until the process ends
+        self._unsent.extend(requests)
 
     # -- arrays -------------------------------------------------------------------------------
     @staticmethod
