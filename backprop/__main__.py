@@ -9,16 +9,17 @@ any layer list on any bundled data set; ``explain`` prints one step of backpropa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from .backend import limit_cpu_threads
 
 DATASETS = ("circles", "moons", "spirals", "xor", "blobs", "digits")
 
@@ -541,44 +542,6 @@ def _show_warning(
     print(f"warning: {category.__name__}: {message}", file=sys.stderr if file is None else file)
 
 
-# Environment variables through which a user sets the CPU threads of torch's matrix products
-# (torch reads them at start-up); where one is set, the command leaves the threads as they are.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-@contextlib.contextmanager
-def _torch_threads(backend: str | None) -> Iterator[None]:
-    """One intra-op CPU thread for torch while a command runs on it, unless the user set some.
-
-    torch starts one OpenMP thread per core. The networks of the command line are small: each
-    matrix product is over in microseconds, and coordinating the threads costs more than it
-    saves; on a machine whose cores are busy (a small VM, a CI runner) the spinning threads
-    compete with the work itself. Measured on a busy 2-core VM, ``train --backend torch
-    --epochs 20``: 2.2 to 4.2 s on one thread, 52 to 90 s on torch's default two (docs/faq.md).
-    The library itself never changes the setting; this command does, for its own duration,
-    and only where neither ``OMP_NUM_THREADS`` nor ``MKL_NUM_THREADS`` is set.
-    """
-    # TODO(backend package): this names torch, which only backprop/backend/ should; it moves
-    # there as a backend hook (a context manager limiting the host threads of the backend
-    # named by a spec) once backend.py is a package. torch is imported only when the command
-    # runs on torch anyway, so a NumPy command still never imports it.
-    name = (backend or os.environ.get("BACKPROP_BACKEND") or "").split(":")[0].strip().lower()
-    if name != "torch" or any(os.environ.get(v) for v in THREAD_VARIABLES):
-        yield
-        return
-    try:
-        import torch
-    except ImportError:  # the command reports the missing backend itself
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)  # main() called from Python: the caller's setting back
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m backprop`` and of the ``backprop`` script."""
     args = _parser().parse_args(argv)
@@ -590,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (
         warnings.catch_warnings(),
         np.errstate(over="ignore", invalid="ignore", divide="ignore"),
-        _torch_threads(getattr(args, "backend", None)),
+        limit_cpu_threads(getattr(args, "backend", None)),
     ):
         warnings.showwarning = _show_warning
         try:

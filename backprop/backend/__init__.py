@@ -22,7 +22,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import arrays, capture, core, kernels, namespaces, selection
+from . import arrays, capture, core, kernels, namespaces, selection, threads
 from .arrays import array_backend_name, device_of, to_numpy
 from .capture import CaptureError
 from .core import Backend, BackendError, BackendNotInstalledError
@@ -37,6 +37,7 @@ from .selection import (
     set_backend,
     use_backend,
 )
+from .threads import limit_cpu_threads
 
 __all__ = [
     "BACKENDS",
@@ -52,6 +53,7 @@ __all__ = [
     "device_of",
     "fused",
     "get_backend",
+    "limit_cpu_threads",
     "resolve",
     "set_backend",
     "to_numpy",
@@ -65,7 +67,8 @@ __all__ = [
 #   namespaces  each library's namespace, safe to record
 #   capture     CUDA-graph recording (CuPy, torch) and the recording's matrix product
 #   arrays      which library an array belongs to, its device, to_numpy
-_PARTS: tuple[ModuleType, ...] = (selection, core, kernels, namespaces, capture, arrays)
+#   threads     the CPU threads of torch's kernels, limited for a command
+_PARTS: tuple[ModuleType, ...] = (selection, core, kernels, namespaces, capture, arrays, threads)
 
 
 # The package is one namespace to its users, as when it was one module: ``bp.backend.NAME``
