@@ -279,7 +279,7 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def known() -> dict[str, type[Initializer]]:
+def _known() -> dict[str, type[Initializer]]:
     """The built-in initializers, then every subclass of Initializer defined in this process.
 
     A subclass is found by the ``name`` it sets (lower case), as layers are by class name:
@@ -319,7 +319,7 @@ def get(identifier: str | dict | Initializer | Callable) -> Initializer | Callab
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str | dict):
-        return build("initializer", identifier, known())
+        return build("initializer", identifier, _known())
     if callable(identifier):
         return identifier
     raise TypeError(

@@ -419,7 +419,7 @@ def _initializer_config(init: Any) -> Any:
         return dict(init.config)
     if isinstance(init, _initializers.Initializer):
         config = init.get_config()
-        if _initializers.known().get(str(config.get("name", "")).lower()) is type(init):
+        if _initializers._known().get(str(config.get("name", "")).lower()) is type(init):
             return config
         return {"name": "custom", "function": type(init).__name__, "kind": "class"}
     return {"name": "custom", "function": getattr(init, "__name__", repr(init))}

@@ -217,7 +217,7 @@ def test_a_subclass_with_its_own_name_is_found_by_it_and_no_other():
 
     assert isinstance(I.get({"name": "halves_for_test_initializers"}), Halves)
     assert isinstance(I.get("Halves_For_Test_Initializers"), Halves)
-    assert "initializer" not in I.known()  # the base class's name belongs to no subclass
-    assert I.known()["constant"] is I.Constant
+    assert "initializer" not in I._known()  # the base class's name belongs to no subclass
+    assert I._known()["constant"] is I.Constant
     with pytest.raises(ValueError, match="Unknown initializer 'initializer'"):
         I.get("initializer")
