@@ -177,6 +177,147 @@ def test_evaluate_over_ranks_equals_evaluate():
             assert result[key] == pytest.approx(expected[key], rel=1e-12)
 
 
+# -- the ranks must evaluate the same thing (issue 25.2) ------------------------------------------
+
+
+def _evaluate_on_ranks(size=2, data=None, model=None):
+    """``DataParallel.evaluate`` on ``size`` thread ranks; ``data(rank)`` and ``model(rank)``
+    give each rank's (X, y) and model (by default the same for all)."""
+    numpy = resolve("numpy")
+    trained = _model(numpy)
+    X, y = _data(50)
+    trained.fit(X, y > 0, epochs=1, verbose=0)
+
+    def rank_evaluate(rank, comm):
+        X, y = data(rank) if data else _data(50)
+        m = model(rank) if model else _model(numpy)
+        m.set_weights(trained.get_weights())
+        return DataParallel(m, comm).evaluate(X, y > 0, batch_size=7)
+
+    return ThreadGroup(size, timeout=20).run(rank_evaluate)
+
+
+def _refused(results, *fragments):
+    for result in results:  # every rank stops, with the same message
+        assert isinstance(result, DistributedError), result
+        assert str(result).startswith("The ranks must evaluate the same model on the same data")
+        for fragment in fragments:
+            assert fragment in str(result), str(result)
+    return str(results[0])
+
+
+def test_evaluate_refuses_ranks_with_other_rows():
+    """37 rows on rank 0 and 30 on rank 1: each rank once returned its own "global" score."""
+    X, y = _data(37)
+    message = _refused(
+        _evaluate_on_ranks(data=lambda rank: (X, y) if rank == 0 else (X[:30], y[:30])),
+        "rank 1: X: 30 rows where rank 0 has 37",
+        "rank 1: y: 30 rows where rank 0 has 37",
+    )
+    differences = message.split("they differ: ")[1]
+    assert differences.count("rank 1:") == 2  # only what differs
+
+
+def test_evaluate_refuses_other_values_anywhere_in_the_data():
+    X, y = _data(50)
+    X_middle = X.copy()
+    X_middle[23, 2] += 0.5  # neither among the first nor the last rows
+    _refused(
+        _evaluate_on_ranks(data=lambda rank: (X, y) if rank == 0 else (X_middle, y)),
+        "rank 1: X: other values than rank 0's",
+    )
+    y_other = y.copy()
+    y_other[25] = 1 - (y_other[25] > 0)  # the labels only: y is named, X is not
+    message = _refused(
+        _evaluate_on_ranks(data=lambda rank: (X, y) if rank == 0 else (X, y_other)),
+        "rank 1: y: other values than rank 0's",
+    )
+    assert "X:" not in message.split("they differ: ")[1]
+    shuffled = np.random.default_rng(1).permutation(50)  # the same rows in another order
+    _refused(
+        _evaluate_on_ranks(data=lambda rank: (X, y) if rank == 0 else (X[shuffled], y[shuffled])),
+        "rank 1: X: other values",
+    )
+
+
+def test_evaluate_refuses_another_backend_dtype_or_weights():
+    numpy = resolve("numpy")
+
+    def float32(rank):
+        m = bp.Sequential(
+            [
+                bp.layers.Dense(
+                    5, "tanh", input_dim=4, kernel_regularizer=bp.regularizers.L2(1e-3)
+                ),
+                bp.layers.Dense(1, "sigmoid"),
+            ],
+            dtype="float32" if rank else "float64",
+            seed=0,
+        )
+        m.compile("binary_crossentropy", bp.optimizers.Adam(0.01), metrics=["accuracy"])
+        return m
+
+    _refused(
+        _evaluate_on_ranks(model=float32), "rank 1: dtype='float32' where rank 0 has 'float64'"
+    )
+    try:
+        torch = resolve("torch")
+    except BackendNotInstalledError:
+        torch = None
+    if torch is not None:
+        _refused(
+            _evaluate_on_ranks(model=lambda rank: _model(torch if rank else numpy)),
+            "rank 1: backend='torch' where rank 0 has 'numpy'",
+        )
+
+    results = ThreadGroup(2, timeout=20).run(
+        lambda rank, comm: _other_weights_evaluate(rank, comm, numpy)
+    )
+    _refused(results, "rank 1: weights=")
+
+
+def _other_weights_evaluate(rank, comm, numpy):
+    m = _model(numpy, seed=0)
+    m.build(4)
+    if rank:
+        m.set_weights([w + 1.0 for w in m.get_weights()])
+    X, y = _data(40)
+    return DataParallel(m, comm).evaluate(X, y > 0)
+
+
+def test_evaluate_on_agreeing_ranks_still_equals_evaluate_on_three_ranks():
+    results = _evaluate_on_ranks(size=3)
+    assert not any(isinstance(r, BaseException) for r in results), results
+    assert results[0] == results[1] == results[2]
+
+
+def test_fingerprints_see_the_whole_array(backend):
+    """Equal data give equal fingerprints on every backend (the numpy one's); a change in any
+    row, a shuffle or another dtype gives another."""
+    from backprop.distributed.agreement import fingerprint
+
+    X = np.random.default_rng(0).normal(size=(300, 5))
+    dtype = "float64" if backend.supports_float64 else "float32"
+    reference = fingerprint(backend.asarray(X, backend.dtype(dtype)))
+    assert fingerprint(backend.asarray(X.copy(), backend.dtype(dtype))) == reference
+    if backend.supports_float64:  # the sums in float64 everywhere: numpy's fingerprint
+        assert fingerprint(X.astype(dtype)) == reference
+    for change in range(4):
+        Y = X.copy()
+        if change == 0:
+            Y[151, 4] += 0.25  # a row no sample takes: the column sums see it
+        elif change == 1:
+            Y = Y[np.random.default_rng(1).permutation(300)]
+        elif change == 2:
+            Y = Y[:299]
+        else:
+            Y[0, 0] = -Y[0, 0]
+        assert fingerprint(backend.asarray(Y, backend.dtype(dtype))) != reference, change
+    labels = backend.asarray(X[:, 0] > 0, None)  # booleans and integers are fingerprinted too
+    assert fingerprint(labels) == fingerprint(X[:, 0] > 0)
+    assert fingerprint(labels) != fingerprint(X[:, 1] > 0)
+
+
 def test_rank_zero_weights_are_broadcast_at_the_start():
     """Ranks that start from different weights (another seed for rank 1 only is refused,
     so rank 1 perturbs its weights after building): all continue from rank 0's."""

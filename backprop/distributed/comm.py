@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend as _backend
+from . import agreement as _agreement
 from .nccl import nccl_allreduce, nccl_broadcast, nccl_communicator, nccl_module
 
 Array = Any
@@ -198,33 +199,32 @@ class Communicator:
         Parameters
         ----------
         signature : dict
-            This rank's values (small, picklable), compared key by key with rank 0's.
+            This rank's values (small, picklable), compared field by field with rank 0's.
+            Arrays are compared by :func:`~backprop.distributed.agreement.fingerprint` (shape,
+            dtype, rows spread through the array, column sums), nested dicts (and strings
+            holding a JSON object, such as a layer's config) field by field.
         what : str
             The rule, which starts the message: "The ranks must ...".
 
         Raises
         ------
         DistributedError
-            Naming each differing rank, key and the two values (the first eight).
+            Naming each differing rank and field, with the two values (the first eight),
+            e.g. ``rank 1: layer 1.units=6 where rank 0 has 5`` or ``rank 1: X: 30 rows
+            where rank 0 has 37``.
         """
-        everyone = self.allgather(signature)
+        everyone = self.allgather(_agreement.comparable(signature))
         root = everyone[0]
-        differences = [
-            f"rank {r}: {key}={_short(sig[key])} where rank 0 has {_short(root[key])}"
+        found = [
+            f"rank {r}: {difference}"
             for r, sig in enumerate(everyone)
-            for key in root
-            if sig.get(key) != root[key]
+            for difference in _agreement.differences(sig, root)
         ]
-        if differences:
-            raise DistributedError(f"{what}; they differ: " + "; ".join(differences[:8]))
+        if found:
+            raise DistributedError(f"{what}; they differ: " + "; ".join(found[:8]))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(rank={self.rank}, size={self.size})"
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class SingleProcess(Communicator):

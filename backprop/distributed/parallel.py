@@ -11,7 +11,10 @@ up to the order of floating-point additions, however unevenly B splits over K.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import numpy as np
 
 from ..training import loop as _loop
 from ..training.sharded import shard
@@ -91,9 +94,24 @@ class DataParallel:
         -------
         dict
             The same ``{"loss": ..., metric: ...}`` on every rank.
+
+        Raises
+        ------
+        DistributedError
+            On every rank, if any rank's backend, dtype, layers, loss, metrics, weights, ``X``
+            or ``y`` differ from rank 0's: the message names each rank and field that differs
+            (e.g. ``rank 1: X: 30 rows where rank 0 has 37``). Otherwise each rank would sum
+            its part of other data into a "global" score of its own.
         """
         model, comm = self.model, self.comm
         with failures_told(comm):
+            if model.loss is not None:  # else evaluate says that compile comes first
+                X_checked, y_checked = model._check(X, y)
+                comm.agree(
+                    _evaluation_signature(model, X_checked, y_checked),
+                    "The ranks must evaluate the same model on the same data (the same "
+                    "backend, dtype, layers, loss, metrics, weights, X and y on every rank)",
+                )
             return _loop.evaluate(model, X, y, batch_size, comm=comm)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
@@ -107,3 +125,32 @@ class DataParallel:
 
     def __repr__(self) -> str:
         return f"DataParallel({self.model.name!r}, {self.comm!r})"
+
+
+def _evaluation_signature(model: Any, X: Array, y: Array | None) -> dict:
+    """What the ranks compare before evaluating: the model, its weights and the data.
+
+    The arrays are fingerprinted by the communicator (:mod:`.agreement`); the weights by one
+    digest of the host copies (a few transfers the size of the model, not of the data).
+    """
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(f"{w.dtype.str}{w.shape}".encode())
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return {
+        "backend": model.backend.name,
+        "dtype": model.get_config()["dtype"],
+        "layers": {
+            # the layers' settings, not their names (which count the layers a process made)
+            f"layer {i + 1}": {
+                "class": spec["class_name"],
+                **{k: v for k, v in spec["config"].items() if k != "name"},
+            }
+            for i, spec in enumerate(model.get_config()["layers"])
+        },
+        "loss": type(model.loss).__name__,
+        "metrics": [name for name, _ in model.metrics],
+        "weights": digest.hexdigest()[:16],
+        "X": X,
+        "y": y,
+    }
