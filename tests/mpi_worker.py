@@ -1,7 +1,8 @@
 """What each rank runs in ``test_distributed_mpi.py`` (launched by ``mpirun``, not collected).
 
 ``python mpi_worker.py SCENARIO OUT_DIR``: trains the same small model on every rank with
-``fit(distributed=True)``; rank 0 writes the weights and history to OUT_DIR.
+``fit(distributed=True)``; rank 0 writes the weights and history to OUT_DIR. The "evaluate"
+scenarios run ``DataParallel.evaluate`` instead; rank 0 writes the scores.
 """
 
 import json
@@ -47,6 +48,15 @@ def main(scenario: str, out: str) -> None:
 
     rank = get_communicator("auto").rank
     X, y = data()
+    if scenario.startswith("evaluate"):  # "evaluate", or "evaluate-uneven": 37 rows, then 30
+        m = model()
+        if scenario == "evaluate-uneven":
+            X, y = (X[:37], y[:37]) if rank == 0 else (X[:30], y[:30])
+        result = bp.distributed.DataParallel(m).evaluate(X, y, batch_size=16)
+        if rank == 0:
+            with open(f"{out}/evaluate.json", "w") as f:
+                json.dump(result, f)
+        return
     # "wide": a gradient of 98 kB takes the large-buffer path (barrier + blocking reduction)
     m = model(
         seed=rank if scenario == "seeds" else 0,

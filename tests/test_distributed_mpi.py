@@ -78,6 +78,27 @@ def test_ranks_with_another_seed_fail_at_the_start(tmp_path):
     assert "DistributedError" in proc.stderr and "seed=1 where rank 0 has 0" in proc.stderr
 
 
+def test_evaluate_over_two_ranks_equals_one_process(tmp_path):
+    proc = mpirun(2, "mpi_worker.py", "evaluate", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = json.loads((tmp_path / "evaluate.json").read_text())
+    expected = model().evaluate(*data())
+    assert got.keys() == expected.keys()
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-12)
+
+
+def test_evaluate_refuses_ranks_with_other_data(tmp_path):
+    """37 rows on rank 0, 30 on rank 1: every rank stops, naming X and y (once, each rank
+    returned a "global" score of its own)."""
+    proc = mpirun(2, "mpi_worker.py", "evaluate-uneven", str(tmp_path))
+    assert proc.returncode != 0
+    assert proc.stderr.count("DistributedError: The ranks must evaluate the same model") == 2
+    assert "rank 1: X: 30 rows where rank 0 has 37" in proc.stderr, proc.stderr
+    assert "rank 1: y: 30 rows where rank 0 has 37" in proc.stderr
+    assert not (tmp_path / "evaluate.json").exists()
+
+
 def test_a_failing_rank_stops_the_others(tmp_path):
     proc = mpirun(3, "mpi_worker.py", "fail", str(tmp_path))  # a hang fails: timeout
     assert proc.returncode != 0
