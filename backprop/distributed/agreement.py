@@ -148,6 +148,8 @@ def comparable(value: Any) -> Any:
             return value
         return comparable(decoded) if isinstance(decoded, dict) else value
     if _backend.array_backend_name(value) is not None:
+        if len(getattr(value, "shape", ())) == 0:  # a scalar: compared, and shown, by value
+            return np.asarray(_backend.backend_of(value).to_numpy(value)).item()
         return fingerprint(value)
     return value
 
@@ -173,6 +175,9 @@ def differences(mine: Any, root: Any, path: str = "") -> list[str]:
     >>> differences({"seed": 1, "layer": {"units": 6, "act": "relu"}},
     ...             {"seed": 0, "layer": {"units": 5, "act": "relu"}})
     ['seed=1 where rank 0 has 0', 'layer.units=6 where rank 0 has 5']
+    >>> mine = comparable({"step": np.int64(3), "X": np.zeros((30, 2))})
+    >>> differences(mine, comparable({"step": np.int64(2), "X": np.zeros((37, 2))}))
+    ['step=3 where rank 0 has 2', 'X: 30 rows where rank 0 has 37']
     """
     if isinstance(mine, dict) and isinstance(root, dict):
         found = []
