@@ -320,8 +320,8 @@ def _scatter_once(client: Any, spec: _ModelSpec) -> Any:
         if future is not None and future.client is client and future.status == "finished":
             _scattered.move_to_end(cache_key)
             return future
-    # every worker gets the weights now, straight from here: not through the scheduler, not
-    # once per task; under a key never used before
+    # every worker gets the weights now, once, not once per task; under a key never used
+    # before
     key = f"backprop-model-{spec.token[:16]}-{uuid.uuid4().hex}"
     future = client.scatter({key: spec}, broadcast=True)[key]
     with _scattered_lock:
