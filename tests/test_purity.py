@@ -26,6 +26,16 @@ MATH = [
     "model",
     "callbacks",
 ]
+# a package among them (layers/) is checked module by module: "layers/core", ...
+MATH = [
+    str(path.relative_to(PACKAGE).with_suffix("").as_posix())
+    for name in MATH
+    for path in (
+        sorted((PACKAGE / name).rglob("*.py"))
+        if (PACKAGE / name).is_dir()
+        else [PACKAGE / f"{name}.py"]
+    )
+]
 # methods of NumPy arrays that are not part of the Array API standard's array object
 NON_STANDARD_METHODS = {
     "sum", "mean", "max", "min", "astype", "reshape", "dot", "clip", "any", "all", "item",

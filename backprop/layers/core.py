@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import activations as _activations
-from . import initializers as _initializers
-from . import regularizers as _regularizers
-from ._checks import as_float, as_int, check_bool
+from .. import activations as _activations
+from .. import initializers as _initializers
+from .. import regularizers as _regularizers
+from .._checks import as_float, as_int, check_bool
 
 Array = Any
 
