@@ -34,6 +34,12 @@ class Epoch:
     batch_losses : array of shape (steps,), optional
         Each step's loss, where the engine kept them instead of the outputs (the captured
         engine); the first non-finite one names the bad batch.
+    batches : list of int, optional
+        The step of each entry of ``sizes``, where not every step has one (a rank of a
+        data-parallel fit without rows in some batches); by default entry ``i`` is step ``i``.
+    steps : int, optional
+        The steps run (fewer than the epoch's when a callback stopped early); by default
+        ``len(sizes)``.
     """
 
     sums: Array
@@ -41,6 +47,8 @@ class Epoch:
     n_flags: int
     outputs: tuple
     batch_losses: Array | None = None
+    batches: list[int] | None = None
+    steps: int | None = None
 
 
 class Engine:

@@ -38,7 +38,7 @@ class Eager(Engine):
         if order is not None:
             X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
         fused, last = model._fused, model.layers[-1]
-        outputs, logits, penalties, targets = [], [], [], []
+        outputs, logits, penalties, targets, batches = [], [], [], [], []
         steps_run = 0
         for i in range(steps):
             lo = i * batch_size
@@ -50,13 +50,14 @@ class Eager(Engine):
             if y_hat is not None:
                 outputs.append(y_hat)
                 targets.append(Y[lo:hi, ...])
+                batches.append(i)
             if fused and hi > lo:
                 logits.append(last.z)  # the fused loss needs the logits
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
             callbacks.on_batch_end(i, {"batch": i, "size": size})
             steps_run = i + 1
-            if model.stop_training:  # as in Keras, a callback can stop after any batch
+            if self.stopped(model):  # as in Keras, a callback can stop after any batch
                 break
         n = min(steps_run * batch_size, n)  # the rows trained on
         Y = self.seen(xp, Y, targets, n)
@@ -65,7 +66,12 @@ class Eager(Engine):
         dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
         total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
         sizes = [y_hat.shape[0] for y_hat in outputs]
-        return Epoch(_logs.stack(model, total_loss, totals), n, len(dead), (Y, Y_hat, Z, sizes))
+        sums = _logs.stack(model, total_loss, totals)
+        return Epoch(sums, n, len(dead), (Y, Y_hat, Z, sizes), None, batches, steps_run)
+
+    def stopped(self, model: Any) -> bool:
+        """Whether a callback stopped training after this batch."""
+        return bool(model.stop_training)
 
     def rows(self, lo: int, hi: int) -> tuple[int, int]:
         """The rows of the batch ``lo:hi`` this process trains on: all of them."""

@@ -21,7 +21,7 @@ from . import logs as _logs
 from . import probe as _probe
 from .choose import choose_engine
 from .errors import NonFiniteLossError
-from .sharded import shard
+from .sharded import any_rank, shard
 
 Array = Any
 
@@ -223,6 +223,8 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         if logs.pop("_dead_in_last_batch", False) and not warned:
             warned = _probe.warn_dead(model, probe, when=f"after epoch {epoch + 1}")
         cb.on_epoch_end(epoch, logs)
+        if comm is not None:  # a stop set on one rank stops them all, after the same epoch
+            model.stop_training = any_rank(comm, model.stop_training)
         if model.stop_training:
             break
     cb.on_train_end()
@@ -256,31 +258,45 @@ def _restore(model: Any, snapshot: tuple) -> None:
     model.optimizer.state, model.optimizer.iterations = state, iterations
 
 
-def _bad_batch(model: Any, result: Any) -> int | None:
-    """The index of the first batch whose loss is not finite (the slow path, once)."""
+def _bad_batch(model: Any, result: Any) -> tuple[int | None, int]:
+    """The first batch whose loss is not finite (the slow path, once), and the steps run.
+
+    Under data parallelism each rank has the outputs of its own rows only: a global batch's
+    loss is not finite where some rank's part of it is not, so the ranks take the first
+    batch any of them found, and every rank names the same one.
+    """
     Y, Y_hat, Z, sizes = result.outputs
+    steps = len(sizes) if result.steps is None else result.steps
+    bad = None
     if result.batch_losses is not None:
         losses = model.backend.to_numpy(result.batch_losses)
-        return next((i for i, v in enumerate(losses) if not math.isfinite(float(v))), None)
-    lo = 0
-    for i, size in enumerate(sizes):
-        rows = slice(lo, lo + size)
-        lo += size
-        value = _logs.loss_value(
-            model, Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
-        )
-        if not math.isfinite(float(model.backend.to_numpy(value))):
-            return i
-    return None
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(float(v))), None)
+    else:
+        lo = 0
+        for i, size in enumerate(sizes):
+            rows = slice(lo, lo + size)
+            lo += size
+            value = _logs.loss_value(
+                model, Y[rows, ...], Y_hat[rows, ...], None if Z is None else Z[rows, ...]
+            )
+            if not math.isfinite(float(model.backend.to_numpy(value))):
+                bad = i
+                break
+    if bad is not None and result.batches is not None:
+        bad = result.batches[bad]  # this rank's i-th batch with rows is the epoch's step
+    if model._comm is not None:
+        found = [b for b in model._comm.allgather(bad) if b is not None]
+        bad = min(found) if found else None
+    return bad, steps
 
 
 def _nonfinite(
     model: Any, epoch: int, loss: float, snapshot: tuple, result: Any, callbacks: list
 ) -> None:
     """A NaN/inf epoch loss: restore the epoch's starting point, then stop or raise."""
-    where, bad = f"epoch {epoch + 1}", _bad_batch(model, result)
+    where, (bad, steps) = f"epoch {epoch + 1}", _bad_batch(model, result)
     if bad is not None:
-        where = f"epoch {epoch + 1}, batch {bad + 1} of {len(result.outputs[3])}"
+        where = f"epoch {epoch + 1}, batch {bad + 1} of {steps}"
     terminate = [c for c in callbacks if isinstance(c, _callbacks.TerminateOnNaN)]
     if not terminate or terminate[0].restore_weights:
         _restore(model, snapshot)

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from . import step as _step
+from .base import watches_batches
 from .eager import Eager
 
 Array = Any
@@ -46,6 +47,16 @@ def shard(lo: int, hi: int, rank: int, size: int) -> tuple[int, int]:
     """
     m = hi - lo
     return lo + m * rank // size, lo + m * (rank + 1) // size
+
+
+def any_rank(comm: Any, flag: Any) -> bool:
+    """Whether ``flag`` is true on any rank: the same answer on every rank.
+
+    For ``model.stop_training``, which a callback may set on one rank only (one that runs on
+    rank 0 alone, or that looks at something of its own): a rank that stopped alone would
+    leave the others waiting in a collective operation it never joins.
+    """
+    return any(comm.allgather(bool(flag)))
 
 
 def _fingerprint(backend: Any, *arrays: Array) -> str:
@@ -115,9 +126,18 @@ def _begin(
         On every rank, if any rank's architecture, seed, dtype, loss, optimizer, data or
         settings differ from rank 0's (the message names the ranks and the differences).
     ValueError
-        If the global batch is smaller than the number of ranks.
+        If there are fewer training rows than ranks, or the global batch is smaller than
+        the number of ranks.
     """
-    if batch_size < comm.size:  # before any exchange: each rank refuses on its own
+    n = int(X.shape[0])
+    if n < comm.size:  # before any exchange: each rank refuses on its own
+        raise ValueError(
+            f"There are {n} training rows for {comm.size} ranks: each rank needs at least one "
+            f"row. Train on at least {comm.size} rows, or on at most {n} rank"
+            + ("s" if n != 1 else "")
+            + "."
+        )
+    if batch_size < comm.size:
         raise ValueError(
             f"batch_size is the global batch, split over the {comm.size} ranks; it must be at "
             f"least the number of ranks, received batch_size={batch_size}."
@@ -181,8 +201,12 @@ class Sharded(Eager):
     def __init__(self, comm: Any):
         self.comm = comm
         self.syncs: list[_BatchSync] = []
+        # whether a callback on some rank may set stop_training after a batch (None: not
+        # asked yet); then the ranks agree on it after each batch
+        self.batch_hooks: bool | None = None
 
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
+        self.batch_hooks = None
         _begin(model, self.comm, X, Y, Xv, **settings)
         # BatchNormalization's statistics are those of the global batch: its sums over the
         # batch go through the communicator
@@ -193,6 +217,30 @@ class Sharded(Eager):
     def end(self, model: Any) -> None:
         for layer in _batch_norms(model):
             layer.sync = None
+
+    def run_epoch(
+        self,
+        model: Any,
+        X: Array,
+        Y: Array,
+        order: Array | None,
+        batch_size: int,
+        steps: int,
+        callbacks: Any,
+    ) -> Any:
+        """The eager epoch, after the ranks agree whether to stop and how often to ask."""
+        if self.batch_hooks is None:  # once per fit: the ranks' callbacks may differ
+            mine = any(watches_batches(c) for c in getattr(callbacks, "callbacks", []))
+            self.batch_hooks = any_rank(self.comm, mine)
+        # a stop set on some rank before the steps (on_train_begin, on_epoch_begin)
+        model.stop_training = any_rank(self.comm, model.stop_training)
+        return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
+
+    def stopped(self, model: Any) -> bool:
+        """A stop on any rank after this batch, asked only when a callback could set one."""
+        if self.batch_hooks:
+            model.stop_training = any_rank(self.comm, model.stop_training)
+        return bool(model.stop_training)
 
     def rows(self, lo: int, hi: int) -> tuple[int, int]:
         r_lo, r_hi = shard(lo, hi, self.comm.rank, self.comm.size)
