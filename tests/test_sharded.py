@@ -243,3 +243,37 @@ def test_a_stop_on_one_rank_under_mpirun():
         "rank 1 batch: batches 2 epochs 1 steps 2",
         "rank 1 epoch: batches 8 epochs 2 steps 8",
     ], proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("which", ["X", "y"])
+def test_fit_refuses_ranks_whose_data_differ_in_a_middle_row(which):
+    X, y = _data(50)
+    X_other, y_other = X.copy(), y.copy()
+    if which == "X":
+        X_other[23, 1] += 0.5  # neither among the first nor the last rows
+    else:
+        y_other[25] = 1 - y_other[25]
+
+    def rank_fit(rank, comm):
+        data = (X, y) if rank == 0 else (X_other, y_other)
+        return _model().fit(*data, epochs=1, verbose=0, distributed=comm)
+
+    for result in ThreadGroup(2).run(rank_fit):
+        assert isinstance(result, bp.distributed.DistributedError), repr(result)
+        differences = str(result).split("they differ: ")[1]
+        assert f"rank 1: {which}: other values than rank 0's" in differences
+        assert ("X:" in differences) == (which == "X")
+
+
+def test_fit_refuses_ranks_on_other_backends():
+    X, y = _data(40)
+
+    def rank_fit(rank, comm):
+        model = _model()
+        if rank:
+            model.to("array_api_strict")
+        return model.fit(X, y, epochs=1, verbose=0, distributed=comm)
+
+    for result in ThreadGroup(2).run(rank_fit):
+        assert isinstance(result, bp.distributed.DistributedError), repr(result)
+        assert "backend='array_api_strict' where rank 0 has 'numpy'" in str(result)
