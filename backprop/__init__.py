@@ -22,6 +22,7 @@ from . import (
     regularizers,
     schedules,
 )
+from . import registry as _registry
 from ._version import __version__
 from .backend import (
     Backend,
@@ -33,9 +34,14 @@ from .backend import (
     to_numpy,
     use_backend,
 )
+from .clone import clone_model
 from .gradcheck import gradcheck
 from .io import load
 from .model import Sequential
+
+# fit(distributed=...) finds the communicators by name: the model sits below the distributed
+# package and never imports it (see backprop.trainer)
+_registry.register("distributed", "communicators", distributed.comm)
 
 __all__ = [
     "Backend",
@@ -46,6 +52,7 @@ __all__ = [
     "activations",
     "available_backends",
     "callbacks",
+    "clone_model",
     "datasets",
     "distributed",
     "get_backend",

@@ -1,4 +1,4 @@
-"""Checks on user input, run once per call before anything touches the model.
+"""Checks on user input, run once per call before anything touches the model, and its way to it.
 
 Bad input raises ``ValueError``/``TypeError`` saying what was expected and what was received,
 before any array reaches a layer: a wrong shape never crashes deep inside a matmul and a
@@ -6,6 +6,10 @@ rejected call never changes the weights. The checks run on the host for host dat
 one reduction (one synchronisation per call, never per step) for arrays already on a device.
 They cost time and memory in proportion to the data but make no copy of it: the finiteness
 check of a 600 MiB array must not need another 600 MiB.
+
+A model's ``fit``, ``evaluate`` and ``predict`` run :func:`check_inputs` (the data checks, then
+the device check of :func:`check_device`) and then :func:`to_device`, which puts the checked
+arrays on the model's backend in the layout of its loss.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from ._checks import is_real
-from .backend import array_backend_name, to_numpy
+from .backend import array_backend_name, backend_of, to_numpy
 
 Array = Any
 
@@ -480,3 +484,106 @@ def _is_float(a: Any, xp: Any) -> bool:
     if xp is np:
         return a.dtype.kind == "f"
     return xp.isdtype(a.dtype, "real floating")
+
+
+def check_device(a: Any, backend: Any, name: str) -> None:
+    """Arrays of the model's library must be on the model's device (no silent hops).
+
+    Parameters
+    ----------
+    a : array_like
+        Checked data (host data passes: it is copied to the device later).
+    backend : Backend
+        The model's backend.
+    name : str
+        The argument's name, used in the error message.
+
+    Raises
+    ------
+    ValueError
+        If ``a`` is an array of the backend's library on another device.
+    """
+    if array_backend_name(a) == backend.name and not backend.owns(a):
+        where = backend_of(a).spec
+        raise ValueError(
+            f"{name} is on {where} but the model is on {backend.spec}. Move one of them: "
+            f"model.to({where!r}), or pass {name} from the host (a NumPy array)."
+        )
+
+
+def check_inputs(
+    X: Any,
+    y: Any,
+    *,
+    n_features: int | None,
+    backend: Any,
+    dtype: str,
+    loss_kind: str | None = None,
+    n_outputs: Any = None,
+    name: str = "X",
+) -> tuple[Any, Any]:
+    """:func:`check_X` and :func:`check_y`, then :func:`check_device` on what they return.
+
+    The data checks come first: what no device can hold (a meta tensor, a sparse one) is
+    refused as such, not told to move.
+
+    Parameters
+    ----------
+    X, y : array_like
+        Features and targets (``y`` may be None: prediction).
+    n_features : int or None
+        The model's input width (None: not built yet, any width).
+    backend : Backend
+        The model's backend.
+    dtype : str
+        The model's dtype name; values beyond its range are refused.
+    loss_kind : str, optional
+        ``Loss.kind``; needed when ``y`` is given.
+    n_outputs : callable, optional
+        ``n_outputs(n_features) -> int``: the model's output width for ``X``'s width; needed
+        when ``y`` is given.
+    name : str, default "X"
+        The name of ``X`` in messages; ``y``'s is ``"y"`` with the same suffix (``X_val``,
+        ``y_val``).
+
+    Returns
+    -------
+    (X, y)
+        As :func:`check_X` and :func:`check_y` return them (y None when not given).
+    """
+    X = check_X(X, n_features, name=name, dtype=dtype)
+    check_device(X, backend, name)
+    if y is not None:
+        y_name = "y" + name[1:]
+        y = check_y(y, X.shape[0], loss_kind, n_outputs(X.shape[1]), name=y_name, dtype=dtype)
+        check_device(y, backend, y_name)
+    return X, y
+
+
+def to_device(X: Any, y: Any, backend: Any, dtype: Any, loss: Any, n_outputs: int) -> tuple:
+    """Checked ``X`` (and ``y``, in the loss's layout) as arrays of ``backend``.
+
+    Parameters
+    ----------
+    X, y : array_like
+        What :func:`check_inputs` returned (``y`` may be None).
+    backend : Backend
+        Where the arrays go.
+    dtype : dtype
+        The model's floating dtype (labels of a ``"sparse"`` loss go as the backend's
+        integers, then to one-hot rows of ``dtype``).
+    loss : Loss or None
+        Its ``prepare_targets`` gives the targets their layout; needed when ``y`` is given.
+    n_outputs : int
+        The model's output width.
+
+    Returns
+    -------
+    (X, Y)
+        ``X`` in ``dtype`` and ``Y`` as the loss takes it (None when ``y`` is None).
+    """
+    Y = None
+    if y is not None:
+        label_dtype = backend.int_dtype if loss.kind == "sparse" else dtype
+        Y = loss.prepare_targets(backend.asarray(y, label_dtype), n_outputs, dtype, backend.xp)
+    return backend.asarray(X, dtype), Y

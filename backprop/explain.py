@@ -10,6 +10,10 @@ Notation (the article's): ``A0 = X``; for layer l, ``Zl = A(l-1) @ Wl + bl`` and
 ``dbl = sum(dZl, axis=0)``, ``dA(l-1) = dZl @ Wl.T``. The mean over the m samples of the batch
 is taken in the loss, so ``1/m`` sits inside ``dZ`` of the last layer (``dZ = (A - Y) / m``
 for the fused sigmoid/softmax + cross-entropy): the same numbers as ``dW = A.T @ dZ / m``.
+
+The copy is ``backprop.clone``'s working copy (``bp.clone_model`` with the model's weights and
+compile settings). This module sits below the model, which hands ``explain`` over to it, and
+never imports it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
+from .clone import _working_copy
 from .data import check_positive_int
 from .layers import BatchNormalization, Dense, LayerNormalization
 
@@ -110,13 +115,11 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     str
         The printed text.
     """
-    from .io import _clone
-
     model._require_compiled("explain")
     check_positive_int(batch, "batch")
     Xc, yc = model._check(X, y)
     m = min(batch, Xc.shape[0])
-    work = _clone(model, input_dim=Xc.shape[1])
+    work = _working_copy(model, input_dim=Xc.shape[1])
     Xd, Y = work._prepare(Xc[:m], yc[:m])
     xp, lines = work.xp, []
     out = lines.append

@@ -41,11 +41,18 @@ from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from . import registry as _registry
 from ._version import __version__
 from .backend import BackendError
+from .clone import _working_copy
 
 FORMAT = "backprop-sequential"
+MODEL_CLASS = "Sequential"  # the class, registered by name, that a file of FORMAT holds
 VERSION = 2  # 2: the checksum covers the header too; 1: the arrays only (still read)
+
+# backprop.gradcheck still takes its working copy from here (``from .io import _clone``); the
+# copy lives in backprop.clone now
+_clone = _working_copy
 
 # bytes hashed at a time from an array that is not C-contiguous (contiguous ones are hashed
 # in place): a checksum never holds a copy of a whole array
@@ -362,11 +369,11 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
     BackendError
         If ``backend``/``device`` cannot be used here.
     """
-    from .model import Sequential
-
     path = os.fspath(path)
     config, arrays = _read(path)
     _check_layer_classes(path, config)
+    # the model class registers itself by name (backprop.model): io sits below the model
+    Sequential = _registry.lookup("model", MODEL_CLASS, hint="import backprop.model first.")
     try:
         mc = config["model"]
         layers = [_layers.from_config(s["class_name"], s["config"]) for s in mc["layers"]]
@@ -453,32 +460,3 @@ def _check_state(model: Any, optimizer: Any) -> None:
     expected_per = [sh for sh in shapes for _ in names]
     if found not in (expected_flat, expected_per):
         raise ValueError(f"optimizer state shapes {found} do not fit the weights {shapes}")
-
-
-def _clone(
-    model: Any, dtype: str | None = None, backend: Any = None, input_dim: int | None = None
-) -> Any:
-    """A copy of ``model`` (architecture, weights, loss) on ``backend`` in ``dtype``.
-
-    float64 copies of a model whose device has no float64 go to NumPy. An unbuilt model is
-    built for ``input_dim`` features: its seed gives the weights it would have drawn itself.
-    """
-    from .backend import resolve
-    from .model import Sequential
-
-    target = model.backend if backend is None else resolve(backend)
-    if dtype == "float64" and not target.supports_float64:
-        target = resolve("numpy")
-    config = model.get_config()
-    layers = [_layers.from_config(s["class_name"], s["config"]) for s in config["layers"]]
-    clone = Sequential(
-        layers, backend=target, dtype=dtype or config["dtype"], seed=model.seed, name=model.name
-    )
-    if not clone.built:
-        clone.build(model.input_dim or input_dim)
-    if model.built:
-        clone.set_weights(model.get_weights())
-    if model.loss is not None:
-        optimizer = _optimizers.get(model.optimizer.get_config())
-        clone.compile(model.loss, optimizer, model._metric_specs)
-    return clone

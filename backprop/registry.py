@@ -39,3 +39,66 @@ def build(kind: str, identifier: str | dict, registry: dict[str, type]) -> Any:
         valid = sorted(k for k in registry if isinstance(k, str))
         raise ValueError(f"Unknown {kind} {name!r}. Expected one of {valid}.")
     return registry[key](**config)
+
+
+# -- what a floor above provides to the floors below it --------------------------------------
+# kind -> name -> object: the model class that loading builds ("model", "Sequential"), the
+# communicators that fit(distributed=...) uses ("distributed", "communicators"). Whoever
+# defines the object registers it when imported; the floor below looks it up by name at call
+# time, so it never imports the floor above (as Keras's serialization finds classes by name).
+_PROVIDED: dict[str, dict[str, Any]] = {}
+
+
+def register(kind: str, name: str, obj: Any) -> Any:
+    """Make ``obj`` known as ``name`` of ``kind``; returns ``obj`` (usable as a decorator's body).
+
+    Parameters
+    ----------
+    kind : str
+        What is registered, e.g. ``"model"``.
+    name : str
+        Its name, e.g. ``"Sequential"`` (case-sensitive, as a class name is).
+    obj : object
+        The class, function or module registered; a later registration replaces it.
+
+    Returns
+    -------
+    object
+        ``obj``.
+
+    Examples
+    --------
+    >>> from backprop import registry
+    >>> registry.lookup("model", "Sequential").__name__
+    'Sequential'
+    """
+    _PROVIDED.setdefault(kind, {})[name] = obj
+    return obj
+
+
+def lookup(kind: str, name: str, hint: str = "") -> Any:
+    """The object registered as ``name`` of ``kind``.
+
+    Parameters
+    ----------
+    kind, name : str
+        As given to :func:`register`.
+    hint : str, optional
+        How to make it known, added to the error message.
+
+    Returns
+    -------
+    object
+        What :func:`register` was given.
+
+    Raises
+    ------
+    LookupError
+        When nothing is registered under that name; the message lists what is.
+    """
+    known = _PROVIDED.get(kind, {})
+    if name not in known:
+        raise LookupError(
+            f"No {kind} named {name!r} is registered (registered: {sorted(known)}). {hint}".strip()
+        )
+    return known[name]

@@ -1112,3 +1112,29 @@ def test_a_custom_gradient_of_the_wrong_shape_is_refused(backend):
     model.compile("mse", "sgd")
     with pytest.raises(ValueError, match=r"grads\['a'\] has shape \(\); expected \(3,\)"):
         model.fit(np.ones((8, 2)), np.ones(8), epochs=1, verbose=0)
+
+
+# -- a layer whose build fails is left unbuilt (issue 20) -------------------------------------
+
+
+def _failing(shape, rng):
+    raise ValueError("this initializer fails")
+
+
+@pytest.mark.parametrize("where", ["kernel", "bias"])
+@pytest.mark.parametrize("how", ["add", "build"])
+def test_a_layer_whose_build_fails_can_be_fixed_and_reused(backend, where, how):
+    """It used to look built with its params missing: reusing it raised KeyError: 'b'."""
+    first = Dense(3, "relu", input_dim=2 if how == "add" else None)
+    layer = Dense(1, "sigmoid", **{f"{where}_initializer": _failing})
+    layers = [first] if how == "add" else [first, layer]
+    model = bp.Sequential(layers, backend=backend.spec, device=backend.device, seed=0)
+    again = (lambda: model.add(layer)) if how == "add" else (lambda: model.build(2))
+    with pytest.raises(ValueError, match="this initializer fails"):
+        again()
+    assert not layer.built and layer.params == {} and layer.input_dim is None
+    setattr(layer, f"{where}_initializer", bp.initializers.get("zeros"))
+    again()
+    assert model.built and [w.shape for w in model.get_weights()] == [(2, 3), (3,), (3, 1), (1,)]
+    X = np.ones((4, 2), dtype="float32")
+    assert model.predict(X).shape == (4, 1)

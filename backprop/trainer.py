@@ -1,0 +1,303 @@
+"""Training a network: ``compile``, ``fit``, ``evaluate``, ``predict`` and the steps between.
+
+Keras's ``Model`` inherits these from its ``Trainer``; here they are the training methods of
+``Sequential``, written as functions of the model (``self``) and bound in its class body
+(``fit = trainer.fit``), so that ``help(bp.Sequential)`` and the API reference show them as the
+model's own. Each checks its input through the data layer (``backprop.data``) and hands over to
+``backprop.training``: the loop (epochs, batches, callbacks) and the step engines.
+
+``fit(distributed=...)`` finds the communicators by name in ``backprop.registry``, where
+``backprop.distributed`` registers them when imported (``import backprop`` imports it): the
+distributed package sits above the model and is never imported by it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from . import callbacks as _callbacks
+from . import data as _data
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from . import registry as _registry
+from .training import compilation as _compilation
+from .training import loop as _loop
+from .training import probe as _probe
+from .training import step as _step
+
+Array = Any
+
+# what backprop.distributed registers: an object with resolve(distributed, backend) and
+# failures_told(comm) (its module comm)
+COMMUNICATORS = ("distributed", "communicators")
+
+
+def on_device(method: Any) -> Any:
+    """Run a method with the model's device current (CuPy computes on the current GPU)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self.backend.activate():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+# -- compile --------------------------------------------------------------------------------------
+
+
+def compile(
+    self: Any,
+    loss: str | _losses.Loss = "binary_crossentropy",
+    optimizer: str | _optimizers.Optimizer = "adam",
+    metrics: list[str | _metrics.Metric] | None = None,
+) -> None:
+    """Choose the loss, the optimizer and the metrics reported by ``fit``/``evaluate``.
+
+    Parameters
+    ----------
+    loss : str or Loss
+        ``"binary_crossentropy"``, ``"categorical_crossentropy"``,
+        ``"sparse_categorical_crossentropy"``, ``"mse"``, ``"mae"``.
+    optimizer : str or Optimizer
+        ``"sgd"``, ``"rmsprop"``, ``"adagrad"``, ``"adam"``, ``"adamw"``, ``"adamax"``, or an
+        instance for non-default settings.
+    metrics : list, optional
+        Names such as ``"accuracy"``, ``"precision"``, ``"recall"``, ``"mae"``, ``"mse"``.
+    """
+    _compilation.compile(self, loss, optimizer, metrics)
+
+
+def _require_compiled(self: Any, what: str) -> None:
+    _compilation.require_compiled(self, what)
+
+
+# -- data: checked by the data layer, then on the device -----------------------------------
+
+
+def _check(
+    self: Any, X: Any, y: Any = None, name: str = "X", n_features: int | None = None
+) -> tuple[Any, Any]:
+    """Validate X (and y against the loss and output width) without touching the model."""
+    return _data.check_inputs(
+        X,
+        y,
+        n_features=n_features or self.input_dim,
+        backend=self.backend,
+        dtype=self._dtype_name,
+        loss_kind=None if y is None else self.loss.kind,
+        n_outputs=self._out_dim_from,
+        name=name,
+    )
+
+
+def _to_device(self: Any, X: Any, y: Any = None) -> tuple[Array, Array | None]:
+    """Build if needed, then move checked X (and y, in the loss's layout) to the device."""
+    if not self.built:
+        self.build(X.shape[1])
+        if self.loss is not None:  # "accuracy" depends on the output width
+            self.metrics = _compilation.resolve_metrics(self)
+    n_outputs = self.output_dim if y is not None else 0
+    return _data.to_device(X, y, self.backend, self.dtype, self.loss, n_outputs)
+
+
+def _prepare(self: Any, X: Any, y: Any = None) -> tuple[Array, Array | None]:
+    return _to_device(self, *_check(self, X, y))
+
+
+# -- steps --------------------------------------------------------------------------------
+
+
+@on_device
+def train_step(self: Any, x: Array, y: Array) -> tuple[Array, Array]:
+    """One step of gradient descent on a batch already on the device.
+
+    Returns the batch loss and ``y_hat`` (both on the device; nothing is read back).
+
+    Parameters
+    ----------
+    x : array, shape (n, n_features)
+        A batch of inputs on the model's backend.
+    y : array, shape (n,) or (n, n_outputs)
+        Its targets, prepared by the loss.
+
+    Returns
+    -------
+    loss : array, shape ()
+        The batch loss, including regularization.
+    y_hat : array, shape (n, n_outputs)
+        The predictions before the update.
+    """
+    self._sync_trainable()
+    return _step.train_step(self, x, y)
+
+
+# -- training ------------------------------------------------------------------------------
+
+
+@on_device
+def fit(
+    self: Any,
+    X: Any,
+    y: Any,
+    epochs: int = 1,
+    batch_size: int | None = 32,
+    shuffle: bool = True,
+    validation_data: tuple[Any, Any] | None = None,
+    validation_split: float = 0.0,
+    verbose: int = 1,
+    callbacks: list[_callbacks.Callback] | None = None,
+    initial_epoch: int = 0,
+    distributed: Any = None,
+) -> _callbacks.History:
+    """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, n_features)
+        NumPy data or an array of any supported library.
+    y : array_like, shape (n_samples,) or (n_samples, n_outputs)
+        Labels in the loss's layout (0/1, one-hot, integer classes or real values).
+    epochs : int
+        Passes over the data.
+    batch_size : int or None
+        Samples per step (None: 32, Keras's default); larger than n means full batch.
+    shuffle : bool
+        Reshuffle the samples each epoch (from the model's seeded host generator).
+    validation_data : (X_val, y_val), optional
+        Evaluated after each epoch; adds ``val_*`` keys to the history.
+    validation_split : float
+        Fraction of the data, taken from the end before shuffling, held out for validation.
+    verbose : {0, 1, 2}
+        Silent, a progress bar per epoch, or one line per epoch.
+    callbacks : list of Callback, optional
+        Hooks called during training.
+    initial_epoch : int
+        Epoch to start counting from (for resuming).
+    distributed : bool, str or Communicator, optional
+        Data-parallel training over several processes (see :mod:`backprop.distributed`):
+        True or ``"auto"`` (MPI when launched by ``mpirun``, NCCL for CuPy models),
+        ``"mpi"``, ``"nccl"``, ``"single"`` or a Communicator. Every rank calls ``fit``
+        with the same data; ``batch_size`` is the global batch, split over the ranks, so
+        the result equals one process's with that batch size. Only rank 0 prints and
+        writes checkpoints.
+
+    Returns
+    -------
+    History
+        ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
+    """
+    args = (X, y, epochs, batch_size, shuffle, validation_data, validation_split, verbose)
+    if distributed is None or distributed is False:
+        return _loop.fit(self, *args, callbacks, initial_epoch)
+    # the distributed package sits above the model: it registered its communicators by name
+    comms = _registry.lookup(
+        *COMMUNICATORS,
+        hint="fit(distributed=...) needs backprop.distributed, which registers them when "
+        "imported: import backprop.distributed (import backprop does).",
+    )
+    comm = comms.resolve(distributed, self.backend)
+    with comms.failures_told(comm):
+        return _loop.fit(self, *args, callbacks, initial_epoch, comm=comm)
+
+
+@on_device
+def dead_layers(self: Any, X: Any) -> list[str]:
+    """Names of the hidden ReLU layers whose every unit is inactive (z <= 0) on all of X.
+
+    Such a layer outputs zeros, so its gradient and that of every layer below it are zero:
+    the network predicts a constant and cannot recover. With small nets and Glorot
+    initialisation it happens for a few seeds in a hundred, often before training starts.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, n_features)
+        Inputs (any library).
+
+    Returns
+    -------
+    list of str
+        The dead layers' names, bottom first; empty when none.
+    """
+    X = X if self.backend.owns(X) else self._prepare(X)[0]
+    return _probe.dead_layers(self, X)
+
+
+# -- inference --------------------------------------------------------------------------------
+@on_device
+def evaluate(
+    self: Any, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0
+) -> dict[str, float]:
+    """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
+
+    Parameters
+    ----------
+    X : array_like, shape (n, n_features)
+        Inputs (any library).
+    y : array_like, shape (n,) or (n, n_outputs)
+        Targets.
+    batch_size : int, optional
+        Rows per batch; all at once when omitted.
+    verbose : int, default 0
+        Whether to print the results.
+
+    Returns
+    -------
+    dict
+        ``{"loss": ..., "accuracy": ..., ...}``.
+    """
+    return _loop.evaluate(self, X, y, batch_size, verbose)
+
+
+@on_device
+def predict(self: Any, X: Any, batch_size: int | None = None) -> Any:
+    """Outputs ``y_hat`` for ``X`` (inference mode).
+
+    The result is of the input's library and device: NumPy in gives NumPy out; a CuPy, torch
+    or array_api_strict array in gives the same library, on the same device, out.
+
+    Parameters
+    ----------
+    X : array_like, shape (n, n_features)
+        Inputs (any library).
+    batch_size : int, optional
+        Rows per batch; all at once when omitted.
+
+    Returns
+    -------
+    y_hat : array, shape (n, n_outputs)
+        The predictions, in the library and on the device of ``X``.
+    """
+    return _loop.predict(self, X, batch_size)
+
+
+# -- gradients as host arrays ---------------------------------------------------------------
+@on_device
+def loss_and_gradients(self: Any, X: Any, y: Any, training: bool = False) -> tuple[float, list]:
+    """The loss on ``(X, y)`` and its gradient for each trainable weight array.
+
+    Parameters
+    ----------
+    training : bool
+        Run layers in training mode (dropout active, BatchNormalization on the batch's
+        statistics, which also updates its moving statistics, as Keras's
+        ``model(x, training=True)`` does). False by default so that the result is a
+        deterministic function of the weights (what gradient checks need).
+
+    Returns
+    -------
+    loss : float
+    grads : list of numpy.ndarray
+        One per trainable weight, in :meth:`get_weights` order (W1, b1, W2, b2, ...) with
+        the non-trainable weights (moving statistics, frozen layers) left out.
+    """
+    self._require_compiled("loss_and_gradients")
+    self._sync_trainable()
+    X, Y = self._prepare(X, y)
+    y_hat = self._forward(X, training=training)
+    loss = self._loss_and_backward(Y, y_hat)
+    # copies: the gradients are views of a vector the next backward pass overwrites
+    grads = [self.backend.to_numpy(layer.grads[k]).copy() for layer, k in self._param_slots]
+    return float(self.backend.to_numpy(self.xp.asarray(loss))), grads
