@@ -1,3 +1,9 @@
+import ast
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import assert_close, numeric_grad
@@ -285,3 +291,66 @@ def test_a_saved_custom_initializer_loads_and_still_cannot_be_drawn(tmp_path):
     again = bp.layers.from_config("BatchNormalization", loaded.layers[1].get_config())
     with pytest.raises(ValueError, match="gamma_initializer is the function '_gamma_two'"):
         bp.Sequential([bp.layers.Dense(3, input_dim=2), again])
+
+
+# -- the package: one module per kind of layer, one namespace to its users -----------------------
+
+LAYER_MODULES = ["core", "regularization", "normalization"]
+
+
+def test_every_layer_registers_when_only_the_package_is_imported():
+    """``import backprop.layers`` alone loads every module of it, so every class is known by name
+    (a model file names its layers' classes; loading finds them only in modules already run)."""
+    code = (
+        "import sys, backprop.layers as L\n"
+        "print(sorted(L._known_layers()))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('backprop.layers.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.splitlines()
+    names = ["Activation", "BatchNormalization", "Dense", "Dropout", "LayerNormalization"]
+    assert set(names) <= set(eval(out[0]))  # the private base _Normalization may be listed too
+    files = Path(L.__file__).parent.glob("*.py")
+    assert eval(out[1]) == sorted(f"backprop.layers.{p.stem}" for p in files if p.stem[0] != "_")
+
+
+def test_layers_are_named_where_users_reach_them():
+    """repr, tracebacks and pickles name ``backprop.layers.Dense``, as before the split."""
+    for name in L.__all__:
+        assert getattr(L, name).__module__ == "backprop.layers", name
+    assert repr(L.BatchNormalization) == "<class 'backprop.layers.BatchNormalization'>"
+    layer = L.Dropout(0.25, name="d")
+    data = pickle.dumps(layer)
+    assert b"backprop.layers.regularization" not in data
+    again = pickle.loads(data)
+    assert type(again) is L.Dropout and again.get_config() == layer.get_config()
+
+
+def _sibling_imports(path: Path) -> set[str]:
+    """The modules of backprop.layers that a module imports, at its top or in a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            absolute = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if absolute == ["backprop.layers"]:  # from backprop.layers import core
+                found.update(alias.name for alias in node.names)
+            for name in absolute + [alias.name for alias in node.names]:
+                if name.startswith("backprop.layers."):
+                    found.add(name.split(".")[2])
+    return found
+
+
+def test_the_modules_of_the_package_import_only_downwards():
+    """core imports no other layer module; the others import core and nothing beside it."""
+    package = Path(L.__file__).parent
+    modules = sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__")
+    assert modules == sorted(LAYER_MODULES)
+    assert _sibling_imports(package / "core.py") == set()
+    for name in modules:
+        assert _sibling_imports(package / f"{name}.py") <= {"core"}, name
