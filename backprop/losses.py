@@ -1,6 +1,8 @@
 """Losses L(y, y_hat) and their gradients dL/dy_hat, in numerically stable Array API forms.
 
-Every loss is the mean over the batch, so its gradient carries a ``1 / n`` factor. Two pairs of
+Every loss is reduced as Keras reduces it: over the last axis per sample (the mean, or the sum
+for the cross-entropies, ``kl_divergence`` and ``cosine_similarity``), then the mean over the
+batch; so each gradient carries a ``1 / n`` (or ``1 / (n k)``) factor. Two pairs of
 output activation and loss are *fused*: the model hands the loss the logits ``z`` of the last
 layer instead of ``y_hat = g(z)`` and receives ``dL/dz`` directly:
 
@@ -21,9 +23,13 @@ Examples
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any
 
 from array_api_compat import array_namespace
+
+from ._checks import as_float
 
 Array = Any
 
@@ -194,17 +200,18 @@ class Loss:
         return (y_hat - y) / m
 
     def get_config(self) -> dict[str, Any]:
-        """The name that rebuilds this loss with :func:`get`.
+        """The name and arguments that rebuild this loss with :func:`get`.
 
         Returns
         -------
         dict
-            ``{"name": ...}``.
+            ``{"name": ...}`` plus the constructor arguments, if any (``delta``, ``axis``).
         """
         return {"name": self.name}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
 
 
 class BinaryCrossentropy(Loss):
@@ -300,6 +307,214 @@ class MeanAbsoluteError(Loss):
         return xp.sign(y_hat - y) / _size(y_hat)
 
 
+class Huber(Loss):
+    """L = mean(e^2 / 2 if |e| <= delta else delta (|e| - delta / 2)), e = y_hat - y.
+
+    dL/dy_hat = clip(e, -delta, delta) / (n k): the squared error near 0, the absolute error's
+    constant pull (delta) beyond.
+
+    Parameters
+    ----------
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear; a finite number > 0.
+
+    Raises
+    ------
+    ValueError
+        If ``delta`` is not a finite number > 0.
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0):
+        value = as_float(delta)
+        if value is None or not 0 < value < math.inf:
+            raise ValueError(f"huber delta must be a finite number > 0, received {delta!r}.")
+        self.delta = value
+
+    def forward(self, y, y_hat, xp):
+        a = xp.abs(y_hat - y)
+        # quad = min(|e|, delta): e^2 / 2 inside, delta^2 / 2 + delta (|e| - delta) outside
+        quad = xp.minimum(a, self.delta)
+        return xp.mean(0.5 * quad * quad + self.delta * (a - quad))
+
+    def gradient(self, y, y_hat, xp):
+        return xp.clip(y_hat - y, -self.delta, self.delta) / _size(y_hat)
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+class LogCosh(Loss):
+    """L = mean(log cosh(e)), e = y_hat - y; dL/dy_hat = tanh(e) / (n k).
+
+    ~e^2 / 2 near 0 and ~|e| - log 2 far out: the squared error for small errors, without its
+    pull from outliers.
+    """
+
+    name = "log_cosh"
+
+    def forward(self, y, y_hat, xp):
+        a = xp.abs(y_hat - y)
+        # log cosh a = log1p(2 sinh(a/2)^2): exact near 0, where cosh a rounds to 1; for a >= 1,
+        # a + log1p(e^-2a) - log 2, which never overflows. Each branch gets an argument of its
+        # own range, so the one where() drops overflows nothing.
+        s = xp.sinh(0.5 * xp.minimum(a, 1.0))
+        near = xp.log1p(2.0 * s * s)
+        b = xp.maximum(a, 1.0)
+        far = b + xp.log1p(xp.exp(-2.0 * b)) - math.log(2.0)
+        return xp.mean(xp.where(a < 1.0, near, far))
+
+    def gradient(self, y, y_hat, xp):
+        return xp.tanh(y_hat - y) / _size(y_hat)
+
+
+class KLDivergence(Loss):
+    """L = sum_k y_k log(y_k / y_hat_k), summed over a row, averaged over the n rows.
+
+    As Keras: ``y`` and ``y_hat`` are clipped to [eps, 1] first (a label 0 then adds
+    eps log(eps / y_hat)). dL/dy_hat = -y / y_hat / n, 0 where the clip of y_hat is flat
+    (y_hat <= eps or > 1). Labels are rows of probabilities, shape (n, k).
+    """
+
+    name = "kl_divergence"
+    kind = "categorical"
+
+    def forward(self, y, y_hat, xp):
+        q = xp.clip(y, EPS, 1.0)
+        p = xp.clip(y_hat, EPS, 1.0)
+        return xp.sum(q * xp.log(q / p)) / y_hat.shape[0]
+
+    def gradient(self, y, y_hat, xp):
+        q = xp.clip(y, EPS, 1.0)
+        p = xp.clip(y_hat, EPS, 1.0)
+        inside = (y_hat > EPS) & (y_hat <= 1.0)
+        return xp.where(inside, -q / (p * y_hat.shape[0]), 0.0)
+
+
+class Poisson(Loss):
+    """L = mean(y_hat - y log(y_hat + eps)), dL/dy_hat = (1 - y / (y_hat + eps)) / (n k).
+
+    For counts ``y`` >= 0 and rates ``y_hat`` > 0 (an ``exponential`` or ``softplus`` output);
+    eps = 1e-7 inside the log as in Keras, so y_hat = 0 costs y log(1/eps), not infinity.
+    """
+
+    name = "poisson"
+
+    def forward(self, y, y_hat, xp):
+        return xp.mean(y_hat - y * xp.log(y_hat + EPS))
+
+    def gradient(self, y, y_hat, xp):
+        return (1.0 - y / (y_hat + EPS)) / _size(y_hat)
+
+
+def _hinge_labels(y: Array, xp: Any) -> Array:
+    """Labels in {-1, 1}: a batch whose labels are all 0 or 1 becomes 2y - 1, as in Keras.
+
+    Decided on the device (a where() on an all()), so the step reads nothing back.
+    """
+    binary = xp.all((y == 0.0) | (y == 1.0))
+    return xp.where(binary, 2.0 * y - 1.0, y)
+
+
+class Hinge(Loss):
+    """L = mean(max(1 - y y_hat, 0)) for labels y in {-1, 1} (0/1 labels are mapped to -1/1).
+
+    dL/dy_hat = -y / (n k) where the margin 1 - y y_hat is > 0, else 0 (0 at the kink).
+    """
+
+    name = "hinge"
+
+    def forward(self, y, y_hat, xp):
+        y = _hinge_labels(y, xp)
+        return xp.mean(xp.maximum(1.0 - y * y_hat, 0.0))
+
+    def gradient(self, y, y_hat, xp):
+        y = _hinge_labels(y, xp)
+        return xp.where(1.0 - y * y_hat > 0.0, -y, 0.0) / _size(y_hat)
+
+
+class SquaredHinge(Loss):
+    """L = mean(max(1 - y y_hat, 0)^2) for labels y in {-1, 1} (0/1 labels become -1/1).
+
+    dL/dy_hat = -2 y max(1 - y y_hat, 0) / (n k).
+    """
+
+    name = "squared_hinge"
+
+    def forward(self, y, y_hat, xp):
+        m = xp.maximum(1.0 - _hinge_labels(y, xp) * y_hat, 0.0)
+        return xp.mean(m * m)
+
+    def gradient(self, y, y_hat, xp):
+        y = _hinge_labels(y, xp)
+        return (-2.0 / _size(y_hat)) * y * xp.maximum(1.0 - y * y_hat, 0.0)
+
+
+def _l2_normalize(x: Array, xp: Any) -> tuple[Array, Array, Array]:
+    """Rows x / max(||x||, eps) as Keras's normalize, without overflow or underflow.
+
+    Returns the normalized rows, whether ||x|| >= eps (a column of bools), and the factors
+    ``(s, r)`` with ||x|| = s r: s the row's largest |entry|, r the norm of x / s (in
+    [1, sqrt(k)]); squaring x itself would overflow from |x| ~ 1e154 and lose rows below 1e-154.
+    """
+    s = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    s_safe = xp.where(s > 0.0, s, 1.0)
+    u = x / s_safe
+    r = xp.sqrt(xp.sum(u * u, axis=-1, keepdims=True))
+    r_safe = xp.where(r > 0.0, r, 1.0)
+    big = s * r >= EPS
+    # rows shorter than eps are divided by eps; the other rows' x never reach that division
+    small = xp.where(big, 0.0, x)
+    return xp.where(big, u / r_safe, small / EPS), big, s_safe * r_safe
+
+
+class CosineSimilarity(Loss):
+    """L = -mean_i cos(y_i, y_hat_i), the negative cosine similarity of each row (as Keras).
+
+    cos = sum_k yn_k pn_k with yn = y / max(||y||, eps), pn = y_hat / max(||y_hat||, eps), so a
+    zero row gives 0. dL/dy_hat = -(yn - cos pn) / ||y_hat|| / n (-yn / eps / n for rows with
+    ||y_hat|| < eps): minimizing L turns each prediction towards its target's direction.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis of the vectors compared: the outputs, -1 (or 1, the same for (n, k)).
+
+    Raises
+    ------
+    ValueError
+        For another axis (0 would compare each output across the batch, not a sample's
+        vector).
+    """
+
+    name = "cosine_similarity"
+
+    def __init__(self, axis: int = -1):
+        if isinstance(axis, bool) or axis not in (-1, 1):
+            raise ValueError(
+                "cosine_similarity axis must be -1 (or 1: the outputs of each sample, shape "
+                f"(n, k)), received {axis!r}."
+            )
+        self.axis = axis
+
+    def forward(self, y, y_hat, xp):
+        yn, _, _ = _l2_normalize(y, xp)
+        pn, _, _ = _l2_normalize(y_hat, xp)
+        return -xp.sum(yn * pn) / y_hat.shape[0]
+
+    def gradient(self, y, y_hat, xp):
+        yn, _, _ = _l2_normalize(y, xp)
+        pn, big, norm = _l2_normalize(y_hat, xp)
+        cos = xp.sum(yn * pn, axis=-1, keepdims=True)
+        n = y_hat.shape[0]
+        # d(pn)/d(y_hat) = (I - pn pn^T) / ||y_hat||, the projection off y_hat's own direction
+        return xp.where(big, -(yn - cos * pn) / (norm * n), -yn / (EPS * n))
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis}
+
+
 def _size(a: Array) -> int:
     n = 1
     for d in a.shape:
@@ -321,6 +536,13 @@ _REGISTRY: dict[str, type[Loss]] = {
         SparseCategoricalCrossentropy,
         MeanSquaredError,
         MeanAbsoluteError,
+        Huber,
+        LogCosh,
+        KLDivergence,
+        Poisson,
+        Hinge,
+        SquaredHinge,
+        CosineSimilarity,
     )
 }
 _ALIASES = {
@@ -328,6 +550,11 @@ _ALIASES = {
     "cce": "categorical_crossentropy",
     "mean_squared_error": "mse",
     "mean_absolute_error": "mae",
+    # Keras's: its Huber instance is named "huber_loss"; "kld" and the two legacy names
+    "huber_loss": "huber",
+    "logcosh": "log_cosh",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
 }
 
 binary_crossentropy = BinaryCrossentropy()
@@ -335,6 +562,13 @@ categorical_crossentropy = CategoricalCrossentropy()
 sparse_categorical_crossentropy = SparseCategoricalCrossentropy()
 mse = mean_squared_error = MeanSquaredError()
 mae = mean_absolute_error = MeanAbsoluteError()
+huber = Huber()
+log_cosh = LogCosh()
+kl_divergence = KLDivergence()
+poisson = Poisson()
+hinge = Hinge()
+squared_hinge = SquaredHinge()
+cosine_similarity = CosineSimilarity()
 
 
 def names() -> list[str]:
@@ -354,7 +588,9 @@ def get(identifier: str | dict | Loss) -> Loss:
     Parameters
     ----------
     identifier : str, dict or Loss
-        A name from :func:`names`, a dict from ``get_config`` or an instance (returned as is).
+        A name from :func:`names`, a dict from ``get_config`` (``{"name": "huber", "delta":
+        2.0}``: the other keys are the constructor's arguments) or an instance (returned as
+        is).
 
     Returns
     -------
@@ -364,16 +600,28 @@ def get(identifier: str | dict | Loss) -> Loss:
     ------
     ValueError
         For an unknown name.
+    TypeError
+        For a config with arguments the loss does not take, or an identifier of another type.
     """
     if isinstance(identifier, Loss):
         return identifier
+    config: dict = {}
     if isinstance(identifier, dict):
+        config = {k: v for k, v in identifier.items() if k != "name"}
         identifier = identifier.get("name")
     if isinstance(identifier, str):
         key = _ALIASES.get(identifier.lower(), identifier.lower())
         if key not in _REGISTRY:
             raise ValueError(f"Unknown loss {identifier!r}. Expected one of {names()}.")
-        return _REGISTRY[key]()
+        cls = _REGISTRY[key]
+        takes = [p for p in inspect.signature(cls).parameters if p != "self"]
+        unknown = sorted(set(config) - set(takes))
+        if unknown:
+            accepted = f"the arguments {takes}" if takes else "no arguments"
+            raise TypeError(
+                f"loss {key!r} takes {accepted}; its config also has {unknown}. Remove them."
+            )
+        return cls(**config)
     raise TypeError(
         "loss must be a name such as 'binary_crossentropy' or a Loss instance; received "
         f"{type(identifier).__name__}."

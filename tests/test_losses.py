@@ -78,10 +78,65 @@ def make_case(kind: str, rng, k: int = K):
     elif kind == "categorical":
         y = np.eye(k)[rng.integers(0, k, N)]
         p = ref_softmax(rng.normal(size=(N, k)))
+    elif kind == "distribution":  # soft labels, all > 0 (torch's kl_div counts 0 log 0 as 0)
+        y = ref_softmax(rng.normal(size=(N, k)))
+        p = ref_softmax(rng.normal(size=(N, k)))
+    elif kind == "counts":
+        y = rng.integers(0, 5, (N, k)).astype(np.float64)
+        p = rng.uniform(0.2, 4.0, (N, k))
+    elif kind in ("signs", "zero_one"):  # margins 1 - y p at least 0.1 away from the kink
+        y = rng.choice([-1.0, 1.0], (N, k))
+        p = y * (1.0 + rng.choice([-1.0, 1.0], (N, k)) * rng.uniform(0.1, 1.5, (N, k)))
+        if kind == "zero_one":
+            y = (y + 1.0) / 2.0
+    elif kind == "wide":  # errors from 0.1 to 3: both sides of a Huber delta of 1 or 0.5
+        y = rng.normal(size=(N, k))
+        p = y + rng.choice([-1.0, 1.0], (N, k)) * rng.uniform(0.1, 3.0, (N, k))
+        p[np.abs(np.abs(p - y) - 0.5) < 0.01] += 0.05  # no finite difference across a kink
+        p[np.abs(np.abs(p - y) - 1.0) < 0.01] += 0.05
     else:  # regression; |p - y| >= 0.1 so MAE is differentiable within any finite difference
         y = rng.normal(size=(N, k))
         p = y + rng.choice([-1.0, 1.0], (N, k)) * rng.uniform(0.1, 1.0, (N, k))
     return y, p
+
+
+def ref_huber(y, p, delta=1.0):
+    e = np.abs(p - y)
+    return np.mean(np.where(e <= delta, 0.5 * e**2, delta * e - 0.5 * delta**2))
+
+
+def ref_log_cosh(y, p):
+    return np.mean(np.log(np.cosh(p - y)))
+
+
+def ref_kld(y, p):
+    q, r = np.clip(y, 1e-7, 1.0), np.clip(p, 1e-7, 1.0)
+    return np.sum(q * np.log(q / r)) / p.shape[0]
+
+
+def ref_poisson(y, p):
+    return np.mean(p - y * np.log(p + 1e-7))
+
+
+def to_signs(y):
+    """Keras's rule: labels all 0 or 1 become -1/1, anything else is kept."""
+    return 2.0 * y - 1.0 if np.all((y == 0) | (y == 1)) else y
+
+
+def ref_hinge(y, p):
+    return np.mean(np.maximum(1.0 - to_signs(y) * p, 0.0))
+
+
+def ref_squared_hinge(y, p):
+    return np.mean(np.maximum(1.0 - to_signs(y) * p, 0.0) ** 2)
+
+
+def ref_normalize(x):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-7)
+
+
+def ref_cosine(y, p):
+    return -np.mean(np.sum(ref_normalize(y) * ref_normalize(p), axis=-1))
 
 
 CASES = [
@@ -90,8 +145,25 @@ CASES = [
     ("sparse_categorical_crossentropy", "categorical", ref_cce),
     ("mse", "regression", ref_mse),
     ("mae", "regression", ref_mae),
+    ("huber", "wide", ref_huber),
+    ("huber_0.5", "wide", lambda y, p: ref_huber(y, p, 0.5)),
+    ("log_cosh", "wide", ref_log_cosh),
+    ("kl_divergence", "distribution", ref_kld),
+    ("poisson", "counts", ref_poisson),
+    ("hinge", "signs", ref_hinge),
+    ("hinge_0/1", "zero_one", ref_hinge),
+    ("squared_hinge", "signs", ref_squared_hinge),
+    ("squared_hinge_0/1", "zero_one", ref_squared_hinge),
+    ("cosine_similarity", "wide", ref_cosine),
 ]
 cases = pytest.mark.parametrize(("name", "kind", "ref"), CASES, ids=[c[0] for c in CASES])
+
+
+def make_loss(case_id: str) -> L.Loss:
+    """The loss of a case id: a name for get(), or a name with its setting after "_"."""
+    if case_id == "huber_0.5":
+        return L.Huber(delta=0.5)
+    return L.get(case_id.removesuffix("_0/1"))
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -103,7 +175,7 @@ def test_forward_matches_formula(name, kind, ref, backend, rng):
 
     The sums have N*K = 20 terms of size < 3 (p in (0.05, 0.95)): 100 eps covers the roundings.
     """
-    loss = L.get(name)
+    loss = make_loss(name)
     y_host, p_host = make_case(kind, rng)
     for dt in float_dtypes(backend):
         y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
@@ -117,6 +189,18 @@ TORCH_LOSSES = {
     "sparse_categorical_crossentropy": lambda y, p: F.nll_loss(torch.log(p), y.argmax(-1)),
     "mse": lambda y, p: F.mse_loss(p, y),
     "mae": lambda y, p: F.l1_loss(p, y),
+    "huber": lambda y, p: F.huber_loss(p, y, delta=1.0),
+    "huber_0.5": lambda y, p: F.huber_loss(p, y, delta=0.5),
+    "log_cosh": lambda y, p: torch.mean(torch.log(torch.cosh(p - y))),
+    "kl_divergence": lambda y, p: F.kl_div(torch.log(p), y, reduction="batchmean"),
+    "poisson": lambda y, p: F.poisson_nll_loss(p, y, log_input=False, eps=1e-7),
+    "hinge": lambda y, p: torch.clamp(1.0 - y * p, min=0.0).mean(),
+    "hinge_0/1": lambda y, p: torch.clamp(1.0 - (2.0 * y - 1.0) * p, min=0.0).mean(),
+    "squared_hinge": lambda y, p: (torch.clamp(1.0 - y * p, min=0.0) ** 2).mean(),
+    "squared_hinge_0/1": lambda y, p: (torch.clamp(1.0 - (2 * y - 1) * p, min=0.0) ** 2).mean(),
+    "cosine_similarity": lambda y, p: (
+        -(F.normalize(y, dim=-1, eps=1e-7) * F.normalize(p, dim=-1, eps=1e-7)).sum(-1).mean()
+    ),
 }
 
 
@@ -125,7 +209,7 @@ TORCH_LOSSES = {
 def test_forward_and_gradient_match_torch(name, kind, ref, backend64, rng):
     """Value and dL/dy_hat against torch's losses and autograd (an independent oracle)."""
     b, xp = backend64, backend64.xp
-    loss = L.get(name)
+    loss = make_loss(name)
     y_host, p_host = make_case(kind, rng)
     p_t = torch.tensor(p_host, requires_grad=True)
     value_t = TORCH_LOSSES[name](torch.tensor(y_host), p_t)
@@ -138,7 +222,7 @@ def test_forward_and_gradient_match_torch(name, kind, ref, backend64, rng):
 @cases
 def test_gradient_matches_finite_differences(name, kind, ref, backend64, rng):
     b, xp = backend64, backend64.xp
-    loss = L.get(name)
+    loss = make_loss(name)
     y_host, p_host = make_case(kind, rng)
     y = b.asarray(y_host, "float64")
 
@@ -320,7 +404,11 @@ def test_cce_from_saturated_logits(backend):
         assert_close(dz, expected_dz, backend, atol=10 * eps(dt), dtype=z.dtype)
 
 
-@pytest.mark.parametrize("name", ["mse", "mae"])
+NEW = ["huber", "log_cosh", "kl_divergence", "poisson", "hinge", "squared_hinge",
+       "cosine_similarity"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", *NEW])
 def test_no_fused_form_for_regression_losses(name, backend):
     z = backend.asarray(np.zeros((N, K)), "float32")
     with pytest.raises(NotImplementedError, match=name):
@@ -412,6 +500,19 @@ def test_call_with_1d_targets_and_predictions(name, ref, backend):
         ("MAE", L.MeanAbsoluteError),
         ("mean_absolute_error", L.MeanAbsoluteError),
         ({"name": "mse"}, L.MeanSquaredError),
+        ("huber", L.Huber),
+        ("huber_loss", L.Huber),
+        ("log_cosh", L.LogCosh),
+        ("logcosh", L.LogCosh),
+        ("kl_divergence", L.KLDivergence),
+        ("kld", L.KLDivergence),
+        ("KLD", L.KLDivergence),
+        ("kullback_leibler_divergence", L.KLDivergence),
+        ("poisson", L.Poisson),
+        ("hinge", L.Hinge),
+        ("squared_hinge", L.SquaredHinge),
+        ("cosine_similarity", L.CosineSimilarity),
+        ({"name": "huber_loss", "delta": 2.0}, L.Huber),
     ],
 )
 def test_get_names_and_aliases(alias, cls):
@@ -466,3 +567,182 @@ def test_logits_of_ten_thousand_give_finite_losses_and_gradients(dtype, backend)
     loss, dz = L.CategoricalCrossentropy().from_logits(yc, zc, pc, xp)
     assert float(bp.to_numpy(loss)) == pytest.approx(2e4 / 2, rel=1e-6)
     assert np.all(np.isfinite(bp.to_numpy(dz)))
+
+
+# -- the losses taken from Keras 3 (issue 21) ---------------------------------------------------
+
+
+def test_new_kinds_and_configs():
+    """KL divergence takes rows of probabilities (as categorical labels); the others real
+    values. Settings survive get_config -> get."""
+    assert L.kl_divergence.kind == "categorical"
+    for name in ["huber", "log_cosh", "poisson", "hinge", "squared_hinge", "cosine_similarity"]:
+        assert L.get(name).kind == "regression"
+    for name in NEW:
+        assert L.get(name).fused_activation is None
+    assert L.Huber().delta == 1.0
+    assert L.get({"name": "huber", "delta": 2.5}).delta == 2.5
+    assert L.Huber(0.5).get_config() == {"name": "huber", "delta": 0.5}
+    assert L.get(L.Huber(0.5).get_config()).delta == 0.5
+    assert L.CosineSimilarity().get_config() == {"name": "cosine_similarity", "axis": -1}
+    assert repr(L.Huber(2.0)) == "Huber(delta=2.0)"
+    assert repr(L.mse) == "MeanSquaredError()"
+
+
+@pytest.mark.parametrize("delta", [0, -1.0, float("inf"), float("nan"), "1", True])
+def test_huber_delta_must_be_a_positive_number(delta):
+    with pytest.raises(ValueError, match="delta"):
+        L.Huber(delta)
+
+
+@pytest.mark.parametrize("axis", [0, 2, True, None])
+def test_cosine_similarity_axis_is_the_outputs(axis):
+    with pytest.raises(ValueError, match="axis"):
+        L.CosineSimilarity(axis=axis)
+    assert L.CosineSimilarity(axis=1).axis == 1
+
+
+def test_a_config_with_an_argument_the_loss_lacks_is_refused():
+    with pytest.raises(TypeError, match=r"'mse' takes no arguments.*\['delta'\]"):
+        L.get({"name": "mse", "delta": 1.0})
+    with pytest.raises(TypeError, match=r"\['delta'\].*\['alpha'\]"):
+        L.get({"name": "huber", "alpha": 1.0})
+
+
+def test_log_cosh_is_exact_for_tiny_and_huge_errors(backend64):
+    """log cosh e = e^2 / 2 (1 - e^2 / 6 ...) near 0, |e| - log 2 + e^-2|e| far out: no
+    overflow at e = 1000, no loss of the e^2 / 2 at e = 1e-8 (log(cosh e) gives 0 there)."""
+    b, xp = backend64, backend64.xp
+    e = np.array([[1e-8, -1e-8, 1e-3, 0.5, 1.0], [2.0, -20.0, 100.0, -1000.0, 1e300]])
+    y = np.zeros_like(e)
+    small, a = np.minimum(np.abs(e), 1e-2), np.maximum(np.abs(e), 1e-2)
+    expected = np.where(
+        np.abs(e) < 1e-2,
+        small**2 / 2 - small**4 / 12 + small**6 / 45 - 17 * small**8 / 2520,  # Taylor
+        a - np.log(2.0) + np.log1p(np.exp(-2 * a)),
+    )
+    for i in range(e.size):  # each entry alone: a mean would hide the small ones
+        yi, pi = (b.asarray(a.reshape(-1)[i : i + 1].reshape(1, 1), "float64") for a in (y, e))
+        value = L.log_cosh.forward(yi, pi, xp)
+        assert_close(value, np.asarray(expected.reshape(-1)[i]), b)
+        g = to64(L.log_cosh.gradient(yi, pi, xp))
+        np.testing.assert_allclose(g, np.tanh(e.reshape(-1)[i]), rtol=100 * eps("float64"))
+
+
+def test_kl_divergence_clips_as_keras(backend):
+    """y and y_hat are clipped to [eps, 1]: y_hat = 0 costs y log(y / eps), a label 0 adds
+    eps log(eps / y_hat), and the gradient is 0 where the clip of y_hat is flat."""
+    xp = backend.xp
+    # (N, K) = (4, 5), the suite's one shape (JAX compiles each op once per shape)
+    y_host = np.array(
+        [[1.0, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0], [0, 0, 1.0, 0, 0], [0.2, 0.3, 0.1, 0.2, 0.2]]
+    )
+    p_host = np.array(
+        [[0.0, 0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0, 0], [0, 0, 1.0, 0, 0], [0.2, 0.3, 0.1, 0.2, 0.2]]
+    )
+    for dt in float_dtypes(backend):
+        y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+        f = np.float64 if dt == "float64" else np.float32
+        lo = float(f(1e-7))  # the clip bound as the dtype holds it
+        q, r = np.clip(y_host, lo, 1.0), np.clip(p_host, lo, 1.0)
+        expected = np.sum(q * np.log(q / r)) / 4
+        assert expected > 3.0  # row 0 alone: log(1 / eps) = 16.1, over 4 rows
+        assert_close(
+            L.kl_divergence.forward(y, p, xp), np.asarray(expected), backend, dtype=p.dtype
+        )
+        g = to64(L.kl_divergence.gradient(y, p, xp))
+        assert np.all(np.isfinite(g))
+        assert g[0, 0] == 0.0 and g[1, 2] == 0.0  # y_hat = 0: the clip is flat
+        np.testing.assert_allclose(g[3], -y_host[3] / p_host[3] / 4, rtol=100 * eps(dt))
+
+
+def test_poisson_at_zero_rate_is_finite(backend):
+    xp = backend.xp
+    y_host = np.array([[2.0], [0.0], [1.0], [3.0]])
+    p_host = np.array([[0.0], [0.0], [1.0], [3.0]])
+    for dt in float_dtypes(backend):
+        y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+        expected = np.mean(p_host - y_host * np.log(p_host + 1e-7))  # 2 log(1e7) in row 0
+        assert_close(L.poisson.forward(y, p, xp), np.asarray(expected), backend, rtol=1e-6)
+        g = to64(L.poisson.gradient(y, p, xp))
+        # 1 - y / (y_hat + eps) at y = y_hat is 1e-7, which float32 rounds to 0 or 1.2e-7
+        want = (1 - y_host / (p_host + 1e-7)).ravel() / 4
+        np.testing.assert_allclose(g.ravel(), want, rtol=1e-6, atol=eps(dt))
+
+
+def test_hinge_converts_zero_one_labels_per_batch_as_keras(backend):
+    """A batch of 0/1 labels is read as -1/1; one holding -1 (or 2) is taken as it is, and a
+    batch of all-1 labels means the same either way."""
+    xp = backend.xp
+    rng = np.random.default_rng(2)
+    p_host = rng.normal(size=(N, K))
+    signs = rng.choice([-1.0, 1.0], (N, K))
+    for loss, ref in ((L.hinge, ref_hinge), (L.squared_hinge, ref_squared_hinge)):
+        for y_host in (signs, (signs + 1) / 2, np.ones((N, K)), signs * 2, signs.clip(0, None) * 2):
+            for dt in float_dtypes(backend):
+                y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+                assert_close(loss.forward(y, p, xp), np.asarray(ref(y_host, p_host)), backend)
+        zero_one = loss.forward(
+            backend.asarray((signs + 1) / 2, "float32"), backend.asarray(p_host, "float32"), xp
+        )
+        as_signs = loss.forward(
+            backend.asarray(signs, "float32"), backend.asarray(p_host, "float32"), xp
+        )
+        assert float(bp.to_numpy(zero_one)) == float(bp.to_numpy(as_signs))
+
+
+def test_cosine_similarity_at_zero_huge_and_tiny_rows(backend64):
+    """A zero row: loss 0 and the gradient -yn / eps / n (finite). Rows of 1e200 (whose
+    squares overflow) or 1e-5 entries: the same cosines as rows of 1 (Keras's eps only
+    changes rows shorter than 1e-7)."""
+    b, xp = backend64, backend64.xp
+    rng = np.random.default_rng(5)
+    y_host = rng.normal(size=(N, K))
+    p_host = rng.normal(size=(N, K))
+    loss = L.cosine_similarity
+    expected = ref_cosine(y_host, p_host)
+    for scale in (1.0, 1e200, 1e-5):
+        for sy in (1.0, scale):
+            y, p = b.asarray(y_host * sy, "float64"), b.asarray(p_host * scale, "float64")
+            assert_close(loss.forward(y, p, xp), np.asarray(expected), b)
+            g = to64(loss.gradient(y, p, xp))
+            # the gradient of a scale-free function scales as 1 / scale
+            g1 = to64(loss.gradient(b.asarray(y_host, "float64"), b.asarray(p_host, "float64"), xp))
+            np.testing.assert_allclose(g * scale, g1, rtol=100 * eps("float64"))
+    zero = p_host.copy()
+    zero[1] = 0.0
+    y, p = b.asarray(y_host, "float64"), b.asarray(zero, "float64")
+    expected = -np.sum(ref_normalize(y_host)[[0, 2, 3]] * ref_normalize(zero)[[0, 2, 3]]) / N
+    assert_close(loss.forward(y, p, xp), np.asarray(expected), b)
+    g = to64(loss.gradient(y, p, xp))
+    np.testing.assert_allclose(g[1], -ref_normalize(y_host)[1] / 1e-7 / N, rtol=1e-14)
+
+
+# One small model per new loss, with an output activation that suits it: gradcheck (float64
+# central differences through the whole model), then save and load with the loss's settings.
+MODEL_LOSSES = [
+    (L.Huber(delta=0.5), "linear", "wide"),
+    ("log_cosh", "linear", "wide"),
+    ("kl_divergence", "softmax", "distribution"),
+    ("poisson", "exponential", "counts"),
+    ("hinge", "tanh", "signs"),
+    ("hinge", "linear", "zero_one"),
+    ("squared_hinge", "linear", "signs"),
+    ("cosine_similarity", "linear", "wide"),
+]
+
+
+@pytest.mark.parametrize(("loss", "out", "kind"), MODEL_LOSSES, ids=lambda v: str(v))
+def test_a_model_with_each_new_loss_passes_gradcheck_and_saves(loss, out, kind, tmp_path):
+    rng = np.random.default_rng(11)
+    X = rng.normal(scale=0.5, size=(N, 3))
+    y, _ = make_case(kind, rng)
+    model = bp.Sequential(
+        [bp.layers.Dense(6, "tanh", input_dim=3), bp.layers.Dense(K, out)], dtype="float64", seed=2
+    )
+    model.compile(loss=loss, optimizer="sgd")
+    assert bp.gradcheck(model, X, y) < 1e-6
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert loaded.loss.get_config() == model.loss.get_config()
+    assert loaded.evaluate(X, y, verbose=0) == model.evaluate(X, y, verbose=0)
