@@ -1,8 +1,8 @@
 """Losses L(y, y_hat) and their gradients dL/dy_hat, in numerically stable Array API forms.
 
 Every loss is reduced as Keras reduces it: over the last axis per sample (the mean, or the sum
-for the cross-entropies, ``kl_divergence`` and ``cosine_similarity``), then the mean over the
-batch; so each gradient carries a ``1 / n`` (or ``1 / (n k)``) factor. Two pairs of
+for the categorical cross-entropies, ``kl_divergence`` and ``cosine_similarity``), then the mean
+over the batch; so each gradient carries a ``1 / (n k)`` (or ``1 / n``) factor. Two pairs of
 output activation and loss are *fused*: the model hands the loss the logits ``z`` of the last
 layer instead of ``y_hat = g(z)`` and receives ``dL/dz`` directly:
 
