@@ -256,7 +256,7 @@ def _torch_loss_and_grads(model, X, y, loss_name):
     acts = {
         "relu": F.relu,
         "tanh": torch.tanh,
-        "gelu": lambda z: F.gelu(z, approximate="tanh"),
+        "gelu": F.gelu,  # exact, as Keras (and backprop) by default
         "elu": F.elu,
         "leaky_relu": lambda z: F.leaky_relu(z, 0.01),
         "sigmoid": torch.sigmoid,

@@ -75,7 +75,7 @@ def _torch_loss_and_grads(model, X, y, loss_name, training):
     acts = {
         "relu": F.relu,
         "tanh": torch.tanh,
-        "gelu": lambda z: F.gelu(z, approximate="tanh"),
+        "gelu": F.gelu,  # exact, as Keras (and backprop) by default
         "elu": F.elu,
         "sigmoid": torch.sigmoid,
         "softmax": lambda z: torch.softmax(z, dim=1),
