@@ -12,9 +12,9 @@ the last forward pass) and ``backward_from_logits(dz)``: the model uses them to 
 activation with its loss (sigmoid + binary cross-entropy, softmax + categorical cross-entropy),
 whose combined gradient ``dz = (y_hat - y) / n`` is exact and never overflows.
 
-The modules, one per kind of layer as Keras groups them; each imports only ``core`` (an
-import-linter contract keeps it so), and this package puts their names in one namespace,
-``bp.layers.NAME``:
+The modules, one per kind of layer as Keras groups them; each imports only ``core``, which
+imports none of them (tests/test_layers.py and an import-linter contract keep it so), and this
+package puts their names in one namespace, ``bp.layers.NAME``:
 
 - ``core``: the base class ``Layer``, ``Dense`` and ``Activation``, and the helpers every
   layer shares (default names, argument checks, initializer configs);
@@ -22,7 +22,8 @@ import-linter contract keeps it so), and this package puts their names in one na
 - ``normalization``: ``BatchNormalization`` and ``LayerNormalization``.
 
 A new kind (reshaping, convolutional, pooling) is a module of its own beside these, subclassing
-``core.Layer``; listed in ``_REGISTRY`` below, its layers load from files by class name.
+``core.Layer``; imported here and listed in ``_REGISTRY`` below, its layers load from files by
+class name as soon as ``backprop.layers`` is imported.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .core import (  # noqa: F401  (the private names are read here by io and tests)
+from .core import (  # noqa: F401  (every name layers.py had stays readable here)
     Activation,
     Array,
     Dense,
