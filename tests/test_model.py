@@ -464,7 +464,7 @@ def test_fit_before_compile():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"loss": "hinge"}, r"Unknown loss 'hinge'.*binary_crossentropy"),
+        ({"loss": "hingee"}, r"Unknown loss 'hingee'.*binary_crossentropy"),
         ({"optimizer": "lbfgs"}, r"Unknown optimizer 'lbfgs'.*adam"),
         ({"metrics": ["auc"]}, r"Unknown metric 'auc'.*accuracy"),
     ],
