@@ -22,7 +22,6 @@ from . import (
     regularizers,
     schedules,
 )
-from . import registry as _registry
 from ._version import __version__
 from .backend import (
     Backend,
@@ -38,10 +37,6 @@ from .clone import clone_model
 from .gradcheck import gradcheck
 from .io import load
 from .model import Sequential
-
-# fit(distributed=...) finds the communicators by name: the model sits below the distributed
-# package and never imports it (see backprop.trainer)
-_registry.register("distributed", "communicators", distributed.comm)
 
 __all__ = [
     "Backend",

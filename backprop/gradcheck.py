@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .clone import _working_copy
+
 _TINY = 1e-300
 
 
@@ -59,9 +61,7 @@ def gradcheck(
         constants of the loss and have no gradient to check (BatchNormalization's moving
         statistics, the weights of frozen layers).
     """
-    from .io import _clone
-
-    m = _clone(model, dtype="float64")
+    m = _working_copy(model, dtype="float64")
     weights = [w.astype(np.float64) for w in m.get_weights()]
     _, grads = m.loss_and_gradients(X, y)
 

@@ -44,15 +44,10 @@ from . import optimizers as _optimizers
 from . import registry as _registry
 from ._version import __version__
 from .backend import BackendError
-from .clone import _working_copy
 
 FORMAT = "backprop-sequential"
 MODEL_CLASS = "Sequential"  # the class, registered by name, that a file of FORMAT holds
 VERSION = 2  # 2: the checksum covers the header too; 1: the arrays only (still read)
-
-# backprop.gradcheck still takes its working copy from here (``from .io import _clone``); the
-# copy lives in backprop.clone now
-_clone = _working_copy
 
 # bytes hashed at a time from an array that is not C-contiguous (contiguous ones are hashed
 # in place): a checksum never holds a copy of a whole array

@@ -6,6 +6,8 @@ gradient per step, the same weights on every rank, and only rank 0 printing and 
 :func:`predict` runs a trained model over the row chunks of a Dask array.
 """
 
+from .. import registry as _registry
+from . import comm
 from .comm import (
     Communicator,
     DistributedError,
@@ -18,6 +20,10 @@ from .comm import (
 )
 from .parallel import DataParallel, shard
 from .predict import predict
+
+# fit(distributed=...) finds the communicators by name: the model sits below this package and
+# never imports it (see backprop.trainer)
+_registry.register("distributed", "communicators", comm)
 
 __all__ = [
     "Communicator",
