@@ -1,9 +1,11 @@
 """Toy data sets and a train/test split, drawn on the host with NumPy from a seed.
 
 The two-class pictures that make backpropagation visible (rings, moons, spirals, XOR, blobs)
-plus :func:`train_test_split`, :func:`one_hot` and :func:`load_digits`. Everything runs on the
-host in NumPy and returns NumPy arrays: ``model.fit`` moves the data onto the model's backend
-once, so a data set never has to know where it will be trained.
+plus :func:`train_test_split`, :func:`one_hot` and :func:`load_digits`; and the image sets
+that convolutional networks start with, :func:`load_mnist` and :func:`load_fashion_mnist`, read
+from their IDX files (downloaded once into a cache folder, checked against published SHA-256
+hashes). Everything runs on the host in NumPy and returns NumPy arrays: ``model.fit`` moves the
+data onto the model's backend once, so a data set never has to know where it will be trained.
 
 Where scikit-learn has a function of the same name, the signature and the meaning of every
 argument are the same (``make_circles``, ``make_moons``, ``make_blobs``, ``train_test_split``,
@@ -32,9 +34,17 @@ Examples
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import importlib.util
 import math
 import numbers
+import os
+import re
+import struct
+import tempfile
+import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +53,20 @@ import numpy as np
 from .backend import array_backend_name, to_numpy
 
 __all__ = [
+    "DownloadError",
     "load_digits",
+    "load_fashion_mnist",
+    "load_idx_dataset",
+    "load_mnist",
     "make_blobs",
     "make_circles",
     "make_moons",
     "make_spirals",
     "make_xor",
     "one_hot",
+    "read_idx",
     "train_test_split",
+    "write_idx",
 ]
 
 Seed = int | np.integer | np.random.Generator | None
@@ -1053,3 +1069,572 @@ def load_digits(
         "images": X.reshape(-1, 8, 8),
         "target_names": np.arange(n_class),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX files: MNIST, Fashion-MNIST and any other set published in the same four files
+#
+# IDX (LeCun's format for MNIST) is a 4-byte magic number -- two zero bytes, a type code, the
+# number of dimensions -- then each dimension's size as a big-endian uint32, then the values,
+# big-endian, in C order. The files are usually gzipped.
+
+# the type codes of the IDX format and their (big-endian) NumPy types
+_IDX_TYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
+_IDX_KNOWN = ", ".join(f"0x{c:02x} ({d.newbyteorder('=').name})" for c, d in _IDX_TYPES.items())
+
+# The four files of a data set in MNIST's layout, in the order the arrays are returned:
+# (x_train, y_train), (x_test, y_test).
+_IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+# SHA-256 of the official archives. MNIST: TensorFlow Datasets' checksum list for the
+# mirror below (tensorflow_datasets/url_checksums/mnist.txt); Keras ships MNIST as one
+# mnist.npz instead, so it has no hash for these files. The same digests are what the
+# archives on yann.lecun.com gave, so every faithful mirror serves these bytes.
+# Fashion-MNIST: Keras 3's FILE_HASHES (keras/src/datasets/fashion_mnist.py), identical to
+# TensorFlow Datasets' list (url_checksums/fashion_mnist.txt). Zalando publishes MD5 sums only.
+_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": (
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+    ),
+}
+_FASHION_MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": (
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+    ),
+}
+# Mirrors, tried in order (yann.lecun.com itself now refuses most downloads): Google's copy
+# that TensorFlow Datasets reads, then the one torchvision reads; for Fashion-MNIST, the copy
+# Keras reads, then Zalando's own repository.
+_MNIST_ORIGINS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+_FASHION_MNIST_ORIGINS = (
+    "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+
+_DATA_ENV = "BACKPROP_DATA"
+_DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before a mirror counts as unreachable
+_CHUNK = 1 << 20
+
+
+class DownloadError(ConnectionError):
+    """No mirror could deliver a data set's file: the machine is offline or the mirrors are down.
+
+    A :class:`ConnectionError` (so an :class:`OSError`); the message lists every URL tried with
+    its reason and says where to put the files by hand.
+    """
+
+
+def _parse_idx(data: bytes, source: str) -> np.ndarray:
+    """The array in the bytes of an IDX file (gzipped or not); ``source`` names it in errors."""
+    if data[:2] == b"\x1f\x8b":  # gzip's magic number
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(
+                f"{source} is not a readable gzip file ({error}): it is truncated or damaged. "
+                "Delete it and download it again."
+            ) from None
+    if len(data) < 4:
+        raise ValueError(
+            f"{source} is too short to be an IDX file: {len(data)} bytes, where an IDX header "
+            "alone takes at least 4. The file is truncated or empty; download it again."
+        )
+    if data[:2] != b"\x00\x00":
+        raise ValueError(
+            f"{source} is not an IDX file: it starts with {data[:2].hex(' ')}, where an IDX "
+            "file starts with two zero bytes (then its type code and its number of "
+            "dimensions). Check that the file is the one you meant."
+        )
+    code, ndim = data[2], data[3]
+    if code not in _IDX_TYPES:
+        raise ValueError(
+            f"{source} has the unknown IDX type code 0x{code:02x}; the format knows {_IDX_KNOWN}. "
+            "The file is damaged or not an IDX file."
+        )
+    if ndim == 0:
+        raise ValueError(
+            f"{source} declares an array of 0 dimensions, where an IDX file holds at least 1. "
+            "The file is damaged or not an IDX file."
+        )
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{source} is truncated: its header declares {ndim} dimensions, whose sizes take "
+            f"{header} bytes, but the file holds only {len(data)}. Download it again."
+        )
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = _IDX_TYPES[code]
+    expected = math.prod(shape) * dtype.itemsize
+    received = len(data) - header
+    what = f"shape {shape} of {dtype.newbyteorder('=').name}"
+    if received < expected:
+        raise ValueError(
+            f"{source} is truncated: its header declares {what}, {expected} bytes of data "
+            f"after the {header}-byte header, but it holds {received}. Download it again."
+        )
+    if received > expected:
+        raise ValueError(
+            f"{source} has {received - expected} byte(s) more than its header declares "
+            f"({what}, {expected} bytes after the {header}-byte header): the file is damaged "
+            "or not an IDX file."
+        )
+    values = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
+    # astype copies: the caller gets a writable array in the machine's byte order rather than
+    # a read-only view of the file's bytes
+    return values.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read the array stored in an IDX file, the format of MNIST's files (gzipped or not).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a gzipped one (as the data sets are published) is recognized by its first
+        bytes, whatever its name.
+
+    Returns
+    -------
+    numpy.ndarray
+        The array, of the shape the header declares (``(n, 28, 28)`` for MNIST's images,
+        ``(n,)`` for its labels) and of its type (``uint8`` for both), in native byte order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is not an IDX file, is truncated or has bytes left over.
+    OSError
+        When the file cannot be read.
+
+    See Also
+    --------
+    write_idx : the inverse.
+    load_idx_dataset : the four files of a data set, downloaded and checked.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "labels-idx1-ubyte.gz"
+    ...     write_idx(path, np.array([5, 0, 4], dtype=np.uint8))
+    ...     read_idx(path)
+    array([5, 0, 4], dtype=uint8)
+    """
+    path = Path(path)
+    return _parse_idx(path.read_bytes(), str(path))
+
+
+def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Write an array as an IDX file, gzipped when the name ends with ``.gz``.
+
+    The gzip header carries no time stamp, so the same array always gives the same bytes (and
+    the same SHA-256).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    array : numpy.ndarray
+        At least one dimension, each under 2**32; of a type IDX knows: uint8, int8, int16,
+        int32, float32 or float64.
+
+    Raises
+    ------
+    TypeError
+        For an array of another type, or not a NumPy array.
+    ValueError
+        For a 0-d array or one of more than 255 dimensions or a dimension of 2**32 or more.
+
+    See Also
+    --------
+    read_idx : the inverse.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"array must be a numpy.ndarray, received {type(array).__name__}; "
+            "convert it with numpy.asarray(...) first."
+        )
+    code = _IDX_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise TypeError(
+            "array must have a type IDX knows (uint8, int8, int16, int32, float32 or float64), "
+            f"received dtype {array.dtype}; convert it with array.astype(...) first."
+        )
+    if not 1 <= array.ndim <= 255 or any(n >= 2**32 for n in array.shape):
+        raise ValueError(
+            "array must have at least 1 dimension, at most 255, each under 2**32 (what an IDX "
+            f"header can hold), received shape {array.shape}."
+        )
+    header = struct.pack(f">BBBB{array.ndim}I", 0, 0, code, array.ndim, *array.shape)
+    data = header + np.ascontiguousarray(array, dtype=_IDX_TYPES[code]).tobytes()
+    path = Path(path)
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+
+
+def _check_files(files: Any) -> dict[str, str]:
+    if not isinstance(files, Mapping):
+        raise TypeError(
+            "files must be a mapping {file name: SHA-256 hex digest}, received "
+            f"{type(files).__name__}."
+        )
+    missing = [n for n in _IDX_FILES if n not in files]
+    extra = [n for n in files if n not in _IDX_FILES]
+    if missing or extra:
+        raise ValueError(
+            f"files must name exactly the four files {list(_IDX_FILES)}; missing {missing}, "
+            f"not known {extra}."
+        )
+    out = {}
+    for name in _IDX_FILES:
+        digest = files[name]
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest)):
+            raise ValueError(
+                f"files[{name!r}] must be the file's SHA-256 as 64 hexadecimal digits, received "
+                f"{digest!r}. Compute it with `sha256sum {name}`."
+            )
+        out[name] = digest.lower()
+    return out
+
+
+def _check_origins(origin: Any) -> list[str]:
+    """``origin`` as a list of base URLs, each ending with a slash."""
+    if isinstance(origin, str):
+        origin = [origin]
+    elif not isinstance(origin, Sequence):
+        raise TypeError(
+            "origin must be a URL or a non-empty sequence of URLs (mirrors, tried in order), "
+            f"received {type(origin).__name__}."
+        )
+    if not origin or not all(isinstance(u, str) and u for u in origin):
+        raise ValueError(
+            "origin must be a URL or a non-empty sequence of URLs (mirrors, tried in order), "
+            f"received origin={origin!r}."
+        )
+    # the files lie right under each base URL
+    return [u if u.endswith("/") else u + "/" for u in origin]
+
+
+def _data_folder(name: Any, cache_dir: Any) -> Path:
+    """``<cache_dir or $BACKPROP_DATA or ~/.backprop/datasets>/<name>``."""
+    if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name)):
+        raise ValueError(
+            "name must be a folder name made of letters, digits, '.', '_' and '-' (such as "
+            f"'mnist'), received name={name!r}."
+        )
+    if cache_dir is None:
+        cache_dir = os.environ.get(_DATA_ENV) or Path("~", ".backprop", "datasets")
+    elif not isinstance(cache_dir, str | os.PathLike):
+        raise TypeError(
+            f"cache_dir must be a path (str or os.PathLike) or None, received "
+            f"{type(cache_dir).__name__}."
+        )
+    return Path(cache_dir).expanduser() / name
+
+
+def _download(url: str, target: Path, sha256: str) -> None:
+    """Fetch ``url`` into ``target``, which appears only complete and verified.
+
+    The bytes go to a temporary file in the same folder, renamed onto ``target`` once their
+    SHA-256 matches: a reader (or a second process downloading at the same time) never sees a
+    partial file, and an interrupted or refused download leaves nothing behind. Network
+    failures raise OSError; wrong bytes raise ValueError.
+    """
+    # imported here: urllib.request pulls in http.client, ssl and email, which `import
+    # backprop` does not need until something is downloaded
+    import urllib.error
+    import urllib.request
+
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".part", dir=target.parent
+    )
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(handle, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
+                    while chunk := response.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except urllib.error.HTTPError as error:
+                error.close()  # it holds the server's answer open
+                raise
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise ValueError(
+                f"The file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
+                f"{sha256}: the transfer was damaged or the mirror serves a different file. "
+                f"It was discarded (nothing was written to {target.parent}); try again, or "
+                "pass origin= another mirror."
+            )
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fetch(name: str, file: str, folder: Path, sha256: str, origins: list[str]) -> None:
+    """Download ``file`` from the first mirror that delivers it intact."""
+    import urllib.error
+
+    failures = []
+    refused = None
+    for base in origins:
+        url = base + file
+        try:
+            _download(url, folder / file, sha256)
+            return
+        except ValueError as error:  # wrong bytes: the next mirror may have the right ones
+            failures.append(f"  {url}: {error}")
+            refused = refused or error
+        except OSError as error:
+            # an HTTP error reads best whole ("HTTP Error 404: Not Found"); a URLError wraps
+            # the socket's error as its reason ("[Errno 111] Connection refused")
+            if isinstance(error, urllib.error.URLError) and not isinstance(
+                error, urllib.error.HTTPError
+            ):
+                error = error.reason
+            failures.append(f"  {url}: {error}")
+    tried = "\n".join(failures)
+    if refused is not None and len(origins) == 1:
+        raise refused
+    by_hand = (
+        f"To install {name} by hand, download the files {', '.join(_IDX_FILES)} on a machine "
+        f"that is online and copy them unchanged into {folder} (their SHA-256 is checked), or "
+        f"pass origin= a mirror that this machine can reach, or cache_dir= (or set "
+        f"{_DATA_ENV} to) a folder whose {name}/ subfolder already holds them."
+    )
+    if refused is not None:
+        raise ValueError(f"No mirror delivered an intact {file}:\n{tried}\n{by_hand}")
+    raise DownloadError(
+        f"Could not download {file} for {name}; tried:\n{tried}\nThis machine seems to be "
+        f"offline, or the mirrors are down. {by_hand}"
+    )
+
+
+def load_idx_dataset(
+    name: str,
+    files: Mapping[str, str],
+    *,
+    origin: str | Sequence[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load a data set published as MNIST is, in four IDX files, downloading what is missing.
+
+    The files are looked for in the data set's cache folder, ``<cache_dir>/<name>/``. Each one
+    missing is downloaded from the first mirror in ``origin`` that delivers it intact, and
+    kept; every file, cached or fresh, must have the SHA-256 given in ``files`` before it is
+    read. A download is written to a temporary file beside its final place and renamed once
+    complete and verified, so the cache never holds a partial or unverified file.
+
+    Parameters
+    ----------
+    name : str
+        The data set's folder in the cache, such as ``"mnist"``.
+    files : mapping of str to str
+        The SHA-256 (64 hexadecimal digits) of each of the four files
+        ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+        ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``.
+    origin : str or sequence of str
+        The base URL under which the four files lie (``origin + file name``), or several such
+        mirrors, tried in order.
+    cache_dir : str, os.PathLike or None, default=None
+        The folder holding one subfolder per data set. None: the environment variable
+        ``BACKPROP_DATA`` if set, else ``~/.backprop/datasets``.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test) : tuple of tuples of numpy.ndarray
+        The images ``(n, rows, cols)`` and their labels ``(n,)``, of the files' types (uint8).
+
+    Raises
+    ------
+    DownloadError
+        A :class:`ConnectionError`: a missing file could be fetched from no mirror (offline);
+        the message lists the URLs tried and says where to put the files by hand.
+    ValueError
+        Naming the file: a cached file with a SHA-256 other than expected (delete it to fetch
+        it anew), a download with the wrong SHA-256 (discarded), a file that is not IDX or is
+        truncated, or files that do not make a data set (images not 3-D, labels not 1-D, or
+        counts that differ). Also for an invalid argument.
+    TypeError
+        For an argument of the wrong type.
+
+    See Also
+    --------
+    load_mnist, load_fashion_mnist : the two best-known such sets, with their official hashes.
+    read_idx : one IDX file.
+    """
+    folder = _data_folder(name, cache_dir)
+    files = _check_files(files)
+    origins = _check_origins(origin)
+    arrays = []
+    for file in _IDX_FILES:
+        path = folder / file
+        if not path.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            _fetch(name, file, folder, files[file], origins)
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != files[file]:
+            # Downloads land only verified, so this file was put here some other way (a copy
+            # by hand cut short, a different release): refuse it rather than overwrite it.
+            raise ValueError(
+                f"{path} is not the expected file: its SHA-256 is {digest}, expected "
+                f"{files[file]}. It may be truncated, damaged or another version. Delete it "
+                "and call again to download it anew."
+            )
+        arrays.append(_parse_idx(data, str(path)))
+    x_train, y_train, x_test, y_test = arrays
+    for x, y, (fx, fy) in ((x_train, y_train, _IDX_FILES[:2]), (x_test, y_test, _IDX_FILES[2:])):
+        if x.ndim != 3:
+            raise ValueError(
+                f"{folder / fx} must hold images of shape (n, rows, cols), received shape "
+                f"{x.shape}."
+            )
+        if y.ndim != 1 or len(y) != len(x):
+            raise ValueError(
+                f"{folder / fx} holds {len(x)} images but {folder / fy} holds {len(y)} labels "
+                f"(shape {y.shape}): expected one label per image, shape ({len(x)},)."
+            )
+    return (x_train, y_train), (x_test, y_test)
+
+
+def load_mnist(
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    origin: str | Sequence[str] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The MNIST handwritten digits: 60,000 training and 10,000 test images, 28x28 grayscale.
+
+    The arrays of ``keras.datasets.mnist.load_data()``. The four IDX files are downloaded on
+    the first call (about 11 MB) into ``~/.backprop/datasets/mnist/`` (see ``cache_dir``),
+    checked against their published SHA-256, and read from there on every later call.
+
+    Parameters
+    ----------
+    cache_dir : str, os.PathLike or None, default=None
+        The folder holding one subfolder per data set. None: the environment variable
+        ``BACKPROP_DATA`` if set, else ``~/.backprop/datasets``.
+    origin : str, sequence of str or None, default=None
+        Another mirror (base URL) or mirrors to download from; the files must still be the
+        official ones. None: Google's copy (``storage.googleapis.com/cvdf-datasets/mnist/``),
+        then PyTorch's (``ossci-datasets.s3.amazonaws.com/mnist/``).
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test) : tuple of tuples of numpy.ndarray
+        ``x_train`` uint8 ``(60000, 28, 28)``, pixels 0 to 255; ``y_train`` uint8 ``(60000,)``,
+        digits 0 to 9; ``x_test`` uint8 ``(10000, 28, 28)``; ``y_test`` uint8 ``(10000,)``.
+
+    Raises
+    ------
+    DownloadError
+        Offline: the message says which URLs failed and where to put the files by hand.
+    ValueError
+        A file that is not the official one (the message names it).
+
+    Notes
+    -----
+    MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, derived from NIST's
+    data, and available under the Creative Commons Attribution-Share Alike 3.0 license.
+
+    Examples
+    --------
+    >>> (x_train, y_train), (x_test, y_test) = load_mnist()  # doctest: +SKIP
+    >>> x_train.shape, y_train.shape, x_test.shape, y_test.shape  # doctest: +SKIP
+    ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
+    """
+    origin = _MNIST_ORIGINS if origin is None else origin
+    return load_idx_dataset("mnist", _MNIST_FILES, origin=origin, cache_dir=cache_dir)
+
+
+def load_fashion_mnist(
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    origin: str | Sequence[str] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Zalando's Fashion-MNIST: 60,000 training and 10,000 test images of clothes, 28x28.
+
+    A drop-in replacement for MNIST that is harder to learn; the arrays of
+    ``keras.datasets.fashion_mnist.load_data()``. The four IDX files are downloaded on the
+    first call (about 30 MB) into ``~/.backprop/datasets/fashion_mnist/`` (see ``cache_dir``),
+    checked against their published SHA-256, and read from there on every later call.
+
+    The labels: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt,
+    7 Sneaker, 8 Bag, 9 Ankle boot.
+
+    Parameters
+    ----------
+    cache_dir : str, os.PathLike or None, default=None
+        The folder holding one subfolder per data set. None: the environment variable
+        ``BACKPROP_DATA`` if set, else ``~/.backprop/datasets``.
+    origin : str, sequence of str or None, default=None
+        Another mirror (base URL) or mirrors to download from; the files must still be the
+        official ones. None: Keras's copy (``storage.googleapis.com/tensorflow/
+        tf-keras-datasets/``), then Zalando's repository on GitHub.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test) : tuple of tuples of numpy.ndarray
+        ``x_train`` uint8 ``(60000, 28, 28)``, pixels 0 to 255; ``y_train`` uint8 ``(60000,)``,
+        classes 0 to 9; ``x_test`` uint8 ``(10000, 28, 28)``; ``y_test`` uint8 ``(10000,)``.
+
+    Raises
+    ------
+    DownloadError
+        Offline: the message says which URLs failed and where to put the files by hand.
+    ValueError
+        A file that is not the official one (the message names it).
+
+    Notes
+    -----
+    Fashion-MNIST is by Zalando SE (Han Xiao, Kashif Rasul, Roland Vollgraf, 2017), under the
+    MIT license.
+
+    Examples
+    --------
+    >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist()  # doctest: +SKIP
+    >>> x_train.shape, y_train.shape, x_test.shape, y_test.shape  # doctest: +SKIP
+    ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
+    """
+    origin = _FASHION_MNIST_ORIGINS if origin is None else origin
+    return load_idx_dataset(
+        "fashion_mnist", _FASHION_MNIST_FILES, origin=origin, cache_dir=cache_dir
+    )

@@ -600,3 +600,450 @@ def test_load_digits_without_sklearn(monkeypatch):
 def test_load_digits_bad_arguments(kwargs, exc, message):
     with pytest.raises(exc, match=message):
         ds.load_digits(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX files, MNIST and Fashion-MNIST. Nothing here leaves this machine: downloads come from an
+# HTTP server on 127.0.0.1 serving a few generated images, with their hashes given to
+# load_idx_dataset; the official loaders are checked against their table, never run online.
+
+IDX_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """Any request to a host other than 127.0.0.1 fails the test instead of going out."""
+    import urllib.parse
+    import urllib.request
+
+    real = urllib.request.urlopen
+
+    def guarded(url, *args, **kwargs):
+        host = urllib.parse.urlsplit(getattr(url, "full_url", url)).hostname
+        if host != "127.0.0.1":
+            pytest.fail(f"a test tried to reach {url!r}")
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", guarded)
+    monkeypatch.setenv("no_proxy", "*")  # a proxy set in the environment must not see loopback
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def idx_files(tmp_path):
+    """Five train and three test 28x28 images with labels, as gzipped IDX bytes by file name."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 5, dtype=np.uint8),
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 3, dtype=np.uint8),
+    }
+    folder = tmp_path / "made"
+    folder.mkdir()
+    blobs = {}
+    for name, a in arrays.items():
+        ds.write_idx(folder / name, a)
+        blobs[name] = (folder / name).read_bytes()
+    return arrays, blobs
+
+
+class _Server:
+    """An HTTP server on 127.0.0.1 (port 0) serving ``files`` under /data/, counting requests."""
+
+    def __init__(self, files: dict[str, bytes]):
+        import http.server
+        import threading
+
+        self.files = dict(files)
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # the name http.server calls
+                server.requests.append(self.path)
+                body = server.files.get(self.path.removeprefix("/data/"))
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server(idx_files):
+    s = _Server(idx_files[1])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def dead_url():
+    """The address of a server that has just closed: nothing listens there."""
+    s = _Server({})
+    url = s.url
+    s.close()
+    return url
+
+
+def _hashes(blobs):
+    return {name: _sha256(blob) for name, blob in blobs.items()}
+
+
+def _assert_loaded(loaded, arrays):
+    (x_train, y_train), (x_test, y_test) = loaded
+    for got, name in zip((x_train, y_train, x_test, y_test), IDX_NAMES, strict=True):
+        assert isinstance(got, np.ndarray) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, arrays[name])
+    assert x_train.shape == (5, 28, 28) and y_train.shape == (5,)
+    assert x_test.shape == (3, 28, 28) and y_test.shape == (3,)
+
+
+def test_idx_round_trips_images_and_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    for a in (
+        rng.integers(0, 256, (4, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 7, dtype=np.uint8),
+        np.zeros((0, 28, 28), dtype=np.uint8),
+        rng.integers(-128, 128, (2, 3), dtype=np.int8),
+        rng.integers(-30000, 30000, (3, 2), dtype=np.int16),
+        rng.integers(-(2**31), 2**31 - 1, (5,), dtype=np.int32),
+        rng.normal(size=(2, 2, 2)).astype(np.float32),
+        rng.normal(size=(3,)),
+    ):
+        for name in ("a-idx.gz", "a-idx"):
+            ds.write_idx(tmp_path / name, a)
+            b = ds.read_idx(tmp_path / name)
+            assert b.dtype == a.dtype and b.shape == a.shape and b.dtype.isnative
+            np.testing.assert_array_equal(b, a)
+            b[...] = 0  # a copy the caller may write to, not a view of the file's bytes
+
+
+def test_idx_header_is_the_standard_one(tmp_path):
+    """The bytes are those of the IDX format: 0, 0, type code, ndim, big-endian sizes, data."""
+    ds.write_idx(tmp_path / "a", np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8))
+    assert (tmp_path / "a").read_bytes() == bytes(
+        [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6]
+    )
+    ds.write_idx(tmp_path / "b", np.array([1, 256], dtype=np.int16))
+    assert (tmp_path / "b").read_bytes() == bytes([0, 0, 0x0B, 1, 0, 0, 0, 2, 0, 1, 1, 0])
+    # written compressed, the bytes do not depend on the time (the hashes stay stable)
+    ds.write_idx(tmp_path / "c.gz", np.arange(5, dtype=np.uint8))
+    first = (tmp_path / "c.gz").read_bytes()
+    ds.write_idx(tmp_path / "c.gz", np.arange(5, dtype=np.uint8))
+    assert (tmp_path / "c.gz").read_bytes() == first
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", r"too short to be an IDX file: 0 bytes"),
+        (b"\x00\x00\x08", r"too short to be an IDX file: 3 bytes"),
+        (b"PK\x03\x04rest", r"not an IDX file: it starts with 50 4b, .*two zero bytes"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", r"unknown IDX type code 0x07.*0x08 \(uint8\)"),
+        (b"\x00\x00\x08\x00", r"0 dimensions.*at least 1"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00", r"truncated: its header declares 3 dim"),
+        (
+            b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x03\x01\x02\x03\x04",
+            r"truncated: its header declares shape \(2, 3\) of uint8, 6 bytes of data.*holds 4",
+        ),
+        (
+            b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02\x03",
+            r"1 byte\(s\) more than its header declares \(shape \(2,\) of uint8",
+        ),
+        (b"\x1f\x8b\x08\x00garbage", r"not a readable gzip file"),
+    ],
+)
+def test_idx_refuses_damaged_files_naming_them(tmp_path, data, message):
+    path = tmp_path / "broken-idx1-ubyte"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=message) as info:
+        ds.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_idx_refuses_a_truncated_gzip_naming_it(tmp_path):
+    path = tmp_path / "t-idx3-ubyte.gz"
+    ds.write_idx(path, np.ones((3, 28, 28), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-12])
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*not a readable gzip file"):
+        ds.read_idx(path)
+
+
+@pytest.mark.parametrize(
+    ("array", "exc", "message"),
+    [
+        (np.array(3, dtype=np.uint8), ValueError, r"at least 1 dimension.*received shape \(\)"),
+        (np.zeros(2, dtype=np.uint16), TypeError, r"uint8, int8, int16, int32, float32.*uint16"),
+        (np.zeros(2, dtype=np.int64), TypeError, r"received dtype int64"),
+        ([1, 2], TypeError, r"must be a numpy.ndarray, received list"),
+    ],
+)
+def test_write_idx_bad_arguments(tmp_path, array, exc, message):
+    with pytest.raises(exc, match=message):
+        ds.write_idx(tmp_path / "x", array)
+    assert not (tmp_path / "x").exists()
+
+
+def test_download_verifies_caches_and_then_reads_the_cache_only(tmp_path, idx_files, server):
+    arrays, blobs = idx_files
+    cache = tmp_path / "cache"
+    loaded = ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=cache)
+    _assert_loaded(loaded, arrays)
+    assert sorted(server.requests) == sorted(f"/data/{n}" for n in IDX_NAMES)
+    # the cache holds the four verified files under <cache_dir>/<name>/ and nothing else
+    assert sorted(p.name for p in (cache / "tiny").iterdir()) == sorted(IDX_NAMES)
+    for name in IDX_NAMES:
+        assert (cache / "tiny" / name).read_bytes() == blobs[name]
+    server.requests.clear()
+    again = ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=cache)
+    _assert_loaded(again, arrays)
+    assert server.requests == []
+
+
+def test_only_the_missing_files_are_downloaded(tmp_path, idx_files, server):
+    arrays, blobs = idx_files
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(blobs["train-labels-idx1-ubyte.gz"])
+    loaded = ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+    _assert_loaded(loaded, arrays)
+    assert "/data/train-labels-idx1-ubyte.gz" not in server.requests
+    assert len(server.requests) == 3
+
+
+def test_cache_folder_from_environment_and_home(tmp_path, idx_files, server, monkeypatch):
+    arrays, blobs = idx_files
+    monkeypatch.setenv("BACKPROP_DATA", str(tmp_path / "env"))
+    _assert_loaded(ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url), arrays)
+    assert sorted(p.name for p in (tmp_path / "env" / "tiny").iterdir()) == sorted(IDX_NAMES)
+    # the argument wins over the environment
+    ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path / "arg")
+    assert (tmp_path / "arg" / "tiny").is_dir()
+    # without either: ~/.backprop/datasets/<name>/
+    monkeypatch.delenv("BACKPROP_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    _assert_loaded(ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url), arrays)
+    home = tmp_path / "home" / ".backprop" / "datasets" / "tiny"
+    assert sorted(p.name for p in home.iterdir()) == sorted(IDX_NAMES)
+
+
+def test_a_corrupted_download_is_refused_and_leaves_nothing(tmp_path, idx_files, server, dead_url):
+    _, blobs = idx_files
+    name = "train-images-idx3-ubyte.gz"
+    good = blobs[name]
+    server.files[name] = good[:-1] + bytes([good[-1] ^ 1])  # one bit flipped
+    with pytest.raises(ValueError, match="SHA-256") as info:
+        ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+    message = str(info.value)
+    assert server.url + name in message and _hashes(blobs)[name] in message
+    assert _sha256(server.files[name]) in message
+    # no partial or unverified file is left behind: the folder holds only verified files
+    left = sorted(p.name for p in (tmp_path / "tiny").iterdir())
+    assert name not in left and all(n in IDX_NAMES for n in left)
+    # among mirrors, wrong bytes from one are a reason to try the next; when none is intact
+    # the error is still about the bytes (the machine is online), listing every mirror
+    with pytest.raises(ValueError, match=r"No mirror delivered an intact .*\n.*\n.*SHA-256"):
+        ds.load_idx_dataset(
+            "tiny", _hashes(blobs), origin=[dead_url, server.url], cache_dir=tmp_path
+        )
+    assert sorted(p.name for p in (tmp_path / "tiny").iterdir()) == left
+    # with the right bytes on the server the next call succeeds
+    server.files[name] = good
+    ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+
+
+def test_a_damaged_cached_file_is_named(tmp_path, idx_files, server):
+    arrays, blobs = idx_files
+    ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+    path = tmp_path / "tiny" / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:100])  # as an interrupted copy by hand leaves it
+    server.requests.clear()
+    with pytest.raises(ValueError, match=re.escape(str(path)) + r".*SHA-256.*[Dd]elete it"):
+        ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+    assert server.requests == []  # refused, not silently fetched again
+    path.unlink()
+    _assert_loaded(
+        ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path), arrays
+    )
+
+
+def test_files_that_do_not_make_a_data_set_are_named(tmp_path, idx_files):
+    arrays, blobs = idx_files
+    # the hashes match, but the labels are one short of the images
+    ds.write_idx(tmp_path / "short.gz", arrays["train-labels-idx1-ubyte.gz"][:4])
+    blobs = dict(blobs, **{"train-labels-idx1-ubyte.gz": (tmp_path / "short.gz").read_bytes()})
+    s = _Server(blobs)
+    try:
+        with pytest.raises(
+            ValueError, match=r"5 images but .*train-labels-idx1-ubyte\.gz holds 4 labels"
+        ):
+            ds.load_idx_dataset("tiny", _hashes(blobs), origin=s.url, cache_dir=tmp_path)
+        # images of the wrong rank
+        ds.write_idx(tmp_path / "flat.gz", np.zeros((5, 784), dtype=np.uint8))
+        s.files["train-images-idx3-ubyte.gz"] = (tmp_path / "flat.gz").read_bytes()
+        with pytest.raises(ValueError, match=r"shape \(n, rows, cols\).*shape \(5, 784\)"):
+            ds.load_idx_dataset("flat", _hashes(s.files), origin=s.url, cache_dir=tmp_path)
+    finally:
+        s.close()
+
+
+def test_offline_error_names_the_url_and_the_folder(tmp_path, idx_files, dead_url):
+    _, blobs = idx_files
+    with pytest.raises(ds.DownloadError) as info:
+        ds.load_idx_dataset("tiny", _hashes(blobs), origin=dead_url, cache_dir=tmp_path)
+    assert isinstance(info.value, ConnectionError) and isinstance(info.value, OSError)
+    message = str(info.value)
+    assert dead_url + "train-images-idx3-ubyte.gz" in message
+    assert "offline" in message
+    assert str(tmp_path / "tiny") in message and all(n in message for n in IDX_NAMES)
+    assert not any((tmp_path / "tiny").iterdir())  # no temporary file left
+
+
+def test_mirrors_are_tried_in_order(tmp_path, idx_files, server, dead_url):
+    arrays, blobs = idx_files
+    origins = [dead_url, server.url]
+    loaded = ds.load_idx_dataset("tiny", _hashes(blobs), origin=origins, cache_dir=tmp_path)
+    _assert_loaded(loaded, arrays)
+    assert len(server.requests) == 4
+    # an HTTP error (the file is not on that server) is also a reason to try the next
+    empty = _Server({})
+    try:
+        loaded = ds.load_idx_dataset(
+            "again", _hashes(blobs), origin=(empty.url, server.url), cache_dir=tmp_path
+        )
+        _assert_loaded(loaded, arrays)
+        assert len(empty.requests) == 4
+    finally:
+        empty.close()
+    with pytest.raises(ds.DownloadError, match=r"HTTP Error 404.*\n.*Connection refused"):
+        other = _Server({})
+        try:
+            ds.load_idx_dataset(
+                "none", _hashes(blobs), origin=[other.url, dead_url], cache_dir=tmp_path
+            )
+        finally:
+            other.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "exc", "message"),
+    [
+        (("../up", {}), {"origin": "http://127.0.0.1/"}, ValueError, r"name must be .*'\.\./up'"),
+        (("", {}), {"origin": "http://127.0.0.1/"}, ValueError, "name must be"),
+        (("x", {"a.gz": "0" * 64}), {"origin": "http://127.0.0.1/"}, ValueError, r"missing"),
+        (("x", [1]), {"origin": "http://127.0.0.1/"}, TypeError, r"files must be a mapping"),
+        (("x", "bad-hash"), {"origin": "http://127.0.0.1/"}, ValueError, "64 hexadecimal"),
+        (("x", None), {"origin": []}, ValueError, r"origin must be a URL or a non-empty"),
+        (("x", None), {"origin": 3}, TypeError, r"origin must be a URL .*received int"),
+        (("x", None), {"origin": "u", "cache_dir": 3}, TypeError, r"cache_dir must be a path"),
+    ],
+)
+def test_load_idx_dataset_bad_arguments(tmp_path, args, kwargs, exc, message):
+    name, files = args
+    good = {n: "0" * 64 for n in IDX_NAMES}
+    if files is None:
+        files = good
+    elif files == "bad-hash":
+        files = dict(good, **{IDX_NAMES[0]: "xyz"})
+    with pytest.raises(exc, match=message):
+        ds.load_idx_dataset(name, files, **{"cache_dir": tmp_path, **kwargs})
+
+
+# the published SHA-256 of the official archives (see the table in backprop/datasets.py)
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": (
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+    ),
+}
+FASHION_MNIST_SHA256 = {
+    "train-images-idx3-ubyte.gz": (
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("loader", "name", "hashes", "mirror"),
+    [
+        (
+            ds.load_mnist,
+            "mnist",
+            MNIST_SHA256,
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),
+        (
+            ds.load_fashion_mnist,
+            "fashion_mnist",
+            FASHION_MNIST_SHA256,
+            "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        ),
+    ],
+)
+def test_official_loaders_use_the_official_files(
+    monkeypatch, tmp_path, loader, name, hashes, mirror
+):
+    calls = []
+    monkeypatch.setattr(ds, "load_idx_dataset", lambda *a, **k: calls.append((a, k)) or "data")
+    assert loader() == "data"
+    assert loader(cache_dir=tmp_path, origin="http://127.0.0.1:1/m/") == "data"
+    (args, kwargs), (args2, kwargs2) = calls
+    assert args == (name, hashes) == args2
+    assert list(args[1]) == list(IDX_NAMES)
+    assert kwargs["cache_dir"] is None and kwargs["origin"][0] == mirror
+    assert all(u.startswith("https://") for u in kwargs["origin"])
+    assert kwargs2 == {"cache_dir": tmp_path, "origin": "http://127.0.0.1:1/m/"}
+
+
+@pytest.mark.parametrize("loader", [ds.load_mnist, ds.load_fashion_mnist])
+def test_official_loaders_refuse_other_files(tmp_path, server, loader):
+    """Served the small files under the official names, an official loader asks for exactly
+    those names and refuses the bytes: the official hashes are checked."""
+    with pytest.raises(ValueError, match="SHA-256"):
+        loader(cache_dir=tmp_path, origin=server.url)
+    assert server.requests == ["/data/train-images-idx3-ubyte.gz"]
