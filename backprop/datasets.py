@@ -47,6 +47,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -1346,6 +1347,12 @@ def _check_origins(origin: Any) -> list[str]:
             "origin must be a URL or a non-empty sequence of URLs (mirrors, tried in order), "
             f"received origin={origin!r}."
         )
+    for url in origin:
+        if urlsplit(url).scheme not in ("http", "https", "file"):
+            raise ValueError(
+                "origin must hold http://, https:// or file:// URLs (the folder the four files "
+                f"lie in), received {url!r}."
+            )
     # the files lie right under each base URL
     return [u if u.endswith("/") else u + "/" for u in origin]
 
@@ -1367,37 +1374,70 @@ def _data_folder(name: Any, cache_dir: Any) -> Path:
     return Path(cache_dir).expanduser() / name
 
 
+class _Unreachable(Exception):
+    """A mirror that could not deliver (no connection, an HTTP error, a transfer cut short)."""
+
+
+class _WrongBytes(ValueError):
+    """A mirror delivered bytes with another SHA-256 than expected."""
+
+
 def _download(url: str, target: Path, sha256: str) -> None:
     """Fetch ``url`` into ``target``, which appears only complete and verified.
 
     The bytes go to a temporary file in the same folder, renamed onto ``target`` once their
     SHA-256 matches: a reader (or a second process downloading at the same time) never sees a
-    partial file, and an interrupted or refused download leaves nothing behind. Network
-    failures raise OSError; wrong bytes raise ValueError.
+    partial file, and an interrupted or refused download leaves nothing behind. A network
+    failure raises _Unreachable and wrong bytes _WrongBytes; an error of this machine (a full
+    disk, a folder it may not write to) is raised as it is, since no mirror can help there.
     """
     # imported here: urllib.request pulls in http.client, ssl and email, which `import
     # backprop` does not need until something is downloaded
+    import http.client
     import urllib.error
     import urllib.request
 
+    network_errors = (OSError, http.client.HTTPException)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".part", dir=target.parent
     )
     try:
-        digest = hashlib.sha256()
+        digest, received = hashlib.sha256(), 0
         with os.fdopen(handle, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
-                    while chunk := response.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
+                response = urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT)
             except urllib.error.HTTPError as error:
                 error.close()  # it holds the server's answer open
-                raise
+                raise _Unreachable(str(error)) from None  # "HTTP Error 404: Not Found"
+            except urllib.error.URLError as error:
+                raise _Unreachable(str(error.reason)) from None  # "[Errno 111] Connection..."
+            except network_errors as error:
+                raise _Unreachable(str(error) or type(error).__name__) from None
+            with response:
+                while True:
+                    try:
+                        chunk = response.read(_CHUNK)
+                    except network_errors as error:
+                        raise _Unreachable(
+                            f"the transfer broke off ({type(error).__name__}: {error})"
+                        ) from None
+                    if not chunk:
+                        break
+                    received += len(chunk)
+                    digest.update(chunk)
+                    out.write(chunk)
+                # http.client ends a body cut short quietly; the bytes still announced (the
+                # Content-Length left; a file:// answer has none) tell it from a whole file
+                # with the wrong content
+                left = getattr(response, "length", None)
+                if left:
+                    raise _Unreachable(
+                        f"the transfer broke off after {received} of {received + left} bytes"
+                    )
             out.flush()
             os.fsync(out.fileno())
         if digest.hexdigest() != sha256:
-            raise ValueError(
+            raise _WrongBytes(
                 f"The file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected "
                 f"{sha256}: the transfer was damaged or the mirror serves a different file. "
                 f"It was discarded (nothing was written to {target.parent}); try again, or "
@@ -1411,8 +1451,6 @@ def _download(url: str, target: Path, sha256: str) -> None:
 
 def _fetch(name: str, file: str, folder: Path, sha256: str, origins: list[str]) -> None:
     """Download ``file`` from the first mirror that delivers it intact."""
-    import urllib.error
-
     failures = []
     refused = None
     for base in origins:
@@ -1420,16 +1458,10 @@ def _fetch(name: str, file: str, folder: Path, sha256: str, origins: list[str]) 
         try:
             _download(url, folder / file, sha256)
             return
-        except ValueError as error:  # wrong bytes: the next mirror may have the right ones
+        except _WrongBytes as error:  # the next mirror may have the right bytes
             failures.append(f"  {url}: {error}")
             refused = refused or error
-        except OSError as error:
-            # an HTTP error reads best whole ("HTTP Error 404: Not Found"); a URLError wraps
-            # the socket's error as its reason ("[Errno 111] Connection refused")
-            if isinstance(error, urllib.error.URLError) and not isinstance(
-                error, urllib.error.HTTPError
-            ):
-                error = error.reason
+        except _Unreachable as error:
             failures.append(f"  {url}: {error}")
     tried = "\n".join(failures)
     if refused is not None and len(origins) == 1:
@@ -1472,8 +1504,8 @@ def load_idx_dataset(
         ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
         ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``.
     origin : str or sequence of str
-        The base URL under which the four files lie (``origin + file name``), or several such
-        mirrors, tried in order.
+        The base URL under which the four files lie (``origin + file name``; http, https or
+        a local folder as ``file://``), or several such mirrors, tried in order.
     cache_dir : str, os.PathLike or None, default=None
         The folder holding one subfolder per data set. None: the environment variable
         ``BACKPROP_DATA`` if set, else ``~/.backprop/datasets``.

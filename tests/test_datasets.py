@@ -625,7 +625,7 @@ def _loopback_only(monkeypatch):
 
     def guarded(url, *args, **kwargs):
         host = urllib.parse.urlsplit(getattr(url, "full_url", url)).hostname
-        if host != "127.0.0.1":
+        if host not in ("127.0.0.1", None):  # None: a file:// URL
             pytest.fail(f"a test tried to reach {url!r}")
         return real(url, *args, **kwargs)
 
@@ -666,6 +666,7 @@ class _Server:
         import threading
 
         self.files = dict(files)
+        self.cut: dict[str, int] = {}
         self.requests: list[str] = []
         server = self
 
@@ -679,7 +680,8 @@ class _Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # a transfer cut short: the connection closes after `cut` bytes
+                self.wfile.write(body[: server.cut.get(self.path.removeprefix("/data/"))])
 
             def log_message(self, *args):  # keep the test output clean
                 pass
@@ -880,6 +882,30 @@ def test_a_corrupted_download_is_refused_and_leaves_nothing(tmp_path, idx_files,
     ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
 
 
+def test_a_local_folder_is_a_mirror_too(tmp_path, idx_files):
+    """origin may be a file:// URL: a copy on a shared drive, say."""
+    arrays, blobs = idx_files
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, blob in blobs.items():
+        (mirror / name).write_bytes(blob)
+    loaded = ds.load_idx_dataset(
+        "tiny", _hashes(blobs), origin=mirror.as_uri(), cache_dir=tmp_path / "cache"
+    )
+    _assert_loaded(loaded, arrays)
+    assert sorted(p.name for p in (tmp_path / "cache" / "tiny").iterdir()) == sorted(IDX_NAMES)
+
+
+def test_a_transfer_cut_short_leaves_nothing(tmp_path, idx_files, server):
+    _, blobs = idx_files
+    server.cut["train-images-idx3-ubyte.gz"] = 1000
+    with pytest.raises(
+        ds.DownloadError, match=r"ubyte\.gz: the transfer broke off after 1000 of \d+ bytes"
+    ):
+        ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
+    assert list((tmp_path / "tiny").iterdir()) == []
+
+
 def test_a_damaged_cached_file_is_named(tmp_path, idx_files, server):
     arrays, blobs = idx_files
     ds.load_idx_dataset("tiny", _hashes(blobs), origin=server.url, cache_dir=tmp_path)
@@ -964,6 +990,7 @@ def test_mirrors_are_tried_in_order(tmp_path, idx_files, server, dead_url):
         (("x", None), {"origin": []}, ValueError, r"origin must be a URL or a non-empty"),
         (("x", None), {"origin": 3}, TypeError, r"origin must be a URL .*received int"),
         (("x", None), {"origin": "u", "cache_dir": 3}, TypeError, r"cache_dir must be a path"),
+        (("x", None), {"origin": "127.0.0.1/data"}, ValueError, r"http://, https:// or file://"),
     ],
 )
 def test_load_idx_dataset_bad_arguments(tmp_path, args, kwargs, exc, message):
