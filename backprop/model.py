@@ -40,7 +40,7 @@ from . import registry as _registry
 from . import summary as _summary
 from . import trainer as _trainer
 from ._checks import check_bool
-from .parameters import FlatParameters
+from .parameters import FlatParameters, check_input_fits
 from .rng import Streams
 from .trainer import on_device as _on_device
 from .training.errors import DeadNetworkWarning, NonFiniteLossError
@@ -170,9 +170,9 @@ class Sequential(FlatParameters):
                 "weights with model2.set_weights(model1.get_weights())."
             )
         self.layers.append(layer)
-        if self.input_dim is not None:  # the first layer knows its input: build what is new
+        if self.input_shape is not None:  # the first layer knows its input: build what is new
             try:
-                self.build(self.input_dim)
+                self.build(self.input_shape)
             except BaseException:  # a refused layer leaves the model as it was
                 self.layers.pop()
                 raise
@@ -188,37 +188,48 @@ class Sequential(FlatParameters):
         return bool(self.layers) and all(layer.built for layer in self.layers)
 
     @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input sample, no batch axis: ``(28, 28, 1)``, ``(k,)`` (None: unknown)."""
+        return self.layers[0].input_shape if self.layers else None
+
+    @property
     def input_dim(self) -> int | None:
-        """Number of input features (None before the model is built)."""
+        """Number of input features, the last entry of ``input_shape`` (None: unknown)."""
         return self.layers[0].input_dim if self.layers else None
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample (no batch axis)."""
+        return self._output_shape_from(self.input_shape)
 
     @property
     def output_dim(self) -> int:
         """Number of output units."""
-        return self._out_dim_from(self.input_dim)
+        return self.output_shape[-1]
 
-    def build(self, input_dim: int) -> None:
-        """Create every layer's parameters for inputs of ``input_dim`` features.
+    def build(self, input_shape: int | tuple[int, ...]) -> None:
+        """Create every layer's parameters for samples of shape ``input_shape``.
 
         Parameters
         ----------
-        input_dim : int
-            Number of input features.
+        input_shape : int or tuple of int
+            Shape of one sample, ``(28, 28, 1)`` or ``(k,)`` (Keras's ``(None, 28, 28, 1)``,
+            with the batch axis, is read the same); an int ``k`` is short for ``(k,)``.
         """
         if not self.layers:
             raise ValueError("The model has no layers: add some with model.add(...) first.")
-        _data.check_positive_int(input_dim, "input_dim")
-        dim = input_dim
+        if isinstance(input_shape, tuple | list) and input_shape and input_shape[0] is None:
+            input_shape = tuple(input_shape[1:])  # Keras's batch axis
+        if not isinstance(input_shape, tuple | list):
+            _data.check_positive_int(input_shape, "input_shape")
+        shape = _layers.core._check_input_shape(input_shape, self.name)
         for i, layer in enumerate(self.layers):
             if not layer.built:
-                if i > 0 and layer.input_dim is not None and layer.input_dim != dim:
-                    raise ValueError(
-                        f"{layer.name} was given input_dim={layer.input_dim}, but the layer "
-                        f"before it outputs {dim} features."
-                    )
+                if i > 0:
+                    check_input_fits(layer, shape)
                 with _unbuilt_if_failing(layer):
-                    layer.build(dim, *self._build_args(layer))
-            dim = layer.output_dim(dim)
+                    layer.build_from_shape(shape, *self._build_args(layer))
+            shape = layer.compute_output_shape(shape)
         self._collect_params()
 
     @property
@@ -321,11 +332,14 @@ class Sequential(FlatParameters):
                 total = penalty if total is None else total + penalty
         return total
 
-    def _out_dim_from(self, input_dim: int) -> int:
-        dim = input_dim
+    def _output_shape_from(self, input_shape: int | tuple[int, ...]) -> tuple[int, ...]:
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
         for layer in self.layers:
-            dim = layer.output_dim(dim)
-        return dim
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def _out_dim_from(self, input_shape: int | tuple[int, ...]) -> int:
+        return self._output_shape_from(input_shape)[-1]
 
     # -- training: Keras's Trainer methods, written in backprop/trainer.py -------------------------
     compile = _trainer.compile

@@ -43,6 +43,36 @@ def _check_grad_shape(layer: Any, k: str, g: Any, shape: tuple) -> None:
         )
 
 
+def check_input_fits(layer: Any, shape: tuple[int, ...]) -> None:
+    """Refuse a layer (not the first) given an input size the layer before it does not output.
+
+    Parameters
+    ----------
+    layer : Layer
+        The layer, unbuilt.
+    shape : tuple of int
+        The shape of one sample the layer before it outputs.
+
+    Raises
+    ------
+    ValueError
+        If the layer was made with another ``input_shape``, or another ``input_dim`` than
+        ``shape[-1]``.
+    """
+    given = getattr(layer, "_input_shape_arg", None)
+    if given is not None and tuple(given) != tuple(shape):
+        raise ValueError(
+            f"{layer.name} was given input_shape={tuple(given)}, but the layer before it "
+            f"outputs samples of shape {tuple(shape)}."
+        )
+    if layer.input_dim is not None and layer.input_dim != shape[-1]:
+        raise ValueError(
+            f"{layer.name} was given input_dim={layer.input_dim}, but the layer before it "
+            f"outputs {shape[-1]} features"
+            + ("." if len(shape) == 1 else f" on its last axis (samples of shape {shape}).")
+        )
+
+
 class FlatParameters:
     """The flat parameter vector of a network and the views of it its layers hold.
 
@@ -75,17 +105,14 @@ class FlatParameters:
             ``standin(shape, rng) -> numpy.ndarray``, called in place of every initializer: it
             should draw nothing and touch no memory (``numpy.empty`` of the model's dtype).
         """
-        if not layers or layers[0].input_dim is None:
-            raise ValueError("the first layer has no input_dim")
-        weights, dim = iter(weights), layers[0].input_dim
+        if not layers or layers[0].input_shape is None:
+            raise ValueError("the first layer has no input_shape")
+        weights, shape = iter(weights), layers[0].input_shape
         for i, layer in enumerate(layers):
-            if i > 0 and layer.input_dim is not None and layer.input_dim != dim:
-                raise ValueError(
-                    f"{layer.name} was given input_dim={layer.input_dim}, but the layer before "
-                    f"it outputs {dim} features."
-                )
+            if i > 0:
+                check_input_fits(layer, shape)
             with _initializers_replaced(layer, standin):
-                layer.build(dim, *self._build_args(layer))
+                layer.build_from_shape(shape, *self._build_args(layer))
             for store in ("params", "buffers"):
                 arrays = getattr(layer, store)
                 for k in list(arrays):
@@ -103,7 +130,7 @@ class FlatParameters:
                     del w
             self.layers.append(layer)
             layer._model_token = self._token
-            dim = layer.output_dim(dim)
+            shape = layer.compute_output_shape(shape)
         if next(weights, None) is not None:
             raise ValueError("more saved weight arrays than the layers have weights")
         self._collect_params()

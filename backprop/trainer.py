@@ -96,7 +96,7 @@ def _check(
 def _to_device(self: Any, X: Any, y: Any = None) -> tuple[Array, Array | None]:
     """Build if needed, then move checked X (and y, in the loss's layout) to the device."""
     if not self.built:
-        self.build(X.shape[1])
+        self.build(tuple(X.shape[1:]))
         if self.loss is not None:  # "accuracy" depends on the output width
             self.metrics = _compilation.resolve_metrics(self)
     n_outputs = self.output_dim if y is not None else 0

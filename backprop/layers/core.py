@@ -46,9 +46,18 @@ class Layer:
     trainable : bool
         False freezes the layer: the optimizer never updates its ``params`` (and a frozen
         BatchNormalization normalises with its moving statistics, as in Keras).
+    input_shape : tuple of int or None
+        The shape of one sample this layer takes, without the batch axis (``(28, 28, 1)`` for
+        images, ``(k,)`` for tables): given to the first layer (as in Keras), or recorded when
+        the layer is built. ``input_dim`` is its last entry (the features a Dense layer reads).
     """
 
-    def __init__(self, name: str | None = None, trainable: bool = True):
+    def __init__(
+        self,
+        name: str | None = None,
+        trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
+    ):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, received {type(name).__name__}.")
         # Keras's default names: the class name in snake case (batch_normalization, dense_1)
@@ -61,7 +70,9 @@ class Layer:
         self.trainable = trainable
         self.backend = None
         self.xp = None
-        self.input_dim: int | None = None
+        self.input_shape = _check_input_shape(input_shape, type(self).__name__)
+        self._input_shape_arg = self.input_shape  # what get_config records
+        self.input_dim: int | None = None if self.input_shape is None else self.input_shape[-1]
         self._has_forward = False
         # whether backward returns dL/dx; the model turns it off for its first layer in fit
         self.need_dx = True
@@ -105,6 +116,51 @@ class Layer:
             dtype,
             rng,
         )
+        if self.input_shape is None or self.input_shape[-1] != input_dim:
+            self.input_shape = (input_dim,)
+
+    def build_from_shape(
+        self, input_shape: tuple[int, ...], backend: Any, rng: Any, dtype: Any
+    ) -> None:
+        """Create the parameters for samples of shape ``input_shape`` (no batch axis).
+
+        The model builds every layer through this method. The default reads the features on
+        the last axis, as Keras's Dense does: it records ``input_shape`` and calls
+        :meth:`build` with ``input_shape[-1]``, so a layer that defines only ``build`` and
+        ``output_dim`` works on inputs of any rank. A layer that sees the whole shape
+        (Flatten, Conv2D) overrides it, and sets what :meth:`build` sets.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Shape of one sample, e.g. ``(28, 28, 1)`` or ``(k,)``.
+        backend : backprop.backend.Backend
+            Where the arrays live.
+        rng : numpy.random.Generator
+            Seeded host generator for initial values and random masks.
+        dtype : dtype
+            Floating dtype of the backend's namespace.
+        """
+        input_shape = tuple(int(d) for d in input_shape)
+        self.build(input_shape[-1], backend, rng, dtype)
+        self.input_shape = input_shape
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output sample for input samples of shape ``input_shape`` (Keras's name).
+
+        The default changes only the last axis, by :meth:`output_dim`.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Shape of one input sample, without the batch axis.
+
+        Returns
+        -------
+        tuple of int
+            Shape of one output sample, without the batch axis.
+        """
+        return (*input_shape[:-1], self.output_dim(input_shape[-1]))
 
     def output_dim(self, input_dim: int) -> int:
         """Number of output features for ``input_dim`` input features.
@@ -212,11 +268,14 @@ class Layer:
         return self._with_trainable({"name": self.name})
 
     def _with_trainable(self, config: dict[str, Any]) -> dict[str, Any]:
-        """``config`` plus ``"trainable": False`` for a frozen layer.
+        """``config`` plus ``"trainable": False`` for a frozen layer, and the ``input_shape``
+        the layer was made with.
 
-        The key is absent when True, so the configs and files of trainable layers keep their
-        shape.
+        Each key is absent when it has its default (trainable, no input_shape given), so the
+        configs and files of earlier layers keep their shape.
         """
+        if self._input_shape_arg is not None:
+            config = {**config, "input_shape": list(self._input_shape_arg)}
         return config if self.trainable else {**config, "trainable": False}
 
     def count_params(self) -> int:
@@ -249,6 +308,23 @@ def _auto_name(prefix: str) -> str:
     return prefix if n == 1 else f"{prefix}_{n - 1}"
 
 
+def _check_input_shape(shape: Any, layer: str) -> tuple[int, ...] | None:
+    """``shape`` as a tuple of positive Python ints (None stays None), else a ValueError."""
+    if shape is None:
+        return None
+    if isinstance(shape, int) or as_int(shape) is not None:
+        shape = (shape,)  # input_shape=784 reads as (784,)
+    entries = tuple(shape) if isinstance(shape, tuple | list) else None
+    dims = None if entries is None else [as_int(d) for d in entries]
+    if not entries or any(d is None or d <= 0 for d in dims):
+        raise ValueError(
+            f"{layer}: Expected input_shape to be a non-empty tuple of positive integers, the "
+            f"shape of one sample without the batch axis, e.g. input_shape=(28, 28, 1); "
+            f"received input_shape={shape!r}."
+        )
+    return tuple(dims)
+
+
 def _check_positive_int(value: Any, what: str, allow_none: bool = False) -> int | None:
     """``value`` as a Python int (NumPy integers accepted), or None when allowed."""
     if value is None and allow_none:
@@ -275,15 +351,21 @@ class Dense(Layer):
     activation : str or ActivationFunction, optional
         ``g``; None means linear.
     input_dim : int, optional
-        Input features; needed on the first layer only to build before seeing data.
+        Input features; needed on the first layer only to build before seeing data. A short
+        form of ``input_shape=(input_dim,)``.
     kernel_initializer, bias_initializer : str or Initializer
         Keras defaults: ``"glorot_uniform"`` and ``"zeros"``.
     kernel_regularizer : str or Regularizer, optional
         Penalty on W added to the loss.
     use_bias : bool
         Whether the layer has ``b``.
+    input_shape : tuple of int, optional
+        Shape of one input sample, as in Keras (the first layer only).
 
-    Shapes: ``x (n, in)``, ``W (in, out)``, ``b (out,)``, ``z, y (n, out)``.
+    Shapes: ``x (n, in)``, ``W (in, out)``, ``b (out,)``, ``z, y (n, out)``. On an input of
+    higher rank ``(n, ..., in)`` the layer acts on the last axis, as Keras's Dense does:
+    ``z (n, ..., out)``, and the sums of the gradients of ``W`` and ``b`` run over every
+    axis but the last (each position is one more row of the same product).
     """
 
     def __init__(
@@ -297,13 +379,21 @@ class Dense(Layer):
         use_bias: bool = True,
         name: str | None = None,
         trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
     ):
         units = _check_positive_int(units, "units")
         input_dim = _check_positive_int(input_dim, "input_dim", allow_none=True)
-        super().__init__(name, trainable)
+        super().__init__(name, trainable, input_shape)
+        if input_dim is not None and self.input_shape is not None:
+            if input_dim != self.input_shape[-1]:
+                raise ValueError(
+                    f"{self.name}: input_dim={input_dim} and input_shape={self.input_shape} "
+                    "disagree (input_dim is the last entry of input_shape); give one of them."
+                )
         self.units = units
         self.activation = _activations.get(activation)
-        self.input_dim = input_dim
+        if input_dim is not None:
+            self.input_dim, self.input_shape = input_dim, self.input_shape or (input_dim,)
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
@@ -336,11 +426,13 @@ class Dense(Layer):
     def forward(self, x, training=False):
         self._check_built()
         xp = self.xp
-        if x.ndim != 2 or x.shape[1] != self.input_dim:
+        if tuple(x.shape[1:]) != self.input_shape:
+            expected = ", ".join(str(d) for d in ("n", *self.input_shape))
             raise ValueError(
-                f"{self.name} expected input of shape (n, {self.input_dim}), "
+                f"{self.name} expected input of shape ({expected}), "
                 f"received shape {tuple(x.shape)}."
             )
+        # on (n, ..., in) matmul broadcasts W over the leading axes: Dense on the last axis
         z = xp.matmul(x, self.params["W"])  # xp.matmul: a recorded step may route it (backend)
         if self.use_bias:
             z = z + self.params["b"]
@@ -371,14 +463,17 @@ class Dense(Layer):
             (shape ``(input_dim, units)``) and ``grads["b"]`` (shape ``(units,)``).
         """
         self._check_forward_done()
-        xp, W = self.xp, self.params["W"]
-        dW = xp.matmul(self.x.T, dz)
+        xp, W, x, dz_rows = self.xp, self.params["W"], self.x, dz
+        if x.ndim > 2:  # every position of (n, ..., in) is one more row of the product
+            x = xp.reshape(x, (-1, self.input_dim))
+            dz_rows = xp.reshape(dz, (-1, self.units))
+        dW = xp.matmul(x.T, dz_rows)
         if self.kernel_regularizer is not None:
             dW = dW + self.kernel_regularizer.gradient(W, xp)
         self._store_grad("W", dW)
         if self.use_bias:
             # b was broadcast over the batch, so its gradient sums over it.
-            self._store_grad("b", xp.sum(dz, axis=0))
+            self._store_grad("b", xp.sum(dz_rows, axis=0))
         return xp.matmul(dz, W.T) if self.need_dx else None
 
     def penalty(self):
@@ -468,8 +563,9 @@ class Activation(Layer):
         activation: str | _activations.ActivationFunction,
         name: str | None = None,
         trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
     ):
-        super().__init__(name, trainable)
+        super().__init__(name, trainable, input_shape)
         self.activation = _activations.get(activation)
 
     def forward(self, x, training=False):
