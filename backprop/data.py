@@ -555,7 +555,8 @@ def check_inputs(
     check_device(X, backend, name)
     if y is not None:
         y_name = "y" + name[1:]
-        y = check_y(y, X.shape[0], loss_kind, n_outputs(tuple(X.shape[1:])), name=y_name, dtype=dtype)
+        n_out = n_outputs(tuple(X.shape[1:]))
+        y = check_y(y, X.shape[0], loss_kind, n_out, name=y_name, dtype=dtype)
         check_device(y, backend, y_name)
     return X, y
 

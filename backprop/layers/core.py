@@ -268,11 +268,12 @@ class Layer:
         return self._with_trainable({"name": self.name})
 
     def _with_trainable(self, config: dict[str, Any]) -> dict[str, Any]:
-        """``config`` plus ``"trainable": False`` for a frozen layer, and the ``input_shape``
-        the layer was made with.
+        """``config`` plus ``"trainable": False`` and ``input_shape`` where they apply.
 
-        Each key is absent when it has its default (trainable, no input_shape given), so the
-        configs and files of earlier layers keep their shape.
+        ``"trainable": False`` for a frozen layer, and the ``input_shape`` the layer was made
+        with (as Keras records it on the first layer). Each key is absent when it has its
+        default (trainable, no input_shape given), so the configs and files of earlier layers
+        keep their shape.
         """
         if self._input_shape_arg is not None:
             config = {**config, "input_shape": list(self._input_shape_arg)}
@@ -384,12 +385,12 @@ class Dense(Layer):
         units = _check_positive_int(units, "units")
         input_dim = _check_positive_int(input_dim, "input_dim", allow_none=True)
         super().__init__(name, trainable, input_shape)
-        if input_dim is not None and self.input_shape is not None:
-            if input_dim != self.input_shape[-1]:
-                raise ValueError(
-                    f"{self.name}: input_dim={input_dim} and input_shape={self.input_shape} "
-                    "disagree (input_dim is the last entry of input_shape); give one of them."
-                )
+        shape = self.input_shape
+        if input_dim is not None and shape is not None and input_dim != shape[-1]:
+            raise ValueError(
+                f"{self.name}: input_dim={input_dim} and input_shape={self.input_shape} "
+                "disagree (input_dim is the last entry of input_shape); give one of them."
+            )
         self.units = units
         self.activation = _activations.get(activation)
         if input_dim is not None:
