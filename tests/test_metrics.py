@@ -21,6 +21,12 @@ def float_dtypes(backend) -> list[str]:
 
 def epoch(metric, backend, dt, ys, ps):
     """What the model does: sum ``stats`` over the batches on the device, then ``result``."""
+    host = epoch_totals(metric, backend, dt, ys, ps)
+    return metric.result(host, n=len(ys) * ys[0].shape[0], k=ys[0].shape[1])
+
+
+def epoch_totals(metric, backend, dt, ys, ps):
+    """The epoch's summed ``stats`` on the host."""
     xp = backend.xp
     totals = None
     for y_host, p_host in zip(ys, ps, strict=True):
@@ -32,9 +38,7 @@ def epoch(metric, backend, dt, ys, ps):
             assert s.shape == ()
             assert s.dtype == p.dtype
         totals = stats if totals is None else [a + b for a, b in zip(totals, stats, strict=True)]
-    host = [float(bp.to_numpy(t)) for t in totals]
-    k = ys[0].shape[1]
-    return metric.result(host, n=len(ys) * ys[0].shape[0], k=k)
+    return [float(bp.to_numpy(t)) for t in totals]
 
 
 def binary_data(rng, k=K):
@@ -169,3 +173,119 @@ def test_get_instance_unknown_and_bad_type():
         assert name in str(info.value)
     with pytest.raises(TypeError, match="metrics"):
         M.get(3)
+
+
+# -- AUC ---------------------------------------------------------------------------------------
+
+
+def keras_thresholds(num_thresholds, dtype):
+    t = num_thresholds
+    return np.array([-1e-7] + [(i + 1) / (t - 1) for i in range(t - 2)] + [1 + 1e-7]).astype(dtype)
+
+
+def keras_auc(y, p, num_thresholds=200, curve="ROC", summation_method="interpolation"):
+    """Keras 3's AUC.result, in NumPy, from counts made by comparing with every threshold."""
+    true = np.ravel(y) != 0
+    p = np.clip(np.ravel(p), 0, 1)
+    above = p[None, :] > keras_thresholds(num_thresholds, p.dtype)[:, None]
+    tp = (above & true).sum(1).astype(np.float64)
+    fp = (above & ~true).sum(1).astype(np.float64)
+    fn, tn = true.sum() - tp, (~true).sum() - fp
+
+    def div(a, b):
+        return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+    if curve == "PR" and summation_method == "interpolation":
+        dtp = tp[:-1] - tp[1:]
+        pp = tp + fp
+        slope = div(dtp, np.maximum(pp[:-1] - pp[1:], 0))
+        intercept = tp[1:] - slope * pp[1:]
+        both = (pp[:-1] > 0) & (pp[1:] > 0)
+        ratio = np.where(both, div(pp[:-1], np.maximum(pp[1:], 0)), 1.0)
+        return div(slope * (dtp + intercept * np.log(ratio)), np.maximum(tp[1:] + fn[1:], 0)).sum()
+    recall = div(tp, tp + fn)
+    x, h = (div(fp, fp + tn), recall) if curve == "ROC" else (recall, div(tp, tp + fp))
+    heights = {
+        "interpolation": (h[:-1] + h[1:]) / 2,
+        "minoring": np.minimum(h[:-1], h[1:]),
+        "majoring": np.maximum(h[:-1], h[1:]),
+    }[summation_method]
+    return ((x[:-1] - x[1:]) * heights).sum()
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def rounded(arrays, dt):
+    return np.concatenate([np.asarray(a, dtype=dt) for a in arrays])
+
+
+@pytest.mark.parametrize("num_thresholds", [200, 7])
+def test_auc_is_keras_formula_on_summed_counts(num_thresholds, backend, rng):
+    ys, ps = binary_data(rng)
+    ps[0][0, :3] = [0.0, 1.0, 1 / 3]  # the ends and a threshold of T = 7, clipped values below
+    ps[1][0, :2] = [-0.5, 1.5]
+    for dt in float_dtypes(backend):
+        # the device part (the counts) is the same for every curve and summation method
+        totals = epoch_totals(M.AUC(num_thresholds), backend, dt, ys, ps)
+        for curve in ("ROC", "PR"):
+            for method in ("interpolation", "minoring", "majoring"):
+                m = M.AUC(num_thresholds, curve, method)
+                expected = keras_auc(stack(ys), rounded(ps, dt), num_thresholds, curve, method)
+                assert 0 < expected < 1
+                # integer counts, summed exactly; the host sums T terms in float64
+                got = m.result(totals, n=N * BATCHES, k=K)
+                assert got == pytest.approx(expected, rel=num_thresholds * eps("float64"))
+
+
+def test_auc_from_logits_applies_the_sigmoid_without_overflow(backend, rng):
+    ys, _ = binary_data(rng)
+    zs = [rng.normal(0, 3, (N, K)) for _ in range(BATCHES)]
+    zs[0][0, :2] = [-1000.0, 1000.0]  # exp would overflow (warnings are errors here)
+    for dt in float_dtypes(backend):
+        with np.errstate(over="ignore"):
+            expected = keras_auc(stack(ys), sigmoid(rounded(zs, dt)))
+        got = epoch(M.AUC(from_logits=True), backend, dt, ys, zs)
+        assert got == pytest.approx(expected, rel=200 * eps("float64"))
+
+
+@pytest.mark.parametrize("num_thresholds", [200, 11])
+def test_auc_roc_within_the_threshold_error_of_sklearn(num_thresholds, backend, rng):
+    ys = [rng.integers(0, 2, (N, K)).astype(np.float64) for _ in range(BATCHES)]
+    # scores that know the label a little: an AUC well inside (0, 1)
+    ps = [np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1) for y in ys]
+    y, p = stack(ys).ravel() != 0, stack(ps).ravel()
+    exact = sk.roc_auc_score(y, p)
+    # Keras's error: a positive and a negative between the same two thresholds count as half
+    # a correctly ordered pair, so the error is at most half those pairs' share of all pairs
+    bucket = (p[:, None] > keras_thresholds(num_thresholds, p.dtype)[None, :]).sum(1)
+    same = sum((bucket[y] == b).sum() * (bucket[~y] == b).sum() for b in np.unique(bucket))
+    bound = 0.5 * same / (y.sum() * (~y).sum())
+    got = epoch(M.AUC(num_thresholds), backend, "float32", ys, ps)
+    assert abs(got - exact) <= bound + 1e-12
+    if num_thresholds == 11:  # coarse thresholds: the bound is tight enough to mean something
+        assert 0 < bound < 0.2 and got != exact
+
+
+def test_auc_under_the_pr_curve_is_near_average_precision(backend, rng):
+    """A sanity check of the PR curve's orientation: close to scikit-learn's step sum."""
+    ys = [rng.integers(0, 2, (N, K)).astype(np.float64) for _ in range(BATCHES)]
+    ps = [np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1) for y in ys]
+    ap = sk.average_precision_score(stack(ys).ravel(), stack(ps).ravel())
+    got = epoch(M.AUC(curve="PR"), backend, "float32", ys, ps)
+    assert got == pytest.approx(keras_auc(stack(ys), rounded(ps, "float32"), curve="PR"), rel=1e-12)
+    # 60 points: interpolation and steps differ by about one point's share
+    assert abs(got - ap) < 1 / 60 * 2
+
+
+def test_auc_checks_its_arguments():
+    with pytest.raises(ValueError, match="num_thresholds=1"):
+        M.AUC(num_thresholds=1)
+    with pytest.raises(ValueError, match="curve='prgain'"):
+        M.AUC(curve="prgain")
+    with pytest.raises(ValueError, match="summation_method='trapezoid'"):
+        M.AUC(summation_method="trapezoid")
+    with pytest.raises(TypeError, match="from_logits"):
+        M.AUC(from_logits="yes")
+    assert M.AUC(curve="pr").curve == "PR"
