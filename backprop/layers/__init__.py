@@ -5,7 +5,13 @@ The contract every layer keeps (checked for all of them in ``tests/test_layers.p
 - ``params`` and ``grads`` are dicts with the same keys; ``backward`` overwrites ``grads``.
 - ``forward(x, training)`` returns ``y`` and caches what backward needs, under names from
   the math; ``backward(dy)`` returns ``dx = dL/dx`` given ``dy = dL/dy``.
-- Samples are rows: ``x`` has shape ``(n, in_dim)``, ``y`` has shape ``(n, out_dim)``.
+- Samples are rows (axis 0): ``x`` has shape ``(n, *input_shape)``, ``y`` has shape
+  ``(n, *compute_output_shape(input_shape))``; ``(n, in_dim)`` to ``(n, out_dim)`` for the
+  layers that read features on the last axis; images are channels last ``(n, h, w, c)``.
+- The model builds a layer with ``build_from_shape(input_shape, backend, rng, dtype)`` and
+  chains the shapes with ``compute_output_shape``. The defaults in ``core.Layer`` read the
+  features on the last axis (``build(input_shape[-1], ...)`` and ``output_dim``), so a layer
+  that defines only ``build`` and ``output_dim`` works on inputs of any rank.
 
 A layer ending in an activation (``Dense``, ``Activation``) also exposes ``z`` (the logits of
 the last forward pass) and ``backward_from_logits(dz)``: the model uses them to fuse the output
@@ -19,7 +25,8 @@ package puts their names in one namespace, ``bp.layers.NAME``:
 - ``core``: the base class ``Layer``, ``Dense`` and ``Activation``, and the helpers every
   layer shares (default names, argument checks, initializer configs);
 - ``regularization``: ``Dropout``;
-- ``normalization``: ``BatchNormalization`` and ``LayerNormalization``.
+- ``normalization``: ``BatchNormalization`` and ``LayerNormalization``;
+- ``reshaping``: ``Flatten`` and ``Reshape``.
 
 A new kind (reshaping, convolutional, pooling) is a module of its own beside these, subclassing
 ``core.Layer``; imported here and listed in ``_REGISTRY`` below, its layers load from files by
@@ -49,20 +56,31 @@ from .normalization import (  # noqa: F401
     _Normalization,
 )
 from .regularization import Dropout
+from .reshaping import Flatten, Reshape
 
 __all__ = [
     "Activation",
     "BatchNormalization",
     "Dense",
     "Dropout",
+    "Flatten",
     "Layer",
     "LayerNormalization",
+    "Reshape",
     "from_config",
 ]
 
 _REGISTRY = {
     cls.__name__: cls
-    for cls in (Dense, Activation, Dropout, BatchNormalization, LayerNormalization)
+    for cls in (
+        Dense,
+        Activation,
+        Dropout,
+        BatchNormalization,
+        LayerNormalization,
+        Flatten,
+        Reshape,
+    )
 }
 
 
