@@ -1,9 +1,18 @@
-"""Callbacks: code that runs at the hooks of ``fit`` (Keras's names and behaviour).
+"""Callbacks: code run at the hooks of ``fit``, ``evaluate`` and ``predict`` (as in Keras 3).
 
-Hooks: ``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``,
-``on_batch_end(batch, logs)``. Epoch logs are host floats (``loss``, metrics, ``val_*``);
-batch logs hold only ``{"batch": i, "size": n}``: the batch loss stays on the device so that
-no step waits for a host synchronisation.
+Keras 3's hook names, arguments and order.
+
+Hooks (:data:`HOOKS`): ``on_train_begin/end(logs)``, ``on_epoch_begin/end(epoch, logs)``,
+``on_train_batch_begin/end(batch, logs)`` (whose base versions call the aliases
+``on_batch_begin/end``), ``on_test_begin/end(logs)`` and ``on_test_batch_begin/end(batch,
+logs)`` (``evaluate``, and the validation of each epoch of ``fit``), ``on_predict_begin/end``
+and ``on_predict_batch_begin/end(batch, logs)``.
+
+Epoch logs are host floats (``loss``, metrics, ``val_*``). Batch logs hold ``{"batch": i,
+"size": n}``, and, only when some callback of the call overrides a batch hook of that kind, the
+running loss and metrics since the epoch (or the evaluation) began: those cost a host
+synchronisation per step, and a fit none of whose callbacks watches the batches keeps its fast
+engine (one compiled JAX program per epoch, a replayed CUDA graph per step).
 """
 
 from __future__ import annotations
@@ -21,6 +30,29 @@ from typing import Any
 
 from ._checks import as_float, as_int, check_bool
 from .schedules import LearningRateSchedule
+
+#: Every hook a callback may define, in Keras 3's names.
+HOOKS: tuple[str, ...] = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_batch_begin",
+    "on_batch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_begin",
+    "on_predict_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+)
+#: The hooks called around each training step (the aliases included).
+TRAIN_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+TEST_BATCH_HOOKS = ("on_test_batch_begin", "on_test_batch_end")
 
 
 class Callback:
@@ -44,6 +76,22 @@ class Callback:
     log_keys: tuple[str, ...] = ()
     # set by CallbackList: the log_keys of the callbacks that run before this one
     _added_log_keys: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Warn, where the class is written, about an ``on_*`` method that is no hook.
+
+        A misspelled hook (``on_epoch_ends``) would otherwise never be called, silently.
+        """
+        super().__init_subclass__(**kwargs)
+        for name, value in vars(cls).items():
+            if name.startswith("on_") and name not in HOOKS and callable(value):
+                close = difflib.get_close_matches(name, HOOKS, n=1, cutoff=0.0)
+                warnings.warn(
+                    f"{cls.__name__}.{name} is not a callback hook: it is never called. "
+                    f"Did you mean {close[0]!r}? The hooks are: {', '.join(HOOKS)}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     def set_model(self, model: Any) -> None:
         """Attach the model being trained.
@@ -107,16 +155,163 @@ class Callback:
             Host floats: ``loss``, the metrics and their ``val_*`` counterparts.
         """
 
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        """Called after each training step.
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Called before each training step; by default calls :meth:`on_batch_begin`.
 
         Parameters
         ----------
         batch : int
             The batch index within the epoch, from 0.
         logs : dict, optional
-            ``{"batch": i, "size": n}``.
+            Empty at this hook.
         """
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each training step; by default calls :meth:`on_batch_end`.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index within the epoch, from 0.
+        logs : dict, optional
+            ``{"batch": i, "size": n}``, and, when a callback of the fit overrides a
+            train-batch hook, ``loss`` and the metrics: their running averages over the
+            epoch's steps so far (as Keras 3).
+        """
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """The alias of :meth:`on_train_batch_begin` (Keras's backward-compatible name).
+
+        Parameters
+        ----------
+        batch : int
+            The batch index within the epoch, from 0.
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """The alias of :meth:`on_train_batch_end` (Keras's backward-compatible name).
+
+        Parameters
+        ----------
+        batch : int
+            The batch index within the epoch, from 0.
+        logs : dict, optional
+            As for :meth:`on_train_batch_end`.
+        """
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        """Called before ``evaluate``, and before the validation at the end of each epoch.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        """Called after ``evaluate`` or the validation of an epoch, with its results.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            The loss and metrics (without the ``val_`` prefix the epoch logs give them).
+        """
+
+    def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Called before each batch of ``evaluate`` or of an epoch's validation.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index, from 0.
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each batch of ``evaluate`` or of an epoch's validation.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index, from 0.
+        logs : dict, optional
+            ``{"batch": i, "size": n}``, and, when a callback overrides a test-batch hook,
+            the running loss and metrics over the batches so far. Under data parallelism
+            these are of this rank's rows (the final logs are of all rows).
+        """
+
+    def on_predict_begin(self, logs: dict | None = None) -> None:
+        """Called before ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_predict_end(self, logs: dict | None = None) -> None:
+        """Called after ``predict``.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Called before each batch of ``predict``.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index, from 0.
+        logs : dict, optional
+            Empty at this hook.
+        """
+
+    def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after each batch of ``predict``.
+
+        Parameters
+        ----------
+        batch : int
+            The batch index, from 0.
+        logs : dict, optional
+            ``{"outputs": y_hat}``: the batch's outputs, on the model's device.
+        """
+
+
+def overrides(callback: Callback, *hooks: str) -> bool:
+    """Whether ``callback`` defines any of ``hooks`` itself (its class or the instance).
+
+    Parameters
+    ----------
+    callback : Callback
+        The callback.
+    *hooks : str
+        Hook names, e.g. ``"on_train_batch_end"``.
+
+    Returns
+    -------
+    bool
+        True if one of the hooks is not the base class's no-op.
+
+    Examples
+    --------
+    >>> overrides(LambdaCallback(on_epoch_end=print), "on_epoch_end", "on_batch_end")
+    True
+    >>> overrides(History(), "on_batch_end")
+    False
+    """
+    return any(
+        hook in vars(callback) or getattr(type(callback), hook) is not getattr(Callback, hook)
+        for hook in hooks
+    )
 
 
 class CallbackList(Callback):
@@ -153,25 +348,77 @@ class CallbackList(Callback):
             added.extend(cb.log_keys)
         self.callbacks = list(callbacks)
 
-    def on_train_begin(self, logs=None):
+    def _each(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
-            cb.on_train_begin(logs)
+            getattr(cb, hook)(*args)
+
+    def on_train_begin(self, logs=None):
+        self._each("on_train_begin", logs)
 
     def on_train_end(self, logs=None):
-        for cb in self.callbacks:
-            cb.on_train_end(logs)
+        self._each("on_train_end", logs)
 
     def on_epoch_begin(self, epoch, logs=None):
-        for cb in self.callbacks:
-            cb.on_epoch_begin(epoch, logs)
+        self._each("on_epoch_begin", epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        for cb in self.callbacks:
-            cb.on_epoch_end(epoch, logs)
+        self._each("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._each("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._each("on_train_batch_end", batch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._each("on_batch_begin", batch, logs)
 
     def on_batch_end(self, batch, logs=None):
-        for cb in self.callbacks:
-            cb.on_batch_end(batch, logs)
+        self._each("on_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._each("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._each("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._each("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._each("on_test_batch_end", batch, logs)
+
+    def on_predict_begin(self, logs=None):
+        self._each("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._each("on_predict_end", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._each("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._each("on_predict_batch_end", batch, logs)
+
+    def watching(self, *hooks: str) -> bool:
+        """Whether a callback of the list overrides one of ``hooks``.
+
+        History and the progress bar read only the batch's index and size: they never count.
+
+        Parameters
+        ----------
+        *hooks : str
+            Hook names.
+
+        Returns
+        -------
+        bool
+        """
+        return any(
+            overrides(cb, *hooks)
+            for cb in self.callbacks
+            if not isinstance(cb, History | ProgbarLogger)
+        )
 
 
 class History(Callback):
@@ -518,39 +765,75 @@ class TerminateOnNaN(Callback):
 class LambdaCallback(Callback):
     """A callback from plain functions, e.g. ``LambdaCallback(on_epoch_end=lambda e, l: ...)``.
 
+    Every hook of :data:`HOOKS` may be given, with the arguments of the hook: ``f(logs)`` for
+    ``on_{train,test,predict}_{begin,end}``, ``f(epoch, logs)`` for ``on_epoch_{begin,end}``
+    and ``f(batch, logs)`` for the batch hooks. Only the hooks given replace the base class's,
+    so ``fit`` sees which ones are used: a train-batch hook makes the steps run one by one
+    (JAX's compiled epoch would run them all before the hook could see one). As in Keras,
+    ``on_batch_begin``/``on_batch_end`` are called only where ``on_train_batch_begin``/
+    ``on_train_batch_end`` are not given.
+
     Parameters
     ----------
-    on_epoch_begin, on_epoch_end : callable, optional
-        Called as ``f(epoch, logs)``.
-    on_batch_end : callable, optional
-        Called as ``f(batch, logs)``.
-    on_train_begin, on_train_end : callable, optional
-        Called as ``f(logs)``.
+    on_epoch_begin, on_epoch_end, on_train_begin, on_train_end : callable, optional
+        Called at the start and end of each epoch and of training.
+    on_train_batch_begin, on_train_batch_end : callable, optional
+        Called around each training step.
+    on_batch_begin, on_batch_end, on_test_begin, on_test_end, on_test_batch_begin, \
+on_test_batch_end, on_predict_begin, on_predict_end, on_predict_batch_begin, \
+on_predict_batch_end : callable, optional
+        The other hooks (keywords only).
+
+    Raises
+    ------
+    TypeError
+        If a hook given is not callable.
     """
 
     def __init__(
         self,
         on_epoch_begin: Callable | None = None,
         on_epoch_end: Callable | None = None,
-        on_batch_end: Callable | None = None,
         on_train_begin: Callable | None = None,
         on_train_end: Callable | None = None,
+        on_train_batch_begin: Callable | None = None,
+        on_train_batch_end: Callable | None = None,
+        *,
+        on_batch_begin: Callable | None = None,
+        on_batch_end: Callable | None = None,
+        on_test_begin: Callable | None = None,
+        on_test_end: Callable | None = None,
+        on_test_batch_begin: Callable | None = None,
+        on_test_batch_end: Callable | None = None,
+        on_predict_begin: Callable | None = None,
+        on_predict_end: Callable | None = None,
+        on_predict_batch_begin: Callable | None = None,
+        on_predict_batch_end: Callable | None = None,
     ):
-        hooks = {
-            "on_epoch_begin": on_epoch_begin,
-            "on_epoch_end": on_epoch_end,
-            "on_batch_end": on_batch_end,
-            "on_train_begin": on_train_begin,
-            "on_train_end": on_train_end,
-        }
-        for hook, fn in hooks.items():
-            if fn is not None and not callable(fn):
+        given = {k: v for k, v in locals().items() if k in HOOKS and v is not None}
+        for hook, fn in given.items():
+            if not callable(fn):
                 raise TypeError(f"{hook} must be a function or None, received {fn!r}.")
-        # only the hooks given replace the base class's no-ops: fit sees which ones are used
-        # (a batch hook makes the JAX epoch run step by step, so it sees each step's weights)
-        for hook, fn in hooks.items():
-            if fn is not None:
-                setattr(self, hook, fn)
+        # set on the instance: the base class's no-ops stay where nothing was given
+        for hook, fn in given.items():
+            setattr(self, hook, fn)
+
+
+def _check_settable(callback: Callback) -> None:
+    """Refuse an optimizer whose learning rate a :class:`LearningRateSchedule` drives.
+
+    That rate changes at each step and is not settable, as in Keras: replacing it would end
+    the decay, and the saved model would lose the schedule.
+    """
+    opt = callback.model.optimizer
+    if isinstance(opt.learning_rate, LearningRateSchedule):
+        raise TypeError(
+            f"{callback!r} cannot set the learning rate of {type(opt).__name__}: it is driven "
+            f"by the schedule {opt.learning_rate!r}, so its learning rate is not settable. "
+            "Use one or the other: drop the callback and let the schedule set the rate at "
+            "each step, or compile with a float learning rate (e.g. "
+            f"optimizer={type(opt).__name__}(learning_rate=0.01)) for the callback to set."
+        )
 
 
 class LearningRateScheduler(Callback):
@@ -589,15 +872,7 @@ class LearningRateScheduler(Callback):
         return f"LearningRateScheduler({name})"
 
     def _check_settable(self) -> None:
-        opt = self.model.optimizer
-        if isinstance(opt.learning_rate, LearningRateSchedule):
-            raise TypeError(
-                f"{self!r} cannot set the learning rate of {type(opt).__name__}: it is driven "
-                f"by the schedule {opt.learning_rate!r}, so its learning rate is not settable. "
-                "Use one or the other: drop the callback and let the schedule set the rate at "
-                "each step, or compile with a float learning rate (e.g. "
-                f"optimizer={type(opt).__name__}(learning_rate=0.01)) for the callback to set."
-            )
+        _check_settable(self)
 
     def on_train_begin(self, logs=None):
         """Check, before any training, that the optimizer's learning rate can be set.
@@ -782,3 +1057,471 @@ class ModelCheckpoint(Callback):
         self.model.save(path)
         if self.verbose:
             _say(self, f"Epoch {epoch + 1}: saved model to {path}")
+
+
+def _auto_mode(monitor: str) -> str:
+    """``"max"`` for accuracy-like names, else ``"min"`` (the rule of EarlyStopping)."""
+    maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
+    return "max" if maximize else "min"
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving.
+
+    After ``patience`` epochs without an improvement of more than ``min_delta``, the rate
+    becomes ``max(lr * factor, min_lr)``; then ``cooldown`` epochs pass before the count of
+    epochs without improvement starts again. Keras 3's arguments, defaults and order of
+    decisions. It adds ``learning_rate`` to the epoch logs: the rate the epoch trained with
+    (before any reduction at its end), as Keras does.
+
+    A ``monitor`` that the epoch logs of the fit will not have is told by a ``UserWarning``
+    before the first epoch, naming the closest keys (as for :class:`EarlyStopping`). In
+    data-parallel training it runs on every rank (each sets its optimizer's rate, the logs
+    being the same); only rank 0 prints.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch logs.
+    factor : float, default 0.1
+        ``new_lr = lr * factor``, with ``0 < factor < 1``.
+    patience : int, default 10
+        Epochs without improvement before the rate is reduced.
+    verbose : int, default 0
+        Whether to print a line at each reduction.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger is better; ``"auto"`` picks max for accuracy-like names.
+    min_delta : float, default 1e-4
+        Smallest change that counts as an improvement.
+    cooldown : int, default 0
+        Epochs after a reduction during which no epoch counts as without improvement.
+    min_lr : float, default 0.0
+        The rate is never reduced below this.
+
+    Raises
+    ------
+    ValueError
+        For a ``factor`` outside (0, 1), an unknown ``mode``, a ``patience`` or ``cooldown``
+        that is not an integer >= 0, or a ``min_delta`` or ``min_lr`` that is not a number
+        (>= 0 for ``min_lr``).
+    TypeError
+        At ``on_train_begin`` (before any training), if the optimizer's learning rate is a
+        :class:`~backprop.schedules.LearningRateSchedule` (not settable, as for
+        :class:`LearningRateScheduler`).
+    """
+
+    log_keys = ("learning_rate",)
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        verbose: int = 0,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ):
+        factor_float = as_float(factor)
+        # Keras refuses factor >= 1 only; a factor <= 0 would set a rate <= 0
+        if factor_float is None or not 0.0 < factor_float < 1.0:
+            raise ValueError(
+                f"ReduceLROnPlateau needs 0 < factor < 1 (new_lr = lr * factor), received "
+                f"factor={factor!r}."
+            )
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', received {mode!r}.")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            as_integer = as_int(value)
+            if as_integer is None or as_integer < 0:
+                raise ValueError(f"{name} must be an integer >= 0, received {value!r}.")
+        min_delta_float, min_lr_float = as_float(min_delta), as_float(min_lr)
+        if min_delta_float is None or math.isnan(min_delta_float):
+            raise ValueError(f"min_delta must be a number, received {min_delta!r}.")
+        if min_lr_float is None or not min_lr_float >= 0:
+            raise ValueError(f"min_lr must be a number >= 0, received {min_lr!r}.")
+        self.monitor, self.factor, self.verbose = monitor, factor_float, verbose
+        self.patience, self.cooldown = int(patience), int(cooldown)
+        self.min_delta, self.min_lr = abs(min_delta_float), min_lr_float
+        self.mode = mode  # as given, as Keras keeps it; the direction resolved below
+        self._mode = _auto_mode(monitor) if mode == "auto" else mode
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"ReduceLROnPlateau(monitor={self.monitor!r}, factor={self.factor})"
+
+    def _reset(self) -> None:
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.best = math.inf if self._mode == "min" else -math.inf
+
+    def _better(self, value: float) -> bool:
+        if self._mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def in_cooldown(self) -> bool:
+        """Whether the epochs after the last reduction are still cooling down.
+
+        Returns
+        -------
+        bool
+        """
+        return self.cooldown_counter > 0
+
+    def on_train_begin(self, logs=None):
+        """Start afresh, check the rate can be set and that ``monitor`` will come.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+
+        Raises
+        ------
+        TypeError
+            If the optimizer's learning rate is a ``LearningRateSchedule``.
+        """
+        self._reset()  # an instance may serve several fits, as in Keras
+        _check_settable(self)
+        _check_monitor(self)
+
+    def on_epoch_end(self, epoch, logs=None):
+        opt = self.model.optimizer
+        if logs is not None:
+            logs["learning_rate"] = opt.current_learning_rate()
+        value = _monitor_value(self, logs or {})
+        if value is None:
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(value):
+            self.best, self.wait = value, 0
+            return
+        if self.in_cooldown():
+            return
+        self.wait += 1
+        if self.wait < self.patience:
+            return
+        _check_settable(self)  # the optimizer may have been replaced since
+        old = float(opt.learning_rate)
+        if old > self.min_lr:
+            new = max(old * self.factor, self.min_lr)
+            opt.learning_rate = new
+            if self.verbose:
+                _say(self, f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+            self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Write each epoch's logs as a row of a CSV file: ``epoch``, then the keys sorted.
+
+    The columns are those of the first epoch's logs (a key missing later is written ``NA``),
+    as in Keras. Each row is written and the file closed at the end of its epoch, so that
+    the file holds every finished epoch even if training stops on an error. Only rank 0
+    writes in data-parallel training.
+
+    Parameters
+    ----------
+    filename : str or path
+        The CSV file.
+    separator : str, default ","
+        The one-character field separator.
+    append : bool, default False
+        Add to an existing file (its header kept; written only when the file is empty or
+        new) instead of overwriting it; for resumed trainings.
+
+    Raises
+    ------
+    TypeError
+        If ``filename`` is not a non-empty path.
+    ValueError
+        If ``separator`` is not one character.
+    """
+
+    root_only = True
+
+    def __init__(self, filename: str | os.PathLike, separator: str = ",", append: bool = False):
+        if not isinstance(filename, str | os.PathLike) or not os.fspath(filename):
+            raise TypeError(f"filename must be a non-empty path, received {filename!r}.")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"separator must be one character, received {separator!r}.")
+        self.filename = os.fspath(filename)
+        self.sep, self.append = separator, check_bool(append, "append")
+        self.keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        self.keys = None
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename, encoding="utf-8") as f:
+                self._header = not f.readline()
+        else:
+            self._header = True
+            with open(self.filename, "w", encoding="utf-8"):  # a new file, or emptied now
+                pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = sorted(k for k in logs if k != "epoch")
+        row = [epoch, *(logs.get(k, "NA") for k in self.keys)]
+        with open(self.filename, "a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, delimiter=self.sep, lineterminator="\n")
+            if self._header:
+                writer.writerow(["epoch", *self.keys])
+                self._header = False
+            writer.writerow(row)
+
+
+def _sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, read a block at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class BackupAndRestore(Callback):
+    """Back the training state up after each epoch; a new ``fit`` resumes from it, exactly.
+
+    Everything the next epoch depends on is written to ``backup_dir`` after each epoch (or
+    every ``save_freq`` batches): the weights (moving statistics included), the optimizer's
+    state, step count and learning rate, the random streams (the next shuffles and dropout
+    masks) and the epoch count. A ``fit`` with this callback started after an interruption
+    (an exception, a killed process) loads them before the first epoch and goes on from the
+    epoch after the last one backed up: its epochs compute, to the last bit, what the
+    uninterrupted fit would have. The backup is removed when the fit completes, unless
+    ``delete_checkpoint=False``.
+
+    The files are plain arrays (``numpy.savez``, read with ``allow_pickle=False``) and a
+    JSON document with a SHA-256 checksum of them; each is written to a temporary file then
+    renamed, the JSON last, so an interruption while writing leaves the previous backup
+    whole. In data-parallel training rank 0 writes and reads the backup, and every rank
+    restores what it read (sent over the communicator: no shared file system is needed).
+    The model and ``fit`` arguments must be those of the interrupted run.
+
+    Not restored: a dropout stream on a GPU (CuPy, torch on CUDA) and the other ranks'
+    dropout streams, which continue from where they are; the state of other callbacks.
+    With an integer ``save_freq``, a resumed fit starts again at the beginning of the epoch
+    the last backup was made in, from the weights of that backup (as Keras does): those
+    epochs are not exact.
+
+    Parameters
+    ----------
+    backup_dir : str or path
+        A folder for this training's backup only (created if needed).
+    save_freq : "epoch" or int, default "epoch"
+        Back up after each epoch, or after every ``save_freq`` training batches as well
+        (which runs the steps one by one, and reads each step's logs back: slower).
+    delete_checkpoint : bool, default True
+        Remove the backup when the fit completes.
+
+    Raises
+    ------
+    ValueError
+        If ``backup_dir`` is empty, or ``save_freq`` is neither "epoch" nor an integer > 0;
+        at ``on_train_begin``, if the backup is damaged or of another model.
+    """
+
+    FORMAT = "backprop-backup"
+    STATE = "state.json"
+
+    def __init__(
+        self,
+        backup_dir: str | os.PathLike,
+        save_freq: str | int = "epoch",
+        delete_checkpoint: bool = True,
+    ):
+        if not isinstance(backup_dir, str | os.PathLike) or not os.fspath(backup_dir):
+            raise ValueError(f"backup_dir must be a non-empty path, received {backup_dir!r}.")
+        freq = None if save_freq == "epoch" else as_int(save_freq)
+        if save_freq != "epoch" and (freq is None or freq < 1):
+            raise ValueError(
+                f"save_freq must be 'epoch' or an integer > 0 (batches), received {save_freq!r}."
+            )
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = "epoch" if freq is None else freq
+        self.delete_checkpoint = check_bool(delete_checkpoint, "delete_checkpoint")
+        self._epoch = 0
+        self._batches = 0
+        if freq is not None:
+            # on the instance only: a backup per epoch keeps the fast engines
+            self.on_train_batch_end = self._batch_end
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.backup_dir, name)
+
+    # -- writing ------------------------------------------------------------------------------
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._batches = 0
+        if self.save_freq == "epoch":
+            self._epoch = epoch + 1
+            self._save()
+
+    def _batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches += 1
+        if self._batches % self.save_freq == 0:
+            self._save()  # the epoch in progress starts again on resume, as in Keras
+
+    def _save(self) -> None:
+        """Write the backup of the current state (rank 0 only), the JSON last."""
+        if not _is_root(self):
+            return
+        import json
+        import tempfile
+
+        import numpy as np
+
+        model, opt = self.model, self.model.optimizer
+        os.makedirs(self.backup_dir, exist_ok=True)
+        arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+        for i, s in enumerate(opt.state):
+            for k, v in s.items():
+                arrays[f"opt_{i}_{k}"] = model.backend.to_numpy(v)
+        name = f"backup-{self._epoch}-{self._batches}.npz"
+        fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=".tmp", dir=self.backup_dir)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path(name))
+        digest = _sha256(self._path(name))
+        lr = opt.learning_rate
+        state = {
+            "format": self.FORMAT,
+            "version": 1,
+            "epoch": self._epoch,
+            "arrays": name,
+            "sha256": digest,
+            "n_weights": len(model.get_weights()),
+            "state_keys": [sorted(s) for s in opt.state],
+            "iterations": opt.iterations,
+            "learning_rate": None if isinstance(lr, LearningRateSchedule) else float(lr),
+            "rng_state": model.streams.get_state(),
+        }
+        previous = self._read_state()
+        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.backup_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path(self.STATE))
+        old = previous.get("arrays") if isinstance(previous, dict) else None
+        if isinstance(old, str) and old != name and os.path.exists(self._path(old)):
+            os.remove(self._path(old))
+
+    def _read_state(self) -> dict | None:
+        """The JSON document of the backup, or None where there is none."""
+        import json
+
+        path = self._path(self.STATE)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"The backup {path} is damaged ({exc}).") from None
+        if not isinstance(state, dict) or state.get("format") != self.FORMAT:
+            raise ValueError(
+                f"{path} is not a BackupAndRestore backup: backup_dir must be a folder of its "
+                "own (not shared with ModelCheckpoint or another training)."
+            )
+        return state
+
+    # -- restoring ----------------------------------------------------------------------------
+    def _read(self) -> tuple[dict, list] | None:
+        """The backup's document and arrays (the checksum verified), or None."""
+        import numpy as np
+
+        state = self._read_state()
+        if state is None:
+            return None
+        path = self._path(str(state.get("arrays")))
+        try:
+            digest = _sha256(path)
+            if digest != state.get("sha256"):
+                raise ValueError("its checksum does not match")
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            weights = [arrays.pop(f"weight_{i}") for i in range(int(state["n_weights"]))]
+            opt_state = [
+                {k: arrays.pop(f"opt_{i}_{k}") for k in keys}
+                for i, keys in enumerate(state["state_keys"])
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"The backup {path} is damaged ({exc}).") from None
+        return state, [weights, opt_state]
+
+    def on_train_begin(self, logs=None):
+        """Restore the backup, if there is one, and tell ``fit`` the epoch to go on from.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+
+        Raises
+        ------
+        ValueError
+            If the backup is damaged, or of a model with other weights or optimizer state.
+        """
+        self._epoch, self._batches = 0, 0
+        comm = getattr(self.model, "_comm", None)
+        found = self._read() if comm is None or comm.is_root else None
+        if comm is not None:  # rank 0 read it; every rank restores the same
+            found = comm.bcast(found)
+        if found is None:
+            return
+        state, (weights, opt_state) = found
+        model, opt = self.model, self.model.optimizer
+        names = sorted(opt.state_names)
+        if any(sorted(s) != names for s in opt_state):
+            raise ValueError(
+                f"The backup in {self.backup_dir} holds optimizer state "
+                f"{[sorted(s) for s in opt_state]}, but {type(opt).__name__} keeps {names}: it "
+                "is the backup of another training. Use another backup_dir."
+            )
+        try:
+            model.set_weights(weights)
+        except ValueError as exc:
+            raise ValueError(
+                f"The backup in {self.backup_dir} is of another model ({exc}). Use another "
+                "backup_dir."
+            ) from None
+        b = model.backend
+        opt.state = [{k: b.asarray(v, model.dtype) for k, v in s.items()} for s in opt_state]
+        opt.iterations = int(state["iterations"])
+        if state.get("learning_rate") is not None and not isinstance(
+            opt.learning_rate, LearningRateSchedule
+        ):
+            opt.learning_rate = float(state["learning_rate"])
+        rng = dict(state.get("rng_state") or {})
+        if comm is not None and not comm.is_root:
+            rng.pop("dropout", None)  # each rank keeps its own dropout stream
+        model.streams.set_state(rng)
+        self._epoch = int(state["epoch"])
+        model._initial_epoch = self._epoch  # the loop goes on from here, as Keras's
+
+    def on_train_end(self, logs=None):
+        if not self.delete_checkpoint or not _is_root(self):
+            return
+        state = self._read_state()
+        if state is not None:
+            arrays = self._path(str(state.get("arrays")))
+            if os.path.exists(arrays):
+                os.remove(arrays)
+            os.remove(self._path(self.STATE))
+        # only the folder's own files: a folder holding anything else is left in place
+        if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)

@@ -464,3 +464,342 @@ def test_only_rank_zero_prints_the_messages_of_callbacks_run_on_every_rank(circl
     assert out.count("LearningRateScheduler setting learning rate to 0.0025.") == 1
     assert out.count("Epoch 2: early stopping") == 1
     assert out.count("invalid loss") == 1
+
+
+# -- every Keras hook at its moment (issue 21) -------------------------------------------------
+
+_HOOKS_WITH_INDEX = {
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+}
+
+
+class _Recorder(C.Callback):
+    """Records every hook (but the on_batch_* aliases) as "hook" or "hook index"."""
+
+    def __init__(self):
+        self.events = []
+
+    def _add(self, name, index=None):
+        self.events.append(name if index is None else f"{name} {index}")
+
+
+for _hook in C.HOOKS:
+    if _hook in ("on_batch_begin", "on_batch_end"):
+        continue
+    if _hook in _HOOKS_WITH_INDEX:
+        setattr(_Recorder, _hook, lambda self, i, logs=None, _h=_hook: self._add(_h, i))
+    else:
+        setattr(_Recorder, _hook, lambda self, logs=None, _h=_hook: self._add(_h))
+
+
+def _keras_fit_order(epochs, train_batches, val_batches):
+    """The hooks of a fit with validation, as Keras 3's trainers call them."""
+    events = ["on_train_begin"]
+    for e in range(epochs):
+        events.append(f"on_epoch_begin {e}")
+        for b in range(train_batches):
+            events += [f"on_train_batch_begin {b}", f"on_train_batch_end {b}"]
+        events.append("on_test_begin")  # fit's validation is an evaluate with its callbacks
+        for b in range(val_batches):
+            events += [f"on_test_batch_begin {b}", f"on_test_batch_end {b}"]
+        events += ["on_test_end", f"on_epoch_end {e}"]
+    return [*events, "on_train_end"]
+
+
+def test_every_hook_in_keras_order_in_fit_evaluate_and_predict(backend, circles):
+    from backprop.training import loop
+
+    X, y = circles[0][:10], circles[1][:10]
+    model = _model(backend=backend)
+    rec = _Recorder()
+    h = model.fit(X, y, epochs=2, batch_size=4, validation_data=(X[:3], y[:3]), callbacks=[rec],
+                  verbose=0)  # fmt: skip
+    assert rec.events == _keras_fit_order(2, 3, 1)
+    assert h.params["engine"] in ("eager", "sharded")  # it watches the batches
+    rec.events = []
+    loop.evaluate(model, X, y, batch_size=4, callbacks=[rec])
+    expected = ["on_test_begin"]
+    for b in range(3):
+        expected += [f"on_test_batch_begin {b}", f"on_test_batch_end {b}"]
+    assert rec.events == [*expected, "on_test_end"]
+    rec.events = []
+    loop.predict(model, X, batch_size=6, callbacks=[rec])
+    expected = ["on_predict_begin"]
+    for b in range(2):
+        expected += [f"on_predict_batch_begin {b}", f"on_predict_batch_end {b}"]
+    assert rec.events == [*expected, "on_predict_end"]
+
+
+def test_on_batch_begin_and_end_are_aliases_of_the_train_batch_hooks(backend, circles):
+    X, y = circles[0][:10], circles[1][:10]
+    events = []
+
+    class Old(C.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            events.append(f"begin {batch}")
+
+        def on_batch_end(self, batch, logs=None):
+            events.append(f"end {batch} {sorted(logs)}")
+
+    _model(backend=backend).fit(X, y, epochs=1, batch_size=5, callbacks=[Old()], verbose=0)
+    keys = "['acc', 'batch', 'loss', 'size']"
+    assert events == ["begin 0", f"end 0 {keys}", "begin 1", f"end 1 {keys}"]
+
+
+def test_hook_logs_of_evaluate_and_predict(circles):
+    from backprop.training import loop
+
+    X, y = circles[0][:10], circles[1][:10]
+    model = _model(backend=None)
+    seen = {}
+    cb = C.LambdaCallback(
+        on_test_batch_end=lambda b, logs: seen.setdefault("test_batch", []).append(dict(logs)),
+        on_test_end=lambda logs: seen.setdefault("test_end", dict(logs)),
+        on_predict_batch_end=lambda b, logs: seen.setdefault("outputs", []).append(logs["outputs"]),
+    )
+    result = loop.evaluate(model, X, y, callbacks=[cb])
+    assert seen["test_end"] == result  # the final logs, as Keras
+    assert seen["test_batch"] == [{"batch": 0, "size": 10, **result}]  # one batch: the total
+    out = loop.predict(model, X, batch_size=6, callbacks=[cb])
+    np.testing.assert_array_equal(np.concatenate(seen["outputs"]), out)
+
+
+# -- batch logs: the running loss and metrics since the epoch began ----------------------------
+
+
+def test_batch_logs_hold_the_running_loss_and_metrics(backend64, circles):
+    X, y = circles[0][:50], circles[1][:50]
+    layers = [Dense(8, "relu", input_dim=2, kernel_regularizer="l2"), Dense(1, "sigmoid")]
+    model = bp.Sequential(layers, seed=0, backend=backend64, dtype="float64")
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(0.05), metrics=["acc"])
+    starts, logs_seen = [], []
+    cb = C.LambdaCallback(
+        on_train_batch_begin=lambda b, logs: starts.append(model.get_weights()),
+        on_train_batch_end=lambda b, logs: logs_seen.append(dict(logs)),
+    )
+    batch = 16
+    model.fit(X, y, epochs=2, batch_size=batch, shuffle=False, callbacks=[cb], verbose=0)
+    # the losses computed independently: each batch evaluated with the weights it started from
+    judge = bp.Sequential(
+        [Dense(8, "relu", input_dim=2, kernel_regularizer="l2"), Dense(1, "sigmoid")],
+        dtype="float64",
+    )
+    judge.compile(loss="binary_crossentropy", metrics=["acc"])
+    steps = 4
+    for epoch in range(2):
+        losses, accs, sizes = [], [], []
+        for b in range(steps):
+            i = epoch * steps + b
+            judge.set_weights(starts[i])
+            rows = slice(b * batch, (b + 1) * batch)
+            result = judge.evaluate(X[rows], y[rows])
+            losses.append(result["loss"])
+            accs.append(result["acc"])
+            sizes.append(len(X[rows]))
+            w = np.array(sizes)
+            logs = logs_seen[i]
+            assert logs["batch"] == b and logs["size"] == sizes[-1]
+            np.testing.assert_allclose(logs["loss"], np.dot(losses, w) / w.sum(), rtol=1e-12)
+            np.testing.assert_allclose(logs["acc"], np.dot(accs, w) / w.sum(), rtol=1e-12)
+
+
+# -- ReduceLROnPlateau ---------------------------------------------------------------------------
+
+
+def test_reduce_lr_on_plateau_follows_a_scripted_val_loss(backend, circles):
+    X, y = circles
+    model = _model(backend=backend)
+    model._snapshots = []
+    script = [1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8]
+    reduce = C.ReduceLROnPlateau(factor=0.5, patience=2, cooldown=1, min_lr=0.004)
+    h = model.fit(X, y, epochs=9, batch_size=100, callbacks=[_Scripted(script), reduce],
+                  verbose=0)  # fmt: skip
+    # the rate each epoch trained with: halved after epochs 3 and 7 (two epochs without
+    # improvement, the cooldown epoch not counted), then held at min_lr
+    expected = [0.01] * 4 + [0.005] * 4 + [0.004]
+    assert h.history["learning_rate"] == expected
+    assert model.optimizer.learning_rate == 0.004
+
+
+def test_reduce_lr_on_plateau_defaults_and_checks():
+    r = C.ReduceLROnPlateau()
+    assert (r.monitor, r.factor, r.patience, r.verbose, r.mode) == ("val_loss", 0.1, 10, 0, "auto")
+    assert (r.min_delta, r.cooldown, r.min_lr) == (1e-4, 0, 0.0)
+    with pytest.raises(ValueError, match="factor"):
+        C.ReduceLROnPlateau(factor=1.0)
+    with pytest.raises(ValueError, match="mode"):
+        C.ReduceLROnPlateau(mode="up")
+
+
+def test_reduce_lr_on_plateau_refuses_an_optimizer_driven_by_a_schedule(circles):
+    X, y = circles
+    model = _model()
+    decay = bp.schedules.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.SGD(decay))
+    with pytest.raises(TypeError, match=r"ReduceLROnPlateau.*not settable"):
+        model.fit(X, y, epochs=2, callbacks=[C.ReduceLROnPlateau("loss")], verbose=0)
+    assert model.optimizer.iterations == 0
+
+
+# -- CSVLogger -----------------------------------------------------------------------------------
+
+
+def _rows(path, sep):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f, delimiter=sep))
+
+
+def test_csv_logger_writes_epoch_then_sorted_keys(tmp_path, circles):
+    X, y = circles
+    path = tmp_path / "log.csv"
+    h = _model().fit(X, y, epochs=3, batch_size=100, validation_split=0.2,
+                     callbacks=[C.CSVLogger(path, separator=";")], verbose=0)  # fmt: skip
+    rows = _rows(path, ";")
+    assert rows[0] == ["epoch", "acc", "loss", "val_acc", "val_loss"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
+    for e, row in enumerate(rows[1:]):
+        assert [float(v) for v in row[1:]] == [h.history[k][e] for k in rows[0][1:]]
+    # append: the header once, the new rows after the old; else the file starts again
+    _model().fit(X, y, epochs=2, batch_size=100, validation_split=0.2,
+                 callbacks=[C.CSVLogger(path, separator=";", append=True)], verbose=0)  # fmt: skip
+    rows = _rows(path, ";")
+    assert len(rows) == 6 and rows.count(rows[0]) == 1
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2", "0", "1"]
+    _model().fit(X, y, epochs=1, batch_size=100, callbacks=[C.CSVLogger(path)], verbose=0)
+    rows = _rows(path, ",")
+    assert rows[0] == ["epoch", "acc", "loss"] and len(rows) == 2
+
+
+# -- BackupAndRestore ----------------------------------------------------------------------------
+
+
+class _Interrupt(C.Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
+
+
+def _resumable(backend):
+    from backprop.layers import BatchNormalization
+
+    layers = [Dense(8, "relu", input_dim=2), BatchNormalization(), Dense(1, "sigmoid")]
+    model = bp.Sequential(layers, seed=0, backend=backend, dtype="float64")
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(0.01), metrics=["acc"])
+    return model
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "jax"])
+def test_backup_and_restore_resumes_to_the_last_bit(tmp_path, circles, backend_name):
+    pytest.importorskip(backend_name)
+    X, y = circles
+    fit = dict(epochs=5, batch_size=64, validation_split=0.1, verbose=0)
+    whole = _resumable(backend_name)
+    h_whole = whole.fit(X, y, **fit)
+
+    folder = tmp_path / "backup"
+    first = _resumable(backend_name)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(X, y, **fit, callbacks=[C.BackupAndRestore(folder), _Interrupt(3)])
+    assert folder.is_dir()
+    # a new process: the same model built afresh, the same fit with the same callback
+    again = _resumable(backend_name)
+    epochs = []
+    watch = C.LambdaCallback(on_epoch_begin=lambda e, logs: epochs.append(e))
+    h = again.fit(X, y, **fit, callbacks=[C.BackupAndRestore(folder), watch])
+    assert epochs == [3, 4]
+    assert h.history == {k: v[3:] for k, v in h_whole.history.items()}
+    _assert_weights_equal(again.get_weights(), whole.get_weights())
+    assert again.optimizer.iterations == whole.optimizer.iterations
+    for a, b in zip(again.optimizer.state, whole.optimizer.state, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]))
+    assert again.streams.get_state() == whole.streams.get_state()
+    assert not folder.exists()  # delete_checkpoint=True: gone once the fit completed
+
+
+def test_backup_and_restore_arguments_and_kept_checkpoint(tmp_path, circles):
+    X, y = circles
+    with pytest.raises(ValueError, match="save_freq"):
+        C.BackupAndRestore(tmp_path, save_freq="batch")
+    with pytest.raises(ValueError, match="backup_dir"):
+        C.BackupAndRestore("")
+    folder = tmp_path / "keep"
+    model = _model()
+    model.fit(X, y, epochs=2, batch_size=100, verbose=0,
+              callbacks=[C.BackupAndRestore(folder, delete_checkpoint=False)])  # fmt: skip
+    assert folder.is_dir()
+    # the backup says the fit is complete: a second fit trains no more epoch
+    h = _model().fit(X, y, epochs=2, batch_size=100, verbose=0,
+                     callbacks=[C.BackupAndRestore(folder, delete_checkpoint=False)])  # fmt: skip
+    assert h.history == {}
+    # save_freq=k: a backup every k batches as well
+    calls = []
+    every = C.BackupAndRestore(tmp_path / "often", save_freq=1)
+    every._save = lambda: calls.append(1)
+    _model().fit(X, y, epochs=1, batch_size=100, verbose=0, callbacks=[every])
+    assert len(calls) == 2
+
+
+# -- LambdaCallback: every hook ------------------------------------------------------------------
+
+
+def test_lambda_callback_takes_every_hook(circles):
+    from backprop.training import loop
+
+    X, y = circles[0][:10], circles[1][:10]
+    called = []
+
+    def hook(name):
+        return lambda *args: called.append(name)
+
+    cb = C.LambdaCallback(**{name: hook(name) for name in C.HOOKS})
+    model = _model()
+    model.fit(X, y, epochs=1, batch_size=10, validation_data=(X, y), callbacks=[cb], verbose=0)
+    loop.evaluate(model, X, y, callbacks=[cb])
+    loop.predict(model, X, callbacks=[cb])
+    # the aliases on_batch_* are called by the train-batch hooks of the base class only:
+    # given both, Keras calls the on_train_batch_* functions
+    assert set(called) == set(C.HOOKS) - {"on_batch_begin", "on_batch_end"}
+    only_alias = C.LambdaCallback(on_batch_begin=hook("alias"))
+    model.fit(X, y, epochs=1, batch_size=5, callbacks=[only_alias], verbose=0)
+    assert called.count("alias") == 2
+    with pytest.raises(TypeError, match="on_test_end must be a function"):
+        C.LambdaCallback(on_test_end=3)
+
+
+# -- a hook name that is not a hook --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typo", "hook"),
+    [
+        ("on_epoch_ends", "on_epoch_end"),
+        ("on_train_batch_ended", "on_train_batch_end"),
+        ("on_predict_begins", "on_predict_begin"),
+    ],
+)
+def test_a_misspelled_hook_is_warned_at_class_creation_with_the_closest_hook(typo, hook):
+    with pytest.warns(UserWarning, match=f"{typo}.*never called.*'{hook}'") as caught:
+        type("Mine", (C.Callback,), {typo: lambda self, *args: None})
+    assert caught[0].filename == __file__  # the warning points at the class statement
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+
+        class Fine(C.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                pass
+
+            def other(self):
+                pass

@@ -5,6 +5,7 @@ the data at the start, the warning for BatchNormalization over one row. K ranks 
 (``distributed_helpers``); ``test_distributed_mpi.py`` runs a stop under real ``mpirun``.
 """
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -277,3 +278,67 @@ def test_fit_refuses_ranks_on_other_backends():
     for result in ThreadGroup(2).run(rank_fit):
         assert isinstance(result, bp.distributed.DistributedError), repr(result)
         assert "backend='array_api_strict' where rank 0 has 'numpy'" in str(result)
+
+
+# -- batch logs and the backup over the ranks (issue 21) -------------------------------------------
+
+
+class _RootOnlyBatchLogs(bp.callbacks.Callback):
+    """A root-only callback reading the running batch logs (on rank 0 alone)."""
+
+    root_only = True
+
+    def __init__(self):
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append(dict(logs))
+
+
+def test_batch_logs_over_the_ranks_are_those_of_one_process():
+    X, y = _data(30)
+    alone = _RootOnlyBatchLogs()
+    _model().fit(X, y, epochs=2, batch_size=8, verbose=0, callbacks=[alone])
+
+    def rank_fit(rank, comm):
+        cb = _RootOnlyBatchLogs()  # runs on rank 0 only: the others compute the sums anyway
+        _model().fit(X, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb], distributed=comm)
+        return cb.logs
+
+    logs = _ok(ThreadGroup(3, timeout=10).run(rank_fit))
+    assert logs[1] == logs[2] == []
+    assert len(logs[0]) == len(alone.logs) == 8
+    for got, expected in zip(logs[0], alone.logs, strict=True):
+        assert got.keys() == expected.keys()
+        np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-13)
+
+
+def test_backup_and_restore_over_the_ranks(tmp_path):
+    X, y = _data(40)
+    folder = tmp_path / "backup"
+
+    class Interrupt(bp.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def rank_fit(rank, comm):
+        model = _model()
+        backup = bp.callbacks.BackupAndRestore(folder)
+        kwargs = dict(epochs=4, batch_size=8, verbose=0, distributed=comm)
+        with contextlib.suppress(KeyboardInterrupt):
+            model.fit(X, y, **kwargs, callbacks=[backup, Interrupt()])
+        listing = sorted(os.listdir(folder))
+        model = _model()
+        h = model.fit(X, y, **kwargs, callbacks=[backup])
+        return listing, h.history["loss"], model.get_weights()
+
+    results = _ok(_run_untold(2, rank_fit))
+    whole = _model()
+    h = whole.fit(X, y, epochs=4, batch_size=8, verbose=0)
+    for listing, losses, weights in results:
+        assert listing == ["backup-2-0.npz", "state.json"]  # one backup, written by rank 0
+        np.testing.assert_allclose(losses, h.history["loss"][2:], rtol=1e-12)
+        for u, v in zip(weights, whole.get_weights(), strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-12)
+    assert not folder.exists()

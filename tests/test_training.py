@@ -221,3 +221,26 @@ def test_describe_engines_says_what_each_backend_runs():
     if HAS_JAX:
         assert described["jax"].startswith("compiled")
     assert choose.describe_engines(["numpy"]) == {"numpy": described["numpy"]}
+
+
+def test_only_train_batch_hooks_keep_the_steps_eager(backend):
+    """The test and predict batch hooks never slow a fit down; a train-batch one does."""
+    model = _net(backend, dtype="float32")
+    fast = compiled.Compiled if backend.name == "jax" else eager.Eager
+    cb = bp.callbacks.LambdaCallback
+    for quiet in (
+        cb(on_test_batch_end=lambda b, logs: None),
+        cb(on_predict_batch_begin=lambda b, logs: None),
+        cb(on_test_begin=lambda logs: None),
+        bp.callbacks.BackupAndRestore("unused"),  # a backup per epoch
+        bp.callbacks.ReduceLROnPlateau(),
+        bp.callbacks.CSVLogger("unused.csv"),
+    ):
+        assert type(choose.choose_engine(model, [quiet], None, 32)) is fast, quiet
+    for watcher in (
+        cb(on_train_batch_begin=lambda b, logs: None),
+        cb(on_train_batch_end=lambda b, logs: None),
+        cb(on_batch_begin=lambda b, logs: None),
+        bp.callbacks.BackupAndRestore("unused", save_freq=3),  # a backup every 3 batches
+    ):
+        assert type(choose.choose_engine(model, [watcher], None, 32)) is eager.Eager, watcher

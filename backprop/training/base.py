@@ -56,8 +56,10 @@ class Engine:
 
     ``run_epoch(model, X, Y, order, batch_size, steps, callbacks)`` trains ``model`` on one
     pass over ``(X, Y)`` (rows in ``order`` when it is not None) in batches of
-    ``batch_size``, calling ``callbacks.on_batch_end`` after each step, and returns an
-    :class:`Epoch`.
+    ``batch_size``, calling ``callbacks.on_train_batch_begin`` before and
+    ``callbacks.on_train_batch_end`` after each step, and returns an :class:`Epoch`. An
+    engine that runs the steps before their hooks (the compiled epoch) is chosen only when
+    no callback watches the batches (:func:`watches_batches`).
     """
 
     name = "engine"
@@ -93,7 +95,7 @@ class Engine:
         batch_size, steps : int
             Rows per step, and steps in the epoch.
         callbacks : CallbackList
-            ``on_batch_end`` is called after each step.
+            ``on_train_batch_begin``/``on_train_batch_end`` are called around each step.
 
         Returns
         -------
@@ -106,12 +108,18 @@ class Engine:
 
 
 def watches_batches(callback: _callbacks.Callback) -> bool:
-    """Whether a callback's ``on_batch_end`` may look at the model after each step.
+    """Whether a callback may look at the model around each training step.
 
-    History and the progress bar read only the batch's index and size; any other callback
-    that overrides ``on_batch_end`` (or a LambdaCallback given one) may read the weights.
+    True when it overrides a train-batch hook (``on_train_batch_begin/end`` or their
+    aliases ``on_batch_begin/end``; a LambdaCallback given one): then each step must have
+    run when its hook is called, and the batch logs carry the running loss and metrics.
+    History and the progress bar read only the batch's index and size.
     """
     if isinstance(callback, _callbacks.History | _callbacks.ProgbarLogger):
         return False
-    hook = getattr(type(callback), "on_batch_end", None)
-    return hook is not _callbacks.Callback.on_batch_end or "on_batch_end" in vars(callback)
+    return _callbacks.overrides(callback, *_callbacks.TRAIN_BATCH_HOOKS)
+
+
+def watching(callbacks: Any) -> bool:
+    """Whether a callback of a ``CallbackList`` (or a list) watches the training batches."""
+    return any(watches_batches(c) for c in getattr(callbacks, "callbacks", callbacks))

@@ -148,9 +148,10 @@ class Captured(Engine):
         for i in range(steps):
             size = min(batch_size, n - lo)
             lo += size
+            callbacks.on_train_batch_begin(i)
             self._run(model, size, batch_size)
             sizes.append(size)
-            callbacks.on_batch_end(i, {"batch": i, "size": size})
+            callbacks.on_train_batch_end(i, {"batch": i, "size": size})
             if model.stop_training:
                 break
         opt.iterations = first + len(sizes)

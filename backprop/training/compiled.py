@@ -191,7 +191,10 @@ class Compiled(Engine):
         model._set_buffers(buffers)
         opt.iterations = first + steps
         sizes = [min(batch_size, n - lo) for lo in range(0, n, batch_size)]
-        for i, size in enumerate(sizes):  # after the program: they see the epoch's end
-            callbacks.on_batch_end(i, {"batch": i, "size": size})
+        # after the program: chosen only when no callback watches the batches (the progress
+        # bar reads the count)
+        for i, size in enumerate(sizes):
+            callbacks.on_train_batch_begin(i)
+            callbacks.on_train_batch_end(i, {"batch": i, "size": size})
         Z = Z if model._fused else None
         return Epoch(sums, n, len(relu_hidden(model)), (Y, Y_hat, Z, sizes))

@@ -7,7 +7,7 @@ from typing import Any
 from .. import callbacks as _callbacks
 from . import logs as _logs
 from . import step as _step
-from .base import Engine, Epoch
+from .base import Engine, Epoch, watching
 from .probe import relu_hidden
 
 Array = Any
@@ -19,7 +19,10 @@ class Eager(Engine):
     The epoch's rows are gathered once in the shuffled order, then each batch is a
     contiguous slice (cheaper than a gather per batch). The loss and metrics are computed
     once per epoch from the outputs every step produced, and the steps stop after any batch
-    where a callback sets ``model.stop_training``.
+    where a callback sets ``model.stop_training``. When a callback watches the batches, each
+    step's loss and metric statistics are added up as it runs and read back for its
+    ``on_train_batch_end`` logs (the running averages since the epoch began, as in Keras 3):
+    a host synchronisation per step that no other fit pays.
     """
 
     name = "eager"
@@ -40,10 +43,12 @@ class Eager(Engine):
         fused, last = model._fused, model.layers[-1]
         outputs, logits, penalties, targets, batches = [], [], [], [], []
         steps_run = 0
+        watched, running = self.batch_logs(callbacks), None
         for i in range(steps):
             lo = i * batch_size
             hi = min(lo + batch_size, n)
             size = hi - lo
+            callbacks.on_train_batch_begin(i)
             penalty = model._penalty()  # the weights this step starts from
             lo, hi = self.rows(lo, hi)
             y_hat = self.step(model, X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
@@ -55,7 +60,14 @@ class Eager(Engine):
                 logits.append(last.z)  # the fused loss needs the logits
             if penalty is not None:
                 penalties.append(penalty * (hi - lo))
-            callbacks.on_batch_end(i, {"batch": i, "size": size})
+            logs = {"batch": i, "size": size}
+            if watched:
+                z = last.z if fused and hi > lo else None
+                part = self.batch_part(model, Y[lo:hi, ...], y_hat, z, penalty, hi - lo)
+                running = part if running is None else running + part
+                # the rows of every rank so far: the sums are added over the ranks
+                logs.update(_logs.finish(model, running, min((i + 1) * batch_size, n)))
+            callbacks.on_train_batch_end(i, logs)
             steps_run = i + 1
             if self.stopped(model):  # as in Keras, a callback can stop after any batch
                 break
@@ -68,6 +80,19 @@ class Eager(Engine):
         sizes = [y_hat.shape[0] for y_hat in outputs]
         sums = _logs.stack(model, total_loss, totals)
         return Epoch(sums, n, len(dead), (Y, Y_hat, Z, sizes), None, batches, steps_run)
+
+    def batch_logs(self, callbacks: _callbacks.CallbackList) -> bool:
+        """Whether the train-batch logs carry the running loss and metrics this fit."""
+        return watching(callbacks)
+
+    def batch_part(
+        self, model: Any, y: Array, y_hat: Array | None, z: Array | None, penalty: Any, rows: int
+    ) -> Array:
+        """The step's loss and metric sums for the running batch logs (zeros without rows)."""
+        if y_hat is None:  # a rank with no rows in this batch adds nothing to the sums
+            n_stats = sum(m.n_stats for _, m in model.metrics)
+            return model.backend.zeros((1 + n_stats,), model.dtype)
+        return _logs.batch_sums(model, y, y_hat, z, None if penalty is None else penalty * rows)
 
     def stopped(self, model: Any) -> bool:
         """Whether a callback stopped training after this batch."""

@@ -43,12 +43,26 @@ def stack(model: Any, total_loss: Any, totals: list[Any]) -> Array:
     return model.xp.stack([total_loss, *totals])
 
 
-def finish(model: Any, sums: Array, n: int, n_extra: int = 0) -> dict:
+def batch_sums(model: Any, y: Array, y_hat: Array, z: Array | None, penalty: Any) -> Array:
+    """One batch's summed loss and metric statistics, as :func:`stack` lays them out.
+
+    ``penalty`` is the regularization penalty times the batch's rows (or None). Summed over
+    the batches so far and handed to :func:`finish`, they give the running averages the
+    batch logs hold.
+    """
+    total_loss = loss_value(model, y, y_hat, z) * y.shape[0]
+    if penalty is not None:
+        total_loss = total_loss + penalty
+    return stack(model, total_loss, accumulate(model, [], y, y_hat))
+
+
+def finish(model: Any, sums: Array, n: int, n_extra: int = 0, local: bool = False) -> dict:
     """Bring the epoch's device sums to the host in one transfer and finish the metrics.
 
-    ``n_extra`` trailing entries of ``sums`` are dead-layer flags of the last batch.
+    ``n_extra`` trailing entries of ``sums`` are dead-layer flags of the last batch. Under
+    data parallelism the sums are added over the ranks first, unless ``local``.
     """
-    if model._comm is not None:  # one sum over the ranks per epoch
+    if model._comm is not None and not local:  # one sum over the ranks per epoch
         sums = model._comm.allreduce(sums, model.backend)
     host = [float(v) for v in model.backend.to_numpy(sums)]
     logs: dict[str, Any] = {}

@@ -85,7 +85,7 @@ def fit(
             f"{n_val} for validation; need at least one sample on each side."
         )
     if validation_data is not None:
-        Xv, yv = model._check(*validation_data, name="X_val", n_features=X.shape[1])
+        Xv, yv = model._check(*validation_data, name="X_val", input_shape=tuple(X.shape[1:]))
     X, Y = model._to_device(X, y)
     if validation_data is not None:
         Xv, Yv = model._to_device(Xv, yv)
@@ -207,6 +207,11 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
     probe = X[: min(n, _probe.DEAD_CHECK_ROWS), ...]
     warned = _probe.warn_dead(model, probe, when="at initialisation" if epochs else "")
     cb.on_train_begin()
+    # a callback may resume an interrupted fit (BackupAndRestore), as Keras's _initial_epoch
+    resumed = model.__dict__.pop("_initial_epoch", None)
+    if resumed is not None:
+        initial_epoch = int(resumed)
+    logs = None
     for epoch in range(initial_epoch, epochs):
         cb.on_epoch_begin(epoch)
         snapshot = _snapshot(model)
@@ -216,8 +221,8 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         logs = _logs.finish(model, result.sums, result.n, result.n_flags)
         if not math.isfinite(logs["loss"]):
             _nonfinite(model, epoch, logs["loss"], snapshot, result, callbacks or [])
-        if Xv is not None:
-            val = evaluate_device(model, Xv, Yv, n_total=n_val)
+        if Xv is not None:  # an evaluate with the fit's callbacks, as in Keras
+            val = evaluate_device(model, Xv, Yv, n_total=n_val, callbacks=cb)
             logs.update({f"val_{k}": v for k, v in val.items()})
         # the last batch's flags come back with the metrics; a full probe confirms them
         if logs.pop("_dead_in_last_batch", False) and not warned:
@@ -227,7 +232,7 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
             model.stop_training = any_rank(comm, model.stop_training)
         if model.stop_training:
             break
-    cb.on_train_end()
+    cb.on_train_end(logs)  # the last epoch's logs, as Keras
     return model.history
 
 
@@ -311,9 +316,19 @@ def _nonfinite(
 
 
 def evaluate(
-    model: Any, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0, comm: Any = None
+    model: Any,
+    X: Any,
+    y: Any,
+    batch_size: int | None = None,
+    verbose: int = 0,
+    comm: Any = None,
+    callbacks: list[_callbacks.Callback] | None = None,
 ) -> dict[str, float]:
-    """``model.evaluate``; with ``comm``, each rank evaluates its part of the rows."""
+    """``model.evaluate``; with ``comm``, each rank evaluates its part of the rows.
+
+    ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin/end`` per batch and
+    ``on_test_end`` with the results (Keras's hooks of ``evaluate``).
+    """
     _compilation.require_compiled(model, "evaluate")
     if y is None:
         raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
@@ -321,6 +336,7 @@ def evaluate(
     batch_size = None if batch_size is None else int(batch_size)
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
+    _check_callbacks(callbacks)
     X, Y = model._prepare(X, y)
     n = X.shape[0]
     if comm is not None:
@@ -328,7 +344,13 @@ def evaluate(
         X, Y = X[lo:hi, ...], Y[lo:hi, ...]
     model._comm = comm
     try:
-        result = evaluate_device(model, X, Y, batch_size, n_total=n)
+        cb = None
+        if callbacks:
+            rows = X.shape[0]
+            steps = math.ceil(rows / min(batch_size or rows, rows)) if rows else 0
+            params = {"epochs": 1, "steps": steps, "verbose": verbose, "samples": n}
+            cb = _callbacks.CallbackList(_rank_callbacks(callbacks, comm), model, params)
+        result = evaluate_device(model, X, Y, batch_size, n_total=n, callbacks=cb)
     finally:
         model._comm = None
     if verbose:
@@ -336,10 +358,39 @@ def evaluate(
     return result
 
 
+def _check_callbacks(callbacks: Any) -> None:
+    """``callbacks`` must be None or a list of Callback instances."""
+    if callbacks is not None and not isinstance(callbacks, list | tuple):
+        raise TypeError(
+            "callbacks must be a list of Callback instances, e.g. callbacks=[History()]; "
+            f"received {type(callbacks).__name__}."
+        )
+    for c in callbacks or []:
+        if not isinstance(c, _callbacks.Callback):
+            raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
+
+
+def _rank_callbacks(callbacks: list, comm: Any) -> list:
+    """The callbacks this process runs: all, but not the root-only ones off rank 0."""
+    if comm is None or comm.is_root:
+        return list(callbacks)
+    return [c for c in callbacks if not c.root_only]
+
+
 def evaluate_device(
-    model: Any, X: Array, Y: Array, batch_size: int | None = None, n_total: int | None = None
+    model: Any,
+    X: Array,
+    Y: Array,
+    batch_size: int | None = None,
+    n_total: int | None = None,
+    callbacks: _callbacks.CallbackList | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks."""
+    """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks.
+
+    With ``callbacks``, the test hooks are called (``on_test_begin``, around each batch,
+    ``on_test_end``); where one of them overrides a test-batch hook, each batch's logs hold
+    the running loss and metrics (of this rank's rows), read back after each batch.
+    """
     n = X.shape[0]
     batch_size = min(batch_size or n, n) or 1
     total_loss, totals = 0.0, []
@@ -347,8 +398,14 @@ def evaluate_device(
         total_loss = model.backend.zeros((), model.dtype)
         totals = [total_loss for _, m in model.metrics for _ in range(m.n_stats)]
     fused = model._fused
-    for lo in range(0, n, batch_size):
+    steps = math.ceil(n / batch_size)
+    watched = callbacks is not None and callbacks.watching(*_callbacks.TEST_BATCH_HOOKS)
+    if callbacks is not None:
+        callbacks.on_test_begin()
+    for i, lo in enumerate(range(0, n, batch_size)):
         hi = min(lo + batch_size, n)
+        if callbacks is not None:
+            callbacks.on_test_batch_begin(i)
         xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
         y_hat = model._forward(xb, training=False)
         if fused:
@@ -357,28 +414,72 @@ def evaluate_device(
             loss = model.loss.forward(yb, y_hat, model.xp)
         total_loss = total_loss + loss * (hi - lo)
         totals = _logs.accumulate(model, totals, yb, y_hat)
+        if callbacks is None:
+            continue
+        logs: dict[str, Any] = {"batch": i, "size": hi - lo}
+        if watched and i < steps - 1:  # this rank's rows so far
+            sums = _logs.stack(model, _with_penalties(model, total_loss, hi), totals)
+            logs.update(_logs.finish(model, sums, hi, local=True))
+        elif watched:  # the last batch's running logs are the results (over the ranks)
+            result = _result(model, total_loss, totals, n, n_total)
+            logs.update(result)
+        callbacks.on_test_batch_end(i, logs)
+    if callbacks is None or not watched or not n:  # every rank finishes once
+        result = _result(model, total_loss, totals, n, n_total)
+    if callbacks is not None:
+        callbacks.on_test_end(dict(result))
+    return result
+
+
+def _with_penalties(model: Any, total_loss: Any, rows: int) -> Any:
+    """The summed loss of ``rows`` rows plus each layer's penalty counted once per row."""
     for layer in model.layers:
         penalty = layer.penalty()
         if penalty is not None:
-            total_loss = total_loss + penalty * n
-    sums = _logs.stack(model, total_loss, totals)
+            total_loss = total_loss + penalty * rows
+    return total_loss
+
+
+def _result(model: Any, total_loss: Any, totals: list, n: int, n_total: int | None) -> dict:
+    """The loss and metrics of an evaluation from its device sums (over the ranks)."""
+    sums = _logs.stack(model, _with_penalties(model, total_loss, n), totals)
     return _logs.finish(model, sums, n if n_total is None else n_total)
 
 
-def predict(model: Any, X: Any, batch_size: int | None = None) -> Any:
-    """``model.predict``: the outputs, in the library and on the device of ``X``."""
+def predict(
+    model: Any,
+    X: Any,
+    batch_size: int | None = None,
+    callbacks: list[_callbacks.Callback] | None = None,
+) -> Any:
+    """``model.predict``: the outputs, in the library and on the device of ``X``.
+
+    ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin/end`` per batch (the
+    end's logs: ``{"outputs": y_hat}`` of the batch, on the device) and ``on_predict_end``.
+    """
     from ..backend import array_backend_name, backend_of
 
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
     batch_size = None if batch_size is None else int(batch_size)
+    _check_callbacks(callbacks)
     source = backend_of(X) if array_backend_name(X) else None
     Xd, _ = model._prepare(X)
     n = Xd.shape[0]
     batch_size = min(batch_size or n, n)
-    parts = [
-        model._forward(Xd[lo : min(lo + batch_size, n), ...], training=False)
-        for lo in range(0, n, batch_size)
-    ]
+    cb = None
+    if callbacks:
+        params = {"epochs": 1, "steps": math.ceil(n / batch_size), "verbose": 0, "samples": n}
+        cb = _callbacks.CallbackList(list(callbacks), model, params)
+        cb.on_predict_begin()
+    parts = []
+    for i, lo in enumerate(range(0, n, batch_size)):
+        if cb is not None:
+            cb.on_predict_batch_begin(i)
+        parts.append(model._forward(Xd[lo : min(lo + batch_size, n), ...], training=False))
+        if cb is not None:
+            cb.on_predict_batch_end(i, {"outputs": parts[-1]})
+    if cb is not None:
+        cb.on_predict_end()
     out = parts[0] if len(parts) == 1 else model.xp.concat(parts, axis=0)
     if source is None or source.name == "numpy":
         return model.backend.to_numpy(out)

@@ -83,7 +83,7 @@ def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any
         "optimizer": json.dumps(opt.get_config(), sort_keys=True, default=str),
         "optimizer iterations": opt.iterations,
         "samples": int(X.shape[0]),
-        "features": int(X.shape[1]),
+        "sample shape": tuple(int(d) for d in X.shape[1:]),
         "validation samples": None if Xv is None else int(Xv.shape[0]),
         # arrays: the communicator compares their fingerprints (rows spread through the
         # whole array, column sums) and names the one that differs
@@ -222,6 +222,14 @@ class Sharded(Eager):
         # a stop set on some rank before the steps (on_train_begin, on_epoch_begin)
         model.stop_training = any_rank(self.comm, model.stop_training)
         return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
+
+    def batch_logs(self, callbacks: Any) -> bool:
+        """Whether the batch logs carry the running loss: as the ranks agreed.
+
+        Their sums go over the ranks, so every rank computes them where any rank's callbacks
+        watch the batches (the root-only ones run on rank 0 alone).
+        """
+        return bool(self.batch_hooks)
 
     def stopped(self, model: Any) -> bool:
         """A stop on any rank after this batch, asked only when a callback could set one."""
