@@ -38,6 +38,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from .convolutional import Conv2D
 from .core import (  # noqa: F401  (every name layers.py had stays readable here)
     Activation,
     Array,
@@ -55,17 +56,28 @@ from .normalization import (  # noqa: F401
     _check_epsilon,
     _Normalization,
 )
+from .pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
 from .regularization import Dropout
 from .reshaping import Flatten, Reshape
 
 __all__ = [
     "Activation",
+    "AveragePooling2D",
     "BatchNormalization",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
     "Layer",
     "LayerNormalization",
+    "MaxPooling2D",
     "Reshape",
     "from_config",
 ]
@@ -80,6 +92,11 @@ _REGISTRY = {
         LayerNormalization,
         Flatten,
         Reshape,
+        Conv2D,
+        MaxPooling2D,
+        AveragePooling2D,
+        GlobalAveragePooling2D,
+        GlobalMaxPooling2D,
     )
 }
 

@@ -27,7 +27,7 @@ class _Normalization(Layer):
 
     ``xhat`` is ``x`` standardised over the batch (BatchNormalization) or over the features
     (LayerNormalization); ``gamma`` (``scale=True``) and ``beta`` (``center=True``) have one
-    entry per feature. Shapes: ``x, xhat, y (n, d)``, ``gamma, beta (d,)``.
+    entry per feature (the last axis). Shapes: ``x, xhat, y (n, ..., d)``, ``gamma, beta (d,)``.
     """
 
     def __init__(
@@ -58,9 +58,10 @@ class _Normalization(Layer):
 
     def _check_input(self, x: Array) -> None:
         self._check_built()
-        if x.ndim != 2 or x.shape[1] != self.input_dim:
+        if tuple(x.shape[1:]) != tuple(self.input_shape):
+            expected = ", ".join(str(d) for d in ("n", *self.input_shape))
             raise ValueError(
-                f"{self.name} expected input of shape (n, {self.input_dim}), "
+                f"{self.name} expected input of shape ({expected}), "
                 f"received shape {tuple(x.shape)}."
             )
 
@@ -70,12 +71,17 @@ class _Normalization(Layer):
         return y + self.params["beta"] if self.center else y
 
     def _affine_backward(self, dy: Array) -> Array:
-        """``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)`` over the batch; returns ``dxhat``."""
+        """``dgamma = sum(dy * xhat)``, ``dbeta = sum(dy)``; returns ``dxhat``.
+
+        gamma and beta were broadcast over every axis but the features (the batch, and the
+        height and width of images), so their gradients sum over all of those.
+        """
         xp = self.xp
+        axes = tuple(range(dy.ndim - 1))
         if self.center:
-            self._store_grad("beta", xp.sum(dy, axis=0))
+            self._store_grad("beta", xp.sum(dy, axis=axes))
         if self.scale:
-            self._store_grad("gamma", xp.sum(dy * self.xhat, axis=0))
+            self._store_grad("gamma", xp.sum(dy * self.xhat, axis=axes))
             return dy * self.params["gamma"]
         return dy
 
@@ -93,7 +99,8 @@ class _Normalization(Layer):
 class BatchNormalization(_Normalization):
     r"""Batch normalization (Ioffe & Szegedy, 2015), with Keras's names and defaults.
 
-    forward (training), over the batch's n rows, per feature:
+    forward (training), per feature, over the batch's n rows (and, on images ``(n, h, w, d)``,
+    over their pixels too: the mean and variance over n*h*w entries, as Keras's axis=-1):
         mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
         y = gamma * xhat + beta
         moving_mean = momentum * moving_mean + (1 - momentum) * mu     (and so moving_variance)
@@ -118,7 +125,8 @@ class BatchNormalization(_Normalization):
     beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer
         Keras's defaults: zeros, ones, zeros, ones.
 
-    Shapes: ``x, y (n, d)``; ``gamma, beta, moving_mean, moving_variance (d,)``. The weights, in
+    Shapes: ``x, y (n, d)`` or ``(n, h, w, d)`` (any rank: the features are the last axis);
+    ``gamma, beta, moving_mean, moving_variance (d,)``. The weights, in
     ``get_weights`` order: gamma, beta (trainable), moving_mean, moving_variance (not).
     """
 
@@ -192,16 +200,32 @@ class BatchNormalization(_Normalization):
         ) * self.inv_std
 
     def _batch_mean(self, a: Array) -> Array:
-        """The mean over the batch's rows (over every rank's rows under data parallelism)."""
+        """The mean over every axis but the features.
+
+        Over the batch's rows (every rank's rows under data parallelism), and over the pixels
+        of images.
+        """
         if self.sync is None:
-            return self.xp.mean(a, axis=0)
-        return self.sync.batch_mean(self.xp.sum(a, axis=0))
+            return self.xp.mean(a, axis=tuple(range(a.ndim - 1)))
+        return self.sync.batch_mean(self._row_sums(a))
 
     def _grad_mean(self, a: Array) -> Array:
         """``_batch_mean`` of a gradient (each rank's gradients are of its own mean loss)."""
         if self.sync is None:
-            return self.xp.mean(a, axis=0)
-        return self.sync.grad_mean(self.xp.sum(a, axis=0))
+            return self.xp.mean(a, axis=tuple(range(a.ndim - 1)))
+        return self.sync.grad_mean(self._row_sums(a))
+
+    def _row_sums(self, a: Array) -> Array:
+        """The sum over the rows of each row's mean over its pixels (``(d,)``).
+
+        What the communicator turns into a mean over the global batch by dividing by the
+        global number of rows: every image has the same number of pixels, so the mean of the
+        rows' means is the mean over all the pixels of all the rows.
+        """
+        xp = self.xp
+        if a.ndim > 2:
+            a = xp.mean(a, axis=tuple(range(1, a.ndim - 1)))
+        return xp.sum(a, axis=0)
 
     def get_config(self):
         return self._with_trainable(
@@ -219,7 +243,8 @@ class BatchNormalization(_Normalization):
 class LayerNormalization(_Normalization):
     r"""Layer normalization (Ba, Kiros & Hinton, 2016): each row standardised over its features.
 
-    forward, per row, over its d features (the same in training and inference):
+    forward, per row (per position of the leading axes on inputs of higher rank), over its d
+    features on the last axis (Keras's default axis=-1; the same in training and inference):
         mu = mean(x),  var = mean((x - mu)^2),  xhat = (x - mu) / sqrt(var + eps)
         y = gamma * xhat + beta
     backward, with dxhat = dy * gamma:
@@ -235,7 +260,7 @@ class LayerNormalization(_Normalization):
     beta_initializer, gamma_initializer
         Keras's defaults: zeros, ones.
 
-    Shapes: ``x, y (n, d)``; ``gamma, beta (d,)``; the statistics ``(n, 1)``.
+    Shapes: ``x, y (n, ..., d)``; ``gamma, beta (d,)``; the statistics ``(n, ..., 1)``.
     """
 
     def __init__(
@@ -255,9 +280,9 @@ class LayerNormalization(_Normalization):
     def forward(self, x, training=False):
         self._check_input(x)
         xp = self.xp
-        mu = xp.mean(x, axis=1, keepdims=True)
+        mu = xp.mean(x, axis=-1, keepdims=True)
         xc = x - mu
-        var = xp.mean(xc * xc, axis=1, keepdims=True)
+        var = xp.mean(xc * xc, axis=-1, keepdims=True)
         self.inv_std = 1.0 / xp.sqrt(var + self.epsilon)
         self.xhat = xc * self.inv_std
         self._has_forward = True
@@ -269,7 +294,7 @@ class LayerNormalization(_Normalization):
         dxhat = self._affine_backward(dy)
         if not self.need_dx:
             return None
-        mean = lambda a: xp.mean(a, axis=1, keepdims=True)  # noqa: E731  (over the features)
+        mean = lambda a: xp.mean(a, axis=-1, keepdims=True)  # noqa: E731  (over the features)
         return (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) * self.inv_std
 
     def get_config(self):
