@@ -30,6 +30,7 @@ def clone_model(
     device: Any = None,
     dtype: str | None = None,
     input_dim: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Any:
     """A new model of the same architecture, with new weights and no compile settings.
 
@@ -49,12 +50,15 @@ def clone_model(
         The clone's dtype; ``model``'s when omitted.
     input_dim : int, optional
         Builds the clone of an unbuilt model for this many input features.
+    input_shape : tuple of int, optional
+        Builds the clone of an unbuilt model for samples of this shape (``input_dim=k`` is
+        short for ``input_shape=(k,)``).
 
     Returns
     -------
     Sequential
-        A new, uncompiled model of ``type(model)``, built when ``model`` is (or when
-        ``input_dim`` is given).
+        A new, uncompiled model of ``type(model)``, built for ``model``'s input shape when
+        ``model`` is built (or when ``input_shape`` or ``input_dim`` is given).
 
     Examples
     --------
@@ -81,13 +85,18 @@ def clone_model(
         name=model.name,
         capture=model.capture,
     )
-    if not clone.built and (model.input_dim or input_dim) is not None:
-        clone.build(model.input_dim or input_dim)
+    shape = model.input_shape or input_shape or (None if input_dim is None else (input_dim,))
+    if not clone.built and shape is not None:
+        clone.build(shape)
     return clone
 
 
 def _working_copy(
-    model: Any, dtype: str | None = None, backend: Any = None, input_dim: int | None = None
+    model: Any,
+    dtype: str | None = None,
+    backend: Any = None,
+    input_dim: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Any:
     """``model`` copied: architecture, current weights and compile settings, on ``backend``.
 
@@ -107,6 +116,8 @@ def _working_copy(
         The copy's backend; the model's when omitted.
     input_dim : int, optional
         The input width to build an unbuilt model for.
+    input_shape : tuple of int, optional
+        The sample shape to build an unbuilt model for (instead of ``input_dim``).
 
     Returns
     -------
@@ -116,9 +127,11 @@ def _working_copy(
     target = model.backend if backend is None else resolve(backend)
     if dtype == "float64" and not target.supports_float64:
         target = resolve("numpy")
-    copy = clone_model(model, backend=target, dtype=dtype, input_dim=input_dim)
+    copy = clone_model(
+        model, backend=target, dtype=dtype, input_dim=input_dim, input_shape=input_shape
+    )
     if not copy.built:  # as the model's own build would say it
-        copy.build(input_dim)
+        copy.build(input_shape or input_dim)
     if model.built:
         copy.set_weights(model.get_weights())
     if model.loss is not None:

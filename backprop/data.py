@@ -236,23 +236,35 @@ def _numeric_device_array(a: Any, name: str) -> Any:
     return xp
 
 
-def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str = "float64") -> Any:
-    """Validate features: numeric, 2-D ``(n_samples, n_features)``, non-empty, finite.
+def check_X(
+    X: Any,
+    n_features: int | None = None,
+    name: str = "X",
+    dtype: str = "float64",
+    input_shape: tuple[int, ...] | None = None,
+    layer: str | None = None,
+) -> Any:
+    """Validate features: numeric, ``(n_samples, *input_shape)``, non-empty, finite.
 
     Parameters
     ----------
     X : array_like
         Host data or an array of any supported library.
     n_features : int, optional
-        The number of features the model expects.
+        The number of features the model expects (short for ``input_shape=(n_features,)``).
     name : str, default "X"
         The argument's name, used in error messages.
     dtype : str, default "float64"
         The model's dtype; values beyond its range are refused.
+    input_shape : tuple of int, optional
+        The shape of one sample the model expects, e.g. ``(28, 28, 1)``; without it (and
+        without ``n_features``) any shape of rank 2 or more is accepted.
+    layer : str, optional
+        The name of the model's first layer, for the messages.
 
     Returns
     -------
-    array of shape (n_samples, n_features)
+    array of shape (n_samples, *input_shape)
         A NumPy array for host input, else ``X`` itself.
 
     Raises
@@ -260,32 +272,57 @@ def check_X(X: Any, n_features: int | None = None, name: str = "X", dtype: str =
     TypeError
         If ``X`` is None or not numeric.
     ValueError
-        If ``X`` is not 2-D, is empty, has other than ``n_features`` columns, or holds NaN,
-        infinite values or values beyond the range of ``dtype``; the message names the row
-        and column of the first.
+        If ``X`` is 0-D or 1-D, is empty, does not have the shape ``(n, *input_shape)`` (or
+        ``n_features`` columns), or holds NaN, infinite values or values beyond the range of
+        ``dtype``; the message names the index of the first.
     """
     if X is None:
         raise TypeError(f"{name} must be an array of shape (n_samples, n_features); received None.")
     X = as_array(X, name)
     xp = _numeric_device_array(X, name) if not isinstance(X, np.ndarray) else np
-    if X.ndim != 2:
+    if input_shape is None and n_features is not None:
+        input_shape = (n_features,)
+    if X.ndim < 2:
         hint = (
             f" If each sample has a single feature, use {name}.reshape(-1, 1)."
             if X.ndim == 1
             else ""
         )
+        expected = "2-D of shape (n_samples, n_features)"
+        if input_shape is not None and len(input_shape) > 1:
+            expected = f"of shape (n_samples, {', '.join(map(str, input_shape))})"
         raise ValueError(
-            f"Expected {name} to be 2-D of shape (n_samples, n_features), received shape "
-            f"{tuple(X.shape)}.{hint}"
+            f"Expected {name} to be {expected}, received shape {tuple(X.shape)}.{hint}"
         )
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    if 0 in tuple(X.shape):
         raise ValueError(f"{name} is empty: received shape {tuple(X.shape)}.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"The model expects {name} with {n_features} features, received shape {tuple(X.shape)}."
-        )
+    if input_shape is not None and tuple(X.shape[1:]) != tuple(input_shape):
+        _refuse_shape(X, name, tuple(input_shape), layer)
     _check_finite(X, xp, name, dtype)
     return X
+
+
+def _refuse_shape(X: Any, name: str, input_shape: tuple[int, ...], layer: str | None) -> None:
+    """Raise the ValueError for ``X`` whose samples are not of shape ``input_shape``."""
+    received = tuple(X.shape)
+    if len(input_shape) == 1 and X.ndim == 2:  # a table with other columns: as before
+        raise ValueError(
+            f"The model expects {name} with {input_shape[0]} features, received shape {received}."
+        )
+    expected = ", ".join(str(d) for d in ("n", *input_shape))
+    who = f"The model's first layer {layer!r}" if layer else "The model"
+    hint = ""
+    if input_shape[-1] == 1 and received[1:] == input_shape[:-1]:
+        hint = f" The samples lack the channel axis: pass {name}[..., None]."
+    elif math.prod(received[1:]) == math.prod(input_shape):
+        hint = (
+            f" The samples have as many values as the model expects: if they are in "
+            f"row-major order, pass {name}.reshape(-1, {', '.join(map(str, input_shape))})."
+        )
+    raise ValueError(
+        f"{who} expects {name} of shape ({expected}) (input_shape={input_shape}), received "
+        f"shape {received}.{hint}"
+    )
 
 
 def _check_finite(a: Any, xp: Any, name: str, dtype: str = "float64") -> None:
@@ -354,12 +391,16 @@ def _limit(a: Any, xp: Any, dtype: str) -> float:
     return float(model.max if own.bits > model.bits else own.max)
 
 
-def _first_bad(a: Any, xp: Any, limit: float) -> tuple[int, int | None, np.generic]:
+def _first_bad(a: Any, xp: Any, limit: float) -> tuple[int, Any, np.generic]:
     """Row, column (None for 1-D) and value of the first entry outside [-limit, limit].
 
     The value is a NumPy scalar of ``a``'s dtype. Only on the way to an error: per-row
     reductions where ``a`` is, then the few values that locate the entry come to the host.
+    For ``a`` of rank 3 or more the "column" is the entry's index within its sample (a tuple).
     """
+    if a.ndim > 2:  # each sample read as one row, in row-major order
+        row, col, value = _first_bad(xp.reshape(a, (a.shape[0], -1)), xp, limit)
+        return row, tuple(int(i) for i in np.unravel_index(col, tuple(a.shape[1:]))), value
     if a.ndim == 1:
         row_ok = to_numpy((a >= -limit) & (a <= limit))
     else:
@@ -372,13 +413,14 @@ def _first_bad(a: Any, xp: Any, limit: float) -> tuple[int, int | None, np.gener
     return row, col, values[col]
 
 
-def _refuse(
-    name: str, dtype: str, limit: float, row: int, col: int | None, value: np.generic
-) -> None:
+def _refuse(name: str, dtype: str, limit: float, row: int, col: Any, value: np.generic) -> None:
     """Raise the ValueError for the bad ``value`` at ``row`` (and ``col``) of ``name``."""
     # judged and printed in its own dtype: a long double beyond float64's range is finite
     # there, and a Python float of it would read inf
-    where = f"{value!s} at row {row}" + ("" if col is None else f", column {col}")
+    if isinstance(col, tuple):
+        where = f"{value!s} at index {(row, *col)}"
+    else:
+        where = f"{value!s} at row {row}" + ("" if col is None else f", column {col}")
     if not np.isfinite(value):
         raise ValueError(
             f"{name} contains NaN or infinite values (the first: {where}); clean or impute "
@@ -521,6 +563,8 @@ def check_inputs(
     loss_kind: str | None = None,
     n_outputs: Any = None,
     name: str = "X",
+    input_shape: tuple[int, ...] | None = None,
+    layer: str | None = None,
 ) -> tuple[Any, Any]:
     """:func:`check_X` and :func:`check_y`, then :func:`check_device` on what they return.
 
@@ -540,18 +584,22 @@ def check_inputs(
     loss_kind : str, optional
         ``Loss.kind``; needed when ``y`` is given.
     n_outputs : callable, optional
-        ``n_outputs(n_features) -> int``: the model's output width for ``X``'s width; needed
-        when ``y`` is given.
+        ``n_outputs(sample_shape) -> int``: the model's output width for samples of ``X``'s
+        shape (``X.shape[1:]``); needed when ``y`` is given.
     name : str, default "X"
         The name of ``X`` in messages; ``y``'s is ``"y"`` with the same suffix (``X_val``,
         ``y_val``).
+    input_shape : tuple of int, optional
+        The shape of one sample the model expects (instead of ``n_features``).
+    layer : str, optional
+        The name of the model's first layer, for the messages.
 
     Returns
     -------
     (X, y)
         As :func:`check_X` and :func:`check_y` return them (y None when not given).
     """
-    X = check_X(X, n_features, name=name, dtype=dtype)
+    X = check_X(X, n_features, name=name, dtype=dtype, input_shape=input_shape, layer=layer)
     check_device(X, backend, name)
     if y is not None:
         y_name = "y" + name[1:]

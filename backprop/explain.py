@@ -119,7 +119,7 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     check_positive_int(batch, "batch")
     Xc, yc = model._check(X, y)
     m = min(batch, Xc.shape[0])
-    work = _working_copy(model, input_dim=Xc.shape[1])
+    work = _working_copy(model, input_shape=tuple(Xc.shape[1:]))
     Xd, Y = work._prepare(Xc[:m], yc[:m])
     xp, lines = work.xp, []
     out = lines.append

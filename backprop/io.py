@@ -11,7 +11,8 @@ A NumPy ``.npz`` (zip) archive with
 - ``__config__``: a 0-d unicode array holding a JSON document::
 
     {"format": "backprop-sequential", "version": 2, "library_version": "0.1.0",
-     "model": {"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]},
+     "model": {"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...],
+               "input_shape"},
      "compile": {"loss", "optimizer", "metrics", "iterations", "state_keys"} or absent,
      "rng_state": {...}, "arrays": ["weight_0", ...], "checksum": "sha256:<hex>"}
 
@@ -125,7 +126,10 @@ def save(model: Any, path: str | os.PathLike) -> str:
         If the file cannot be written (e.g. ``PermissionError``); the message names ``path``.
     """
     if not model.built:
-        raise RuntimeError("save() needs a built model: fit it or give the first layer input_dim.")
+        raise RuntimeError(
+            "save() needs a built model: fit it, or give the first layer input_shape=... "
+            "(or input_dim=...)."
+        )
     target, real = _save_target(path)
     if model.loss is not None:  # the optimizer's state must be that of the weights saved
         from .training.compilation import check_optimizer_state
@@ -380,7 +384,8 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
         # one copy of the weights (see Sequential._add_built)
         n_weights = sum(1 for k in arrays if k.startswith("weight_"))
         weights = (arrays.pop(f"weight_{i}") for i in range(n_weights))
-        model._add_built(layers, weights, _Unset(np.dtype(mc["dtype"])))
+        standin = _Unset(np.dtype(mc["dtype"]))
+        model._add_built(layers, weights, standin, mc.get("input_shape"))
         if "rng_state" in config:  # the next shuffles and dropout masks continue the streams
             model.streams.set_state(config["rng_state"])
         compiled = config.get("compile")

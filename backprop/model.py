@@ -204,8 +204,8 @@ class Sequential(FlatParameters):
 
     @property
     def output_dim(self) -> int:
-        """Number of output units."""
-        return self.output_shape[-1]
+        """Number of output units (the losses and metrics take outputs ``(n, output_dim)``)."""
+        return self._out_dim_from(self.input_shape)
 
     def build(self, input_shape: int | tuple[int, ...]) -> None:
         """Create every layer's parameters for samples of shape ``input_shape``.
@@ -339,7 +339,14 @@ class Sequential(FlatParameters):
         return shape
 
     def _out_dim_from(self, input_shape: int | tuple[int, ...]) -> int:
-        return self._output_shape_from(input_shape)[-1]
+        shape = self._output_shape_from(input_shape)
+        if len(shape) != 1:
+            raise ValueError(
+                f"The model outputs samples of shape {shape}, but the losses and metrics take "
+                "outputs of shape (n, k): end the model with bp.layers.Flatten() (or a global "
+                "pooling layer) and a Dense layer."
+            )
+        return shape[0]
 
     # -- training: Keras's Trainer methods, written in backprop/trainer.py -------------------------
     compile = _trainer.compile
@@ -489,9 +496,10 @@ class Sequential(FlatParameters):
         Returns
         -------
         dict
-            The name, dtype, seed and each layer's class name and config.
+            The name, dtype, seed, each layer's class name and config, and (built) the
+            ``input_shape`` it was built for (Keras's ``build_input_shape``).
         """
-        return {
+        config = {
             "name": self.name,
             "dtype": self._dtype_name,
             "seed": self.seed,
@@ -500,6 +508,9 @@ class Sequential(FlatParameters):
                 for layer in self.layers
             ],
         }
+        if self.built:
+            config["input_shape"] = list(self.input_shape)
+        return config
 
     def explain(self, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -> str:
         """Print one training step on ``batch`` rows as the equations of backpropagation.

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import data as _data
 from . import initializers as _initializers
+from .layers.core import _check_input_shape
 
 Array = Any
 
@@ -87,7 +88,7 @@ class FlatParameters:
     dtype: Any
     _token: int
 
-    def _add_built(self, layers: list, weights: Any, standin: Any) -> None:
+    def _add_built(self, layers: list, weights: Any, standin: Any, input_shape: Any = None) -> None:
         """Add ``layers`` built with ``weights`` as their values, drawing no initial weights.
 
         What loading a model does: each layer is built with its initializers standing aside
@@ -104,10 +105,17 @@ class FlatParameters:
         standin : callable
             ``standin(shape, rng) -> numpy.ndarray``, called in place of every initializer: it
             should draw nothing and touch no memory (``numpy.empty`` of the model's dtype).
+        input_shape : tuple of int, optional
+            The shape of one input sample; the first layer's ``input_shape`` when omitted
+            (files written before input shapes were saved: their first layer's ``input_dim``).
         """
-        if not layers or layers[0].input_shape is None:
+        if input_shape is not None:
+            input_shape = _check_input_shape(input_shape, "input_shape")
+        elif layers:
+            input_shape = layers[0].input_shape
+        if not layers or input_shape is None:
             raise ValueError("the first layer has no input_shape")
-        weights, shape = iter(weights), layers[0].input_shape
+        weights, shape = iter(weights), input_shape
         for i, layer in enumerate(layers):
             if i > 0:
                 check_input_fits(layer, shape)

@@ -1,7 +1,9 @@
 """``model.summary()``: the table of a model's layers, output shapes and parameter counts.
 
 A module of its own, below the model: it reads a model through its public attributes
-(``name``, ``layers``, ``input_dim``, ``backend``, ``count_params``) and imports nothing of it.
+(``name``, ``layers``, ``input_shape``, ``backend``, ``count_params``) and imports nothing of it.
+Each layer's output shape comes from its ``compute_output_shape``, chained from the model's
+``input_shape``, and is printed as Keras prints it, the batch axis as None: ``(None, 28, 28, 32)``.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ def summary(model: Any, print_fn: Any = print) -> str:
     Total params: 9
     """
     rows = [("Layer (type)", "Output Shape", "Param #")]
-    dim = model.input_dim
+    dims = model.input_shape
     for layer in model.layers:
-        dim = layer.output_dim(dim) if dim is not None else None
-        shape = f"(None, {dim})" if dim is not None else "?"
+        dims = layer.compute_output_shape(dims) if dims is not None else None
+        # as Keras: the batch axis is None, "(None, 28, 28, 32)"
+        shape = f"({', '.join(str(d) for d in (None, *dims))})" if dims is not None else "?"
         count = str(layer.count_params()) if layer.built else "0 (unbuilt)"
         rows.append((f"{layer.name} ({type(layer).__name__})", shape, count))
     widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]

@@ -78,13 +78,26 @@ def _require_compiled(self: Any, what: str) -> None:
 
 
 def _check(
-    self: Any, X: Any, y: Any = None, name: str = "X", n_features: int | None = None
+    self: Any,
+    X: Any,
+    y: Any = None,
+    name: str = "X",
+    n_features: int | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> tuple[Any, Any]:
-    """Validate X (and y against the loss and output width) without touching the model."""
+    """Validate X (and y against the loss and output width) without touching the model.
+
+    ``X`` must have samples of the model's ``input_shape`` (or of ``input_shape`` /
+    ``(n_features,)`` when given: the validation data of a model built by ``fit``).
+    """
+    if input_shape is None and n_features is not None:
+        input_shape = (n_features,)
     return _data.check_inputs(
         X,
         y,
-        n_features=n_features or self.input_dim,
+        n_features=None,
+        input_shape=input_shape or self.input_shape,
+        layer=self.layers[0].name if self.layers else None,
         backend=self.backend,
         dtype=self._dtype_name,
         loss_kind=None if y is None else self.loss.kind,
