@@ -118,8 +118,3 @@ def watches_batches(callback: _callbacks.Callback) -> bool:
     if isinstance(callback, _callbacks.History | _callbacks.ProgbarLogger):
         return False
     return _callbacks.overrides(callback, *_callbacks.TRAIN_BATCH_HOOKS)
-
-
-def watching(callbacks: Any) -> bool:
-    """Whether a callback of a ``CallbackList`` (or a list) watches the training batches."""
-    return any(watches_batches(c) for c in getattr(callbacks, "callbacks", callbacks))

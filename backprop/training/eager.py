@@ -7,7 +7,7 @@ from typing import Any
 from .. import callbacks as _callbacks
 from . import logs as _logs
 from . import step as _step
-from .base import Engine, Epoch, watching
+from .base import Engine, Epoch
 from .probe import relu_hidden
 
 Array = Any
@@ -83,7 +83,7 @@ class Eager(Engine):
 
     def batch_logs(self, callbacks: _callbacks.CallbackList) -> bool:
         """Whether the train-batch logs carry the running loss and metrics this fit."""
-        return watching(callbacks)
+        return callbacks.watching(*_callbacks.TRAIN_BATCH_HOOKS)
 
     def batch_part(
         self, model: Any, y: Array, y_hat: Array | None, z: Array | None, penalty: Any, rows: int
