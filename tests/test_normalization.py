@@ -833,3 +833,112 @@ def test_swapping_frozen_layers_of_the_same_size_asks_for_compile():
     model.compile("binary_crossentropy", model.optimizer)
     assert model.optimizer.iterations == 0
     model.fit(X, y, epochs=1, verbose=0)
+
+
+# -- images: (n, h, w, c), the features on the last axis -----------------------------------------
+def _built_on(layer, backend, shape):
+    layer.build_from_shape(shape, backend, np.random.default_rng(0), backend.dtype("float64"))
+    return layer
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is the oracle")
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_on_images_equals_torch(backend64, training):
+    """Statistics per channel over the batch, height and width (torch's batch_norm on the
+    channels-first copy); gamma, beta and x's gradients by autograd; the moving statistics
+    by their recurrence with the biased variance over n*h*w entries."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3, 5, 2)) * np.array([1.0, 3.0]) + np.array([2.0, -1.0])
+    layer = _built_on(BN(momentum=0.8, epsilon=1e-3), backend64, (3, 5, 2))
+    gamma, beta = rng.uniform(0.5, 2.0, 2), rng.normal(size=2)
+    mean0, var0 = rng.normal(size=2), rng.uniform(0.5, 2.0, 2)
+    layer.params = {"gamma": backend64.asarray(gamma), "beta": backend64.asarray(beta)}
+    layer.buffers = {
+        "moving_mean": backend64.asarray(mean0),
+        "moving_variance": backend64.asarray(var0),
+    }
+    y = layer.forward(backend64.asarray(x), training=training)
+    dy = rng.normal(size=x.shape)
+    dx = layer.backward(backend64.asarray(dy))
+
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    yt = F.batch_norm(
+        xt.permute(0, 3, 1, 2),
+        None if training else torch.tensor(mean0),
+        None if training else torch.tensor(var0),
+        gt,
+        bt,
+        training=training,
+        eps=1e-3,
+    ).permute(0, 2, 3, 1)
+    (yt * torch.tensor(dy)).sum().backward()
+    assert_close(y, yt.detach().numpy(), backend64, rtol=1e-9, atol=1e-12)
+    assert_close(dx, xt.grad.numpy(), backend64, rtol=1e-9, atol=1e-12)
+    assert_close(layer.grads["gamma"], gt.grad.numpy(), backend64, rtol=1e-9)
+    assert_close(layer.grads["beta"], bt.grad.numpy(), backend64, rtol=1e-9)
+    mu, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    expected_mean = 0.8 * mean0 + 0.2 * mu if training else mean0
+    expected_var = 0.8 * var0 + 0.2 * var if training else var0
+    assert_close(layer.buffers["moving_mean"], expected_mean, backend64, rtol=1e-12)
+    assert_close(layer.buffers["moving_variance"], expected_var, backend64, rtol=1e-12)
+
+
+def test_batchnorm_on_images_under_a_communicator_equals_the_plain_statistics():
+    """The sharded engine's sums divide by the number of rows: each row's mean over its pixels
+    is what it is handed, so one rank holding every row gets the plain statistics."""
+
+    class OneRank:  # the communicator of a single rank holding all n rows
+        def __init__(self, n):
+            self.n = n
+
+        def batch_mean(self, local_sum):
+            return local_sum / self.n
+
+        grad_mean = batch_mean
+
+    backend = resolve("numpy")
+    rng = np.random.default_rng(1)
+    x, dy = rng.normal(size=(5, 3, 2, 4)), rng.normal(size=(5, 3, 2, 4))
+    plain, synced = (_built_on(BN(), backend, (3, 2, 4)) for _ in range(2))
+    synced.sync = OneRank(5)
+    for layer in (plain, synced):
+        layer.forward(x, training=True)
+        layer.backward(dy)
+    np.testing.assert_allclose(synced.forward(x, training=True), plain.forward(x, training=True))
+    np.testing.assert_allclose(synced.backward(dy), plain.backward(dy), rtol=1e-12)
+    for k in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(synced.buffers[k], plain.buffers[k], rtol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is the oracle")
+def test_layernorm_on_images_equals_torch(backend64):
+    """Each pixel standardised over its channels (Keras's axis=-1): torch's layer_norm over
+    the last axis, and its autograd."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 4, 2, 5))
+    layer = _built_on(LN(epsilon=1e-5), backend64, (4, 2, 5))
+    gamma, beta = rng.uniform(0.5, 2.0, 5), rng.normal(size=5)
+    layer.params = {"gamma": backend64.asarray(gamma), "beta": backend64.asarray(beta)}
+    y = layer.forward(backend64.asarray(x), training=True)
+    dy = rng.normal(size=x.shape)
+    dx = layer.backward(backend64.asarray(dy))
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    yt = F.layer_norm(xt, (5,), gt, bt, eps=1e-5)
+    (yt * torch.tensor(dy)).sum().backward()
+    assert_close(y, yt.detach().numpy(), backend64, rtol=1e-9, atol=1e-12)
+    assert_close(dx, xt.grad.numpy(), backend64, rtol=1e-9, atol=1e-12)
+    assert_close(layer.grads["gamma"], gt.grad.numpy(), backend64, rtol=1e-9)
+    assert_close(layer.grads["beta"], bt.grad.numpy(), backend64, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cls", [BN, LN])
+def test_images_of_another_shape_are_refused(cls):
+    layer = _built_on(cls(name="norm_img"), resolve("numpy"), (3, 5, 2))
+    with pytest.raises(ValueError, match=r"norm_img expected input of shape \(n, 3, 5, 2\)"):
+        layer.forward(np.ones((4, 3, 5, 3)), training=True)
