@@ -277,7 +277,7 @@ def test_clone_and_save_load_keep_the_input_shape(tmp_path):
     model = _fit(_net(built=False), X, y)
     clone = bp.clone_model(model)
     assert clone.input_shape == (3, 4) and clone.output_shape == (3,)
-    path = tmp_path / "nd.bp"
+    path = tmp_path / "nd.npz"
     model.save(path)
     loaded = bp.load(path)
     assert loaded.input_shape == (3, 4)
@@ -294,3 +294,26 @@ def test_summary_shows_the_output_shape_of_every_layer():
     ]:
         assert any(shape in line and line.split()[-1] == count for line in text.splitlines())
     assert "Total params: 108" in text
+
+
+def test_a_file_without_input_shape_still_loads_from_the_first_layers_input_dim(tmp_path):
+    """Files written before input shapes were saved: the header's model has no input_shape."""
+    import json
+
+    from backprop import io as _io
+
+    X = np.random.default_rng(0).normal(size=(5, 2))
+    model = bp.Sequential([bp.layers.Dense(3, "relu", input_dim=2), bp.layers.Dense(1)], seed=0)
+    path = tmp_path / "old.npz"
+    model.save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(str(arrays.pop("__config__")))
+    assert header["model"].pop("input_shape") == [2]
+    del header["checksum"]
+    header["checksum"] = _io._checksum(arrays, header["arrays"], header)
+    with open(path, "wb") as f:
+        np.savez(f, __config__=np.array(json.dumps(header)), **arrays)
+    loaded = bp.load(path)
+    assert loaded.input_shape == (2,)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
