@@ -234,3 +234,86 @@ def test_bad_inputs_name_the_layer():
     assert _built(Conv2D(2, 5, padding="same"), backend, (4, 6, 1)).compute_output_shape(
         (4, 6, 1)
     ) == (4, 6, 2)
+
+
+# -- in a model ----------------------------------------------------------------------------------
+def _cnn(backend="numpy", dtype="float64", seed=0):
+    """Conv2D-ReLU-MaxPool-Conv2D(strided)-Flatten-Dense-softmax, on 6x6 greyscale images."""
+    L = bp.layers
+    model = bp.Sequential(
+        [
+            L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 1)),
+            L.MaxPooling2D(),
+            L.Conv2D(4, (2, 3), strides=(1, 2)),
+            L.Flatten(),
+            L.Dense(3, "softmax"),
+        ],
+        backend=backend,
+        dtype=dtype,
+        seed=seed,
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    return model
+
+
+def _images(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 6, 6, 1)), rng.integers(0, 3, n)
+
+
+def test_small_cnn_trains_equally_on_every_backend(backend64):
+    X, y = _images()
+    reference = _cnn()
+    expected = reference.fit(X, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    model = _cnn(backend64, seed=0)
+    history = model.fit(X, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], expected.history["loss"], rtol=1e-9)
+    for w, w_ref in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_gradcheck_on_cnns():
+    """Every pooling, a strided 'same' convolution and BatchNormalization on images, by
+    central differences (float64)."""
+    L = bp.layers
+    X, y = _images(6)
+    model = _cnn()
+    assert bp.gradcheck(model, X, y) < 1e-6
+    model = bp.Sequential(
+        [
+            L.Conv2D(2, (3, 2), strides=2, padding="same", input_shape=(6, 6, 1)),
+            L.BatchNormalization(),
+            L.Activation("tanh"),
+            L.AveragePooling2D(2, strides=1, padding="same"),
+            L.Conv2D(3, 1, activation="sigmoid"),
+            L.GlobalMaxPooling2D(),
+            L.Dense(3, "softmax"),
+        ],
+        seed=1,
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    assert bp.gradcheck(model, X, y) < 1e-6
+    model = bp.Sequential(
+        [
+            L.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)),
+            L.LayerNormalization(),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3, "softmax"),
+        ],
+        seed=2,
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    assert bp.gradcheck(model, X, y) < 1e-6
+
+
+def test_save_and_load(tmp_path):
+    X, y = _images()
+    model = _cnn()
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "cnn")
+    again = bp.load(tmp_path / "cnn")
+    assert [type(layer) for layer in again.layers] == [type(layer) for layer in model.layers]
+    assert [layer.get_config() for layer in again.layers] == [
+        layer.get_config() for layer in model.layers
+    ]
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# the device of any array, JAX's traced ones included (they have no .device attribute)
+from array_api_compat import device
+
 from .._checks import as_int
 
 Array = Any
@@ -162,7 +165,7 @@ def pad_axis(a: Array, axis: int, before: int, after: int, value: float, xp: Any
     for count in (before, after):
         shape = list(a.shape)
         shape[axis] = count
-        parts.append(xp.full(tuple(shape), value, dtype=a.dtype, device=a.device))
+        parts.append(xp.full(tuple(shape), value, dtype=a.dtype, device=device(a)))
     return xp.concat([p for p in (parts[0], a, parts[1]) if p.shape[axis] > 0], axis=axis)
 
 
@@ -277,7 +280,9 @@ def col2im(
             row = []
             for q in range(sw):
                 if (r, q) not in phases and zeros is None:  # a phase no window position reads
-                    zeros = xp.zeros((n, hc, wc, c), dtype=pieces[0].dtype, device=pieces[0].device)
+                    zeros = xp.zeros(
+                        (n, hc, wc, c), dtype=pieces[0].dtype, device=device(pieces[0])
+                    )
                 row.append(phases.get((r, q), zeros))
             grid.append(xp.stack(row, axis=3))  # (n, hc, wc, sw, c)
         # (n, hc, sh, wc, sw, c): padded row a*sh + r is coarse row a of phase r

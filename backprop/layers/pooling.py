@@ -189,7 +189,7 @@ class AveragePooling2D(_Pooling2D):
         if self.pads == (0, 0, 0, 0):
             return float(kh * kw)
         xp = self.xp
-        ones = xp.ones((1, *x.shape[1:3], 1), dtype=x.dtype, device=x.device)
+        ones = xp.ones((1, *x.shape[1:3], 1), dtype=x.dtype, device=_im2col.device(x))
         ones = _im2col.pad_image(ones, self.pads, 0.0, xp)
         m = None
         for s in _im2col.window_slices(ones, self.pool_size, self.strides, self.out):
@@ -300,6 +300,6 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         n, h, w, c = self.x_shape
         dy = xp.reshape(dy, (n, 1, c))
         # one-hot of the first maximum by comparison with the pixel index (no scatter needed)
-        where = xp.arange(h * w, device=dy.device)[None, :, None] == self.first[:, None, :]
+        where = xp.arange(h * w, device=_im2col.device(dy))[None, :, None] == self.first[:, None, :]
         dx = xp.where(where, dy, xp.zeros_like(dy))  # (n, h*w, c)
         return xp.reshape(dx, self.x_shape)
