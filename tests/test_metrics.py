@@ -26,19 +26,28 @@ def epoch(metric, backend, dt, ys, ps):
 
 
 def epoch_totals(metric, backend, dt, ys, ps):
-    """The epoch's summed ``stats`` on the host."""
+    """The epoch's summed ``stats`` on the host, stacked on the device as the engines do.
+
+    On JAX, ``stats`` runs traced, as the compiled epoch runs it (one program instead of a
+    compilation per operation: faster here); the model tests run it eagerly in evaluate.
+    """
     xp = backend.xp
-    totals = None
-    for y_host, p_host in zip(ys, ps, strict=True):
-        y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+
+    def stacked(y, p):
         stats = metric.stats(y, p, xp)
         assert len(stats) == metric.n_stats
-        for s in stats:
-            assert backend.owns(s), "stats must stay on the device"
-            assert s.shape == ()
-            assert s.dtype == p.dtype
-        totals = stats if totals is None else [a + b for a, b in zip(totals, stats, strict=True)]
-    return [float(bp.to_numpy(t)) for t in totals]
+        assert all(s.shape == () for s in stats), "stats are 0-d arrays"
+        return xp.stack(stats)
+
+    stacked = backend.compile(stacked) or stacked
+    total = None
+    for y_host, p_host in zip(ys, ps, strict=True):
+        y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+        sums = stacked(y, p)
+        assert backend.owns(sums), "stats must stay on the device"
+        assert sums.dtype == p.dtype
+        total = sums if total is None else total + sums
+    return [float(v) for v in bp.to_numpy(total)]
 
 
 def binary_data(rng, k=K):
@@ -289,3 +298,181 @@ def test_auc_checks_its_arguments():
     with pytest.raises(TypeError, match="from_logits"):
         M.AUC(from_logits="yes")
     assert M.AUC(curve="pr").curve == "PR"
+
+
+# -- Precision and Recall: thresholds, top_k, class_id ------------------------------------------
+
+
+def top_k_mask(p, k):
+    """The k largest of each row, ties to the lower index (what top_k picks)."""
+    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    mask = np.zeros(p.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("settings", "predicted"),
+    [
+        ({"thresholds": 0.3}, lambda p: p > 0.3),
+        ({"thresholds": [0.7]}, lambda p: p > 0.7),
+        ({"top_k": 2}, lambda p: top_k_mask(p, 2)),
+        ({"top_k": 2, "thresholds": 0.5}, lambda p: top_k_mask(p, 2) & (p > 0.5)),
+        ({"class_id": 3}, lambda p: p > 0.5),
+        ({"top_k": 1, "class_id": 0}, lambda p: top_k_mask(p, 1)),
+    ],
+    ids=["threshold", "one-threshold-list", "top_k", "top_k-threshold", "class_id", "both"],
+)
+def test_precision_recall_settings(settings, predicted, backend, rng):
+    ys, _ = binary_data(rng)
+    # quarters: ties inside rows, broken by index as top_k breaks them
+    ps = [rng.integers(0, 5, (N, K)) / 4 for _ in range(BATCHES)]
+    y, pred = stack(ys), predicted(stack(ps))
+    if "class_id" in settings:
+        c = settings["class_id"]
+        y, pred = y[:, c], pred[:, c]
+    for cls, score in ((M.Precision, sk.precision_score), (M.Recall, sk.recall_score)):
+        expected = score(y.ravel(), pred.ravel(), zero_division=0)
+        assert 0 < expected < 1
+        for dt in float_dtypes(backend):
+            got = epoch(cls(**settings), backend, dt, ys, ps)
+            assert got == pytest.approx(expected, rel=2 * eps("float64"))
+
+
+def test_precision_top_k_keras_examples(backend):
+    """Keras's docstring: with equal outputs, top_k takes the first ones."""
+    y, p = [np.array([[0.0, 0.0, 1.0, 1.0]])], [np.ones((1, 4))]
+    assert epoch(M.Precision(top_k=2), backend, "float32", y, p) == 0.0
+    assert epoch(M.Precision(top_k=4), backend, "float32", y, p) == 0.5
+
+
+def test_precision_recall_refuse_bad_settings(backend):
+    with pytest.raises(ValueError, match="one threshold"):
+        M.Precision(thresholds=[0.3, 0.5])
+    with pytest.raises(ValueError, match="top_k=0"):
+        M.Recall(top_k=0)
+    with pytest.raises(ValueError, match="class_id=-1"):
+        M.Recall(class_id=-1)
+    y = backend.asarray(np.zeros((2, 3)), "float32")
+    with pytest.raises(ValueError, match="class_id < 3"):
+        M.Precision(class_id=3).stats(y, y, backend.xp)
+
+
+# -- F1Score -------------------------------------------------------------------------------
+
+
+def f1_predicted(p, threshold):
+    if threshold is not None:
+        return p > threshold
+    return (p >= p.max(axis=1, keepdims=True)) & (np.abs(p) > 1e-9)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_f1_score_is_sklearn_f1(threshold, backend, rng):
+    ys, ps = binary_data(rng)
+    ys[0][:, 4] = 0  # a class without labels: F1 0 in the average, as Keras and zero_division=0
+    ps[1][0] = 0.0  # a row of zeros predicts nothing without a threshold
+    y, pred = stack(ys).astype(int), f1_predicted(stack(ps), threshold).astype(int)
+    for dt in float_dtypes(backend):
+        # the per-class sums serve every average but micro
+        per_class = epoch_totals(M.F1Score("macro", threshold), backend, dt, ys, ps)
+        for average in ("micro", "macro", "weighted", None):
+            expected = sk.f1_score(y, pred, average=average, zero_division=0)
+            m = M.F1Score(average, threshold)
+            if average == "micro":
+                got = epoch(m, backend, dt, ys, ps)
+            else:
+                got = m.result(per_class, n=N * BATCHES, k=K)
+            np.testing.assert_allclose(got, expected, rtol=4 * eps("float64"), atol=0)
+
+
+def test_f1_score_per_class_needs_an_average_to_be_logged():
+    with pytest.raises(ValueError, match="average='macro'"):
+        M.get("f1_score")
+    assert M.get(M.F1Score("macro"), "categorical", 4).n_stats == 16
+    assert M.F1Score("micro").n_stats == 3
+    with pytest.raises(ValueError, match="average="):
+        M.F1Score("samples")
+    with pytest.raises(ValueError, match="0 < threshold <= 1"):
+        M.F1Score(threshold=0.0)
+
+
+def test_f1_score_serves_the_width_it_was_compiled_for(backend):
+    m = M.get(M.F1Score("macro"), "categorical", 3)
+    y = backend.asarray(np.eye(4), "float32")
+    with pytest.raises(ValueError, match="3 classes"):
+        m.stats(y, y, backend.xp)
+
+
+# -- top-k categorical accuracy ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("k", "cls"),
+    [
+        (1, M.TopKCategoricalAccuracy),
+        (2, M.TopKCategoricalAccuracy),
+        (2, M.SparseTopKCategoricalAccuracy),
+        (K, M.TopKCategoricalAccuracy),
+    ],
+)
+def test_top_k_categorical_accuracy(k, cls, backend, rng):
+    labels = [rng.integers(0, K, N) for _ in range(BATCHES)]
+    ys = [np.eye(K)[lab] for lab in labels]
+    ps = [rng.integers(0, 4, (N, K)) / 4 for _ in range(BATCHES)]  # ties, counted as hits
+    ps[0][0, labels[0][0]] = np.nan  # NaN at the label ranks last
+    p, lab = stack(ps), stack(labels)
+    at_label = np.nan_to_num(p[np.arange(len(lab)), lab], nan=-np.inf)
+    with np.errstate(invalid="ignore"):
+        expected = np.mean((p > at_label[:, None]).sum(axis=1) < k)
+    assert 0 < expected < 1 or k == K
+    for dt in float_dtypes(backend):
+        assert epoch(cls(k), backend, dt, ys, ps) == pytest.approx(expected, abs=0)
+
+
+def test_top_k_checks_k():
+    with pytest.raises(ValueError, match="k=0"):
+        M.TopKCategoricalAccuracy(k=0)
+
+
+# -- names and configs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("auc", M.AUC),
+        ("AUC", M.AUC),
+        ("top_k_categorical_accuracy", M.TopKCategoricalAccuracy),
+        ("sparse_top_k_categorical_accuracy", M.SparseTopKCategoricalAccuracy),
+    ],
+)
+def test_get_new_metrics_by_keras_name(name, cls):
+    assert type(M.get(name)) is cls
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        M.AUC(50, "PR", "majoring", from_logits=True),
+        M.AUC(curve="PR", name="pr_auc"),
+        M.Precision(0.3, top_k=2, class_id=1),
+        M.Recall(name="recall_of_1", class_id=1),
+        M.F1Score("weighted", 0.4),
+        M.TopKCategoricalAccuracy(3, name="top3"),
+        M.BinaryAccuracy(0.7, name="acc_07"),
+        M.MeanSquaredError(name="mse_2"),
+    ],
+    ids=repr,
+)
+def test_config_rebuilds_the_metric(metric):
+    copy = M.get(metric.get_config(), "categorical", 4)
+    assert type(copy) is type(metric)
+    assert copy.get_config() == metric.get_config()
+    assert copy.name == metric.name
+    assert repr(copy) == repr(metric)
+
+
+def test_a_config_of_earlier_files_still_loads():
+    assert M.get({"name": "precision"}).get_config() == M.Precision().get_config()
+    assert M.get({"name": "Mean_Squared_Error"}).name == "mse"
