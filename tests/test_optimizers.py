@@ -137,7 +137,8 @@ CASES = [
     ("adam", O.Adam, {"learning_rate": 0.1, **ADAM_HP}, "adam", ADAM_HP),
     ("adamw", O.AdamW, {"learning_rate": 0.1, **WD, **ADAM_HP}, "adam", {**WD, **ADAM_HP}),
     ("adamax", O.Adamax, {"learning_rate": 0.1, **ADAM_HP}, "adamax", ADAM_HP),
-    # issue 21: Nadam, AMSGrad, RMSprop's momentum, weight_decay on every optimizer
+    # issue 21: Nadam, AMSGrad, RMSprop's momentum, weight_decay (the base class's step applies
+    # it before any update: two optimizers here, every one through a model below)
     ("nadam", O.Nadam, {"learning_rate": 0.1, **ADAM_HP}, "nadam", ADAM_HP),
     (
         "adam_amsgrad",
@@ -167,7 +168,6 @@ CASES = [
         "rmsprop",
         {**RMS_HP, "momentum": 0.7, "centered": True},
     ),
-    ("sgd_wd", O.SGD, {"learning_rate": 0.1, **WD}, "sgd", WD),
     (
         "sgd_nesterov_wd",
         O.SGD,
@@ -175,16 +175,7 @@ CASES = [
         "sgd",
         {"momentum": 0.9, "nesterov": True, **WD},
     ),
-    ("rmsprop_wd", O.RMSprop, {"learning_rate": 0.1, **RMS_HP, **WD}, "rmsprop", {**RMS_HP, **WD}),
-    (
-        "adagrad_wd",
-        O.Adagrad,
-        {"learning_rate": 0.1, "epsilon": 1e-3, **WD},
-        "adagrad",
-        {"initial_accumulator_value": 0.1, "epsilon": 1e-3, **WD},
-    ),
     ("adam_wd", O.Adam, {"learning_rate": 0.1, **ADAM_HP, **WD}, "adam", {**ADAM_HP, **WD}),
-    ("adamax_wd", O.Adamax, {"learning_rate": 0.1, **ADAM_HP, **WD}, "adamax", {**ADAM_HP, **WD}),
     ("nadam_wd", O.Nadam, {"learning_rate": 0.1, **ADAM_HP, **WD}, "nadam", {**ADAM_HP, **WD}),
 ]
 cases = pytest.mark.parametrize(
@@ -834,13 +825,6 @@ TORCH_CASES = [
         _torch("AdamW", lr=0.05, betas=(B1, B2), eps=0.0, weight_decay=0.1, amsgrad=True),
     ),
     (
-        "adam_wd",
-        lambda: O.Adam(0.05, B1, B2, 0.0, weight_decay=0.1),
-        _torch(
-            "Adam", lr=0.05, betas=(B1, B2), eps=0.0, weight_decay=0.1, decoupled_weight_decay=True
-        ),
-    ),
-    (
         "rmsprop_momentum",
         lambda: O.RMSprop(0.05, rho=B1, momentum=0.7, epsilon=0.0),
         _torch("RMSprop", lr=0.05, alpha=B1, eps=0.0, momentum=0.7),
@@ -933,8 +917,7 @@ def test_nadam_momentum_schedule_product_is_kerass_running_product():
 # -- issue 21: a device lr and t, as the captured and compiled engines pass them ------------------
 
 
-DEVICE_CASES = ["adam", "nadam", "nadam_wd", "adam_amsgrad", "rmsprop_centered_momentum"]
-DEVICE_CASES += ["sgd_nesterov_wd", "adamax_wd"]
+DEVICE_CASES = ["nadam_wd", "adam_amsgrad", "rmsprop_centered_momentum", "sgd_nesterov_wd"]
 
 
 @pytest.mark.parametrize(
@@ -1030,31 +1013,27 @@ def test_save_and_load_continue_the_same_steps(make, spec, tmp_path):
         np.testing.assert_array_equal(q, p)
 
 
-@pytest.mark.parametrize(
-    "make", [m[1] for m in NEW_OPTIONS[:3]], ids=[m[0] for m in NEW_OPTIONS[:3]]
-)
 @pytest.mark.parametrize("spec", ["torch"] * HAS_TORCH + ["jax"] * HAS_JAX)
-def test_save_and_load_continue_on_torch_and_jax(make, spec, tmp_path):
+def test_save_and_load_continue_on_torch_and_jax(spec, tmp_path):
     """As above; torch and JAX are not bit-reproducible across a reload even for plain SGD
     (a last-bit difference in the matrix products), so the weights agree to rounding."""
-    straight, again = _save_load_continue(spec, make, tmp_path)
+    straight, again = _save_load_continue(spec, lambda: O.Nadam(0.01, weight_decay=0.01), tmp_path)
     for p, q in zip(straight.get_weights(), again.get_weights(), strict=True):
         np.testing.assert_allclose(q, p, rtol=1e-13, atol=1e-15)
 
 
 COMPILED = [m for m in NEW_OPTIONS if m[0] in ("nadam_wd", "adamw_amsgrad")]
-COMPILED += [m for m in NEW_OPTIONS if m[0] in ("rmsprop_momentum_centered", "sgd_momentum_wd")]
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax")
 @pytest.mark.parametrize("make", [m[1] for m in COMPILED], ids=[m[0] for m in COMPILED])
 def test_the_compiled_jax_epoch_equals_the_eager_steps(make):
-    """The JAX program traces the update (t and lr traced) and gives the eager steps' numbers."""
+    """The JAX program traces the update (t and lr traced, Nadam's schedule product computed
+    on the device) and gives the eager steps' numbers (NumPy's: the same seed and data)."""
     X, y = _data(40)
-    compiled, eager = _model("jax", make()), _model("jax", make())
-    compiled.fit(X, y, epochs=2, batch_size=16, verbose=0)
-    watch = bp.callbacks.LambdaCallback(on_batch_end=lambda batch, logs: None)  # eager steps
-    eager.fit(X, y, epochs=2, batch_size=16, verbose=0, callbacks=[watch])
+    compiled, eager = _model("jax", make()), _model("numpy", make())
+    for m in (compiled, eager):
+        m.fit(X, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     assert compiled._compiled is not None and compiled.optimizer.iterations == 6
     for p, q in zip(eager.get_weights(), compiled.get_weights(), strict=True):
         np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-13)
