@@ -476,3 +476,114 @@ def test_config_rebuilds_the_metric(metric):
 def test_a_config_of_earlier_files_still_loads():
     assert M.get({"name": "precision"}).get_config() == M.Precision().get_config()
     assert M.get({"name": "Mean_Squared_Error"}).name == "mse"
+
+
+# -- through compile, fit, evaluate, save and load: as a user would ---------------------------
+
+
+CLASSES = 3
+
+
+def _classes(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = (np.argmax(X[:, :CLASSES] + rng.normal(0, 0.7, (n, CLASSES)), axis=1)).astype(int)
+    return X, y
+
+
+def _user_metrics():
+    return [
+        "auc",
+        M.AUC(curve="PR", name="pr_auc"),
+        "precision",
+        "recall",
+        M.Precision(top_k=1, name="precision_top1"),
+        M.Recall(class_id=1, name="recall_1"),
+        M.F1Score("macro", name="f1_macro"),
+        M.F1Score("weighted", 0.4, name="f1_weighted"),
+        M.TopKCategoricalAccuracy(2, name="top2"),
+    ]
+
+
+def _references(y, p):
+    """Every metric of ``_user_metrics`` from the predictions, computed in NumPy/scikit-learn."""
+    onehot = np.eye(CLASSES)[y]
+    top1 = top_k_mask(p, 1)
+    at_label = p[np.arange(len(y)), y]
+    return {
+        "auc": keras_auc(onehot, p),
+        "pr_auc": keras_auc(onehot, p, curve="PR"),
+        "precision": sk.precision_score(onehot.ravel(), p.ravel() > 0.5, zero_division=0),
+        "recall": sk.recall_score(onehot.ravel(), p.ravel() > 0.5, zero_division=0),
+        "precision_top1": sk.precision_score(onehot.ravel(), top1.ravel(), zero_division=0),
+        "recall_1": sk.recall_score(onehot[:, 1], p[:, 1] > 0.5, zero_division=0),
+        "f1_macro": sk.f1_score(onehot, f1_predicted(p, None), average="macro", zero_division=0),
+        "f1_weighted": sk.f1_score(
+            onehot, f1_predicted(p, 0.4), average="weighted", zero_division=0
+        ),
+        "top2": np.mean((p > at_label[:, None]).sum(axis=1) < 2),
+    }
+
+
+def _classifier(**kwargs):
+    model = bp.Sequential(
+        [bp.layers.Dense(8, "tanh", input_dim=4), bp.layers.Dense(CLASSES, "softmax")],
+        seed=0,
+        **kwargs,
+    )
+    model.compile("sparse_categorical_crossentropy", bp.optimizers.Adam(0.05), _user_metrics())
+    return model
+
+
+def test_metrics_through_fit_and_evaluate(backend, tmp_path):
+    X, y = _classes()
+    model = _classifier(backend=backend, dtype="float32")
+    history = model.fit(X, y, epochs=2, batch_size=16, validation_data=(X, y), verbose=0)
+    if backend.name == "jax":  # the epoch traced as one program, the metrics' stats included
+        assert history.params["engine"] == "compiled"
+    names = [name for name, _ in model.metrics]
+    assert names == list(_references(y, np.full((len(y), CLASSES), 0.5)))
+    for name in names:
+        assert len(history.history[name]) == len(history.history["val_" + name]) == 2
+    p = bp.to_numpy(model.predict(X, batch_size=len(X))).astype(np.float64)
+    expected = _references(y, np.asarray(p, dtype=np.float32))
+    assert all(0 < expected[name] < 1 for name in names)
+    got = model.evaluate(X, y, batch_size=len(X))
+    for name in names:
+        # counts of the same predictions: exact up to the host's float64 arithmetic
+        assert got[name] == pytest.approx(expected[name], rel=1e-12), name
+        assert history.history["val_" + name][-1] == pytest.approx(expected[name], rel=1e-12)
+    if backend.name == "numpy":  # saved with the model, names and settings included
+        model.save(tmp_path / "m.npz")
+        loaded = bp.load(tmp_path / "m.npz")
+        assert [(n, m.get_config()) for n, m in loaded.metrics] == [
+            (n, m.get_config()) for n, m in model.metrics
+        ]
+        assert loaded.evaluate(X, y, batch_size=len(X)) == pytest.approx(got, rel=1e-6)
+
+
+def test_metrics_are_exact_under_data_parallelism():
+    """Two ranks (threads) train on halves of each batch; their summed counts are the whole's."""
+    from distributed_helpers import ThreadGroup
+
+    X, y = _classes(seed=1)
+    Xv, yv = _classes(n=30, seed=2)
+
+    def rank_fit(rank, comm):
+        model = _classifier(dtype="float64")
+        h = model.fit(X, y, epochs=2, batch_size=16, validation_data=(Xv, yv), verbose=0,
+                      distributed=comm)  # fmt: skip
+        return h.history, model.predict(Xv)
+
+    results = ThreadGroup(2, timeout=30).run(rank_fit)
+    for r in results:
+        assert not isinstance(r, BaseException), repr(r)
+    (history, p), (history_1, _) = results
+    assert history == history_1  # every rank logs the sums over all ranks
+    single = _classifier(dtype="float64").fit(X, y, epochs=2, batch_size=16, verbose=0)
+    expected = _references(yv, np.asarray(p))
+    for name, value in expected.items():
+        # validation rows split over the ranks, counts summed: the metric of all the rows
+        assert history["val_" + name][-1] == pytest.approx(value, rel=1e-12), name
+        # training: the same steps as one process, up to the order of the gradient sums
+        assert history[name] == pytest.approx(single.history[name], rel=1e-9), name
