@@ -317,3 +317,9 @@ def test_a_file_without_input_shape_still_loads_from_the_first_layers_input_dim(
     loaded = bp.load(path)
     assert loaded.input_shape == (2,)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_the_sklearn_estimators_stay_2d():
+    sklearn = pytest.importorskip("backprop.sklearn")
+    with pytest.raises(ValueError, match="dim 3"):
+        sklearn.MLPClassifier(max_iter=1).fit(np.zeros((10, 3, 2)), np.arange(10) % 2)
