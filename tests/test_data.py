@@ -435,3 +435,23 @@ def test_masked_arrays_with_nothing_masked_are_their_data():
     for a, b in zip(got[0], expected[0], strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got[2], expected[2])
+
+
+# -- inputs of any rank (issue 22) ----------------------------------------------------------------
+
+
+def test_check_x_takes_samples_of_any_rank_and_locates_a_nan_by_its_index(backend):
+    from backprop.data import check_X
+
+    X = np.zeros((4, 3, 2, 2))
+    assert check_X(X).shape == (4, 3, 2, 2)  # no model shape yet: any rank from 2
+    assert check_X(X, input_shape=(3, 2, 2)).shape == (4, 3, 2, 2)
+    X[2, 1, 0, 1] = np.inf
+    with pytest.raises(ValueError, match=r"the first: inf at index \(2, 1, 0, 1\)"):
+        check_X(backend.asarray(X, backend.dtype("float32")), dtype="float32")
+    with pytest.raises(ValueError, match=r"Expected X to be of shape \(n_samples, 3, 2, 2\)"):
+        check_X(np.zeros(12), input_shape=(3, 2, 2))
+    with pytest.raises(ValueError, match=r"model's first layer 'c' .* X.reshape\(-1, 3, 2, 2\)"):
+        check_X(np.zeros((4, 12)), input_shape=(3, 2, 2), layer="c")
+    with pytest.raises(ValueError, match=r"X is empty: received shape \(4, 0, 2\)"):
+        check_X(np.zeros((4, 0, 2)))
