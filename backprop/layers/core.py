@@ -464,18 +464,32 @@ class Dense(Layer):
             (shape ``(input_dim, units)``) and ``grads["b"]`` (shape ``(units,)``).
         """
         self._check_forward_done()
-        xp, W, x, dz_rows = self.xp, self.params["W"], self.x, dz
-        if x.ndim > 2:  # every position of (n, ..., in) is one more row of the product
-            x = xp.reshape(x, (-1, self.input_dim))
-            dz_rows = xp.reshape(dz, (-1, self.units))
-        dW = xp.matmul(x.T, dz_rows)
+        if dz.ndim > 2:
+            return self._backward_from_positions(dz)
+        xp, W = self.xp, self.params["W"]
+        dW = xp.matmul(self.x.T, dz)
         if self.kernel_regularizer is not None:
             dW = dW + self.kernel_regularizer.gradient(W, xp)
         self._store_grad("W", dW)
         if self.use_bias:
             # b was broadcast over the batch, so its gradient sums over it.
-            self._store_grad("b", xp.sum(dz_rows, axis=0))
+            self._store_grad("b", xp.sum(dz, axis=0))
         return xp.matmul(dz, W.T) if self.need_dx else None
+
+    def _backward_from_positions(self, dz: Array) -> Array | None:
+        """The backward pass on an input ``(n, ..., in)``: each position is one more row.
+
+        ``z = x @ W + b`` acts on the last axis, so over the rows ``(n * ..., in)`` of ``x``
+        it is the 2-D product: the gradients of ``W`` and ``b`` sum over every position, and
+        ``dx`` goes back to the shape of ``x``.
+        """
+        xp, x = self.xp, self.x
+        self.x = xp.reshape(x, (-1, self.input_dim))
+        try:
+            dx = self.backward_from_logits(xp.reshape(dz, (-1, self.units)))
+        finally:
+            self.x = x
+        return None if dx is None else xp.reshape(dx, tuple(x.shape))
 
     def penalty(self):
         if self.kernel_regularizer is None:
