@@ -466,7 +466,7 @@ def test_fit_before_compile():
     [
         ({"loss": "hingee"}, r"Unknown loss 'hingee'.*binary_crossentropy"),
         ({"optimizer": "lbfgs"}, r"Unknown optimizer 'lbfgs'.*adam"),
-        ({"metrics": ["auc"]}, r"Unknown metric 'auc'.*accuracy"),
+        ({"metrics": ["aucc"]}, r"Unknown metric 'aucc'.*accuracy"),
     ],
 )
 def test_unknown_names_in_compile(kwargs, match):
