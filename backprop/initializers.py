@@ -28,9 +28,17 @@ _TRUNCATED_STD = 0.87962566103423978
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras counts them.
+
+    A convolution kernel ``(kh, kw, c_in, c_out)`` feeds each output from ``kh * kw * c_in``
+    inputs and each input to ``kh * kw * c_out`` outputs: the receptive field multiplies both.
+    """
+    if len(shape) == 0:
+        return 1, 1
     if len(shape) == 1:
         return shape[0], shape[0]
-    return shape[0], shape[-1]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
 def _truncated_normal(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
