@@ -39,7 +39,7 @@ def _net(backend="numpy", device=None, dtype="float64", seed=0, capture=True, bu
     return model
 
 
-def _data(n=40, seed=0):
+def _data(n=32, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3, 4))
     y = np.eye(3)[(X[:, 0, 0] + X[:, 1, 2] > 0).astype(int) + (X[:, 2, 3] > 1)]
@@ -161,7 +161,7 @@ def test_nd_gradcheck(backend64):
 
 
 def _fit(model, X, y, **kw):
-    model.fit(X, y, epochs=3, batch_size=16, verbose=0, **kw)
+    model.fit(X, y, epochs=2, batch_size=16, verbose=0, **kw)
     return model
 
 
