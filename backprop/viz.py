@@ -1,4 +1,4 @@
-"""Figures that make backpropagation visible: data, decision boundaries, training, activations.
+"""Figures that make backpropagation visible: data, boundaries, training, activations, CNNs.
 
 Every function returns a :class:`matplotlib.figure.Figure` (or, for :func:`animate_training`,
 a :class:`matplotlib.animation.Animation`) built with matplotlib's object-oriented API: no
@@ -20,6 +20,9 @@ then answers in NumPy) and copy everything else to the host with :func:`backprop
 - :func:`plot_activations`: g(z) and g'(z) of the elementwise activations.
 - :func:`plot_architecture`: the layer diagram, neurons in columns with their connections.
 - :func:`plot_loss_surface`: gradient descent on a two-parameter loss surface.
+- :func:`plot_convolution`: one step of a convolution, the window on the input and the output.
+- :func:`plot_filters`: the kernels of a Conv2D layer as small images.
+- :func:`plot_feature_maps`: an image's feature maps after a layer, one panel per channel.
 
 Examples
 --------
@@ -52,8 +55,11 @@ __all__ = [
     "animate_training",
     "plot_activations",
     "plot_architecture",
+    "plot_convolution",
     "plot_dataset",
     "plot_decision_boundary",
+    "plot_feature_maps",
+    "plot_filters",
     "plot_history",
     "plot_loss_surface",
     "prediction_grid",
@@ -1448,4 +1454,490 @@ def plot_loss_surface(
         for axis in (ax3d.xaxis, ax3d.yaxis, ax3d.zaxis):  # fewer ticks: none overlap in 3-D
             axis.set_major_locator(mpl.ticker.MaxNLocator(nbins=5))
         ax3d.view_init(elev=view[0], azim=view[1])
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution: the sliding window, the learned filters, the feature maps
+
+# a 5x5 image with a bright vertical bar, and a kernel that answers to vertical edges (positive
+# where the left column is brighter than the right): small integers, so that every product of
+# the highlighted window can be checked by eye
+_DEFAULT_IMAGE = np.array(
+    [
+        [0, 1, 2, 1, 0],
+        [0, 1, 3, 1, 0],
+        [0, 2, 3, 1, 0],
+        [0, 1, 2, 1, 0],
+        [0, 1, 2, 2, 0],
+    ],
+    dtype=np.float64,
+)
+_DEFAULT_KERNEL = np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]], dtype=np.float64)
+_WINDOW_COLOR = "#e6550d"  # the window, the kernel's frame and the output cell: one color
+_SIGNED_CMAP = "RdBu_r"  # weights and signed outputs: white at 0, red > 0, blue < 0
+
+
+def _grid(a: Any, name: str, what: str) -> np.ndarray:
+    """``a`` on the host as a finite 2-D float64 array, or a ValueError saying what was wanted."""
+    try:
+        g = np.asarray(to_numpy(a), dtype=np.float64)
+    except (TypeError, ValueError):
+        g = None
+    if g is None or g.ndim != 2 or 0 in g.shape or not np.all(np.isfinite(g)):
+        shape = None if g is None else g.shape
+        raise ValueError(
+            f"plot_convolution expected {name} to be {what}: a 2-D array of finite numbers "
+            f"(one channel), received {type(a).__name__} of shape {shape}."
+        )
+    return g
+
+
+def _cell_text(v: float) -> str:
+    """A cell's value as printed in the figure: integers without a decimal point."""
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}"
+
+
+def _annotate_cells(ax: Axes, values: np.ndarray, image: Any, x0: int = 0, y0: int = 0) -> None:
+    """Write each value in its cell, dark or light against the cell's color."""
+    hidden = np.ma.getmaskarray(values)  # masked cells (padding) are written by the caller
+    for (r, c), v in np.ndenumerate(np.ma.getdata(values)):
+        if hidden[r, c]:
+            continue
+        red, green, blue, _ = image.cmap(image.norm(v))
+        light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.55
+        ax.text(
+            c + x0, r + y0, _cell_text(v), ha="center", va="center", fontsize=9,
+            color="black" if light else "white",
+        )  # fmt: skip
+
+
+def _cell_axes(ax: Axes, rows: range, cols: range) -> None:
+    """Integer ticks at the cells' centres (row 0 on top), grid lines between the cells."""
+    ax.set_xticks(list(cols))
+    ax.set_yticks(list(rows))
+    ax.set_xticks([c - 0.5 for c in [*cols, cols[-1] + 1]], minor=True)
+    ax.set_yticks([r - 0.5 for r in [*rows, rows[-1] + 1]], minor=True)
+    ax.grid(which="minor", color="white", lw=1.5)
+    ax.tick_params(which="both", length=0, labelsize=8)
+
+
+def plot_convolution(
+    x: Any = None,
+    kernel: Any = None,
+    strides: int | tuple[int, int] = 1,
+    padding: str = "valid",
+    position: tuple[int, int] = (0, 0),
+    title: str | None = None,
+) -> Figure:
+    """One step of a convolution: the window on the input, the kernel, the output cell.
+
+    Draws ``y[p, q] = sum_{i, j} x_pad[sh*p + i, sw*q + j] * W[i, j]`` for one output cell
+    ``(p, q) = position``, as ``Conv2D`` computes it for one input and one output channel (a
+    cross-correlation, as in every framework): the input with the window highlighted, the
+    kernel, and the whole output with the cell highlighted. With ``padding="same"`` the zeros
+    around the input are drawn as hatched cells, split as TensorFlow and ``Conv2D`` split them.
+
+    Parameters
+    ----------
+    x : array_like, shape (h, w), optional
+        One channel of an input image (default: a 5x5 image with a vertical bar).
+    kernel : array_like, shape (kh, kw), optional
+        The weights ``W`` (default: a 3x3 vertical-edge kernel, columns 1, 0, -1).
+    strides : int or pair of int
+        ``(sh, sw)``, the step between windows.
+    padding : {"valid", "same"}
+        As in ``Conv2D``.
+    position : pair of int
+        ``(p, q)``, the output cell whose window is drawn.
+    title : str, optional
+        Figure title (default: the sum for the drawn cell, e.g. ``"y[0, 1] = 3"``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three axes titled ``"input x"``, ``"kernel W"`` and ``"output y"``. The input axes'
+        cell ``(r, c)`` is centred at ``(c, r)`` (padding at -1, h, ...); its window is the
+        :class:`matplotlib.patches.Rectangle` with gid ``"window"``, and each padded zero a
+        rectangle with gid ``"padding"``; the output's cell is the rectangle with gid
+        ``"cell"``. Each grid is an image whose data are the values (padding masked).
+
+    Raises
+    ------
+    ValueError
+        If ``x`` or ``kernel`` is not a finite 2-D array, the kernel does not fit the (padded)
+        input, or ``position`` lies outside the output.
+
+    Examples
+    --------
+    >>> fig = plot_convolution(padding="same", strides=2, position=(0, 2))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['input x', 'kernel W', 'output y']
+    >>> fig.get_suptitle()
+    'y[0, 2] = sum of x * W over the window = 2'
+    """
+    from .layers import _im2col
+
+    mpl = _plt()
+    x = _grid(_DEFAULT_IMAGE if x is None else x, "x", "one channel of an image, (h, w)")
+    W = _grid(_DEFAULT_KERNEL if kernel is None else kernel, "kernel", "the weights, (kh, kw)")
+    kernel_size = (W.shape[0], W.shape[1])
+    sh, sw = _im2col.check_pair(strides, "strides", "plot_convolution")
+    padding = _im2col.check_padding(padding, "plot_convolution")
+    (h, w), (kh, kw) = x.shape, kernel_size
+    oh, ow = _im2col.check_window_fits(
+        h, w, kernel_size, (sh, sw), padding, "kernel", "plot_convolution"
+    )
+    pair = list(position) if isinstance(position, tuple | list) else []
+    pq = [as_int(v) for v in pair] if len(pair) == 2 else []
+    if len(pq) != 2 or any(v is None for v in pq) or not (0 <= pq[0] < oh and 0 <= pq[1] < ow):
+        raise ValueError(
+            f"plot_convolution expected position to be an output cell (p, q) with "
+            f"0 <= p < {oh} and 0 <= q < {ow} (the output is {oh}x{ow}), received "
+            f"position={position!r}."
+        )
+    p, q = pq
+    top, bottom, left, right = _im2col.paddings(h, w, kernel_size, (sh, sw), padding)
+    x_pad = np.pad(x, ((top, bottom), (left, right)))
+    y = np.array(
+        [
+            [np.sum(x_pad[sh * a : sh * a + kh, sw * b : sw * b + kw] * W) for b in range(ow)]
+            for a in range(oh)
+        ]
+    )
+    hp, wp = x_pad.shape
+    fig = _new_figure((1.0 + 0.55 * (wp + kw + ow), 1.2 + 0.55 * max(hp, kh, oh)))
+    ax_x, ax_w, ax_y = fig.subplots(1, 3, width_ratios=[wp, kw, ow])
+    big = max(hp, wp) <= 16  # write the values in the cells unless there are too many
+
+    # input: the padded grid in the input's own coordinates (padding at -1, h, ...)
+    is_pad = np.ones(x_pad.shape, dtype=bool)
+    is_pad[top : top + h, left : left + w] = False
+    shown = np.ma.masked_array(x_pad, mask=is_pad)
+    extent = (-left - 0.5, w + right - 0.5, h + bottom - 0.5, -top - 0.5)
+    lo, hi = float(x.min()), float(x.max())
+    image = ax_x.imshow(shown, cmap="Greys", vmin=min(lo, 0.0), vmax=max(hi, lo + 1e-12) * 1.6,
+                        extent=extent)  # fmt: skip
+    for r, c in zip(*np.nonzero(is_pad), strict=True):
+        ax_x.add_patch(
+            mpl.patches.Rectangle(
+                (c - left - 0.5, r - top - 0.5), 1, 1, facecolor="#f2f2f2", edgecolor="#bbbbbb",
+                hatch="///", lw=0.5, gid="padding",
+            )
+        )  # fmt: skip
+        if big:
+            ax_x.text(c - left, r - top, "0", ha="center", va="center", fontsize=8, color="0.45")
+    if big:
+        _annotate_cells(ax_x, shown, image, x0=-left, y0=-top)
+    _cell_axes(ax_x, range(-top, h + bottom), range(-left, w + right))
+    ax_x.add_patch(
+        mpl.patches.Rectangle(
+            (sw * q - left - 0.5, sh * p - top - 0.5), kw, kh, fill=False,
+            edgecolor=_WINDOW_COLOR, lw=3, gid="window", zorder=5,
+            clip_on=False,  # a window on the border is framed whole
+        )
+    )  # fmt: skip
+    pads = f", padding {top}/{bottom} rows, {left}/{right} columns" if padding == "same" else ""
+    ax_x.set_title("input x")
+    ax_x.set_xlabel(f"{h}x{w}, strides ({sh}, {sw}){pads}", fontsize=8)
+
+    # kernel
+    m = max(float(np.max(np.abs(W))), 1e-12)
+    image = ax_w.imshow(W, cmap=_SIGNED_CMAP, vmin=-1.6 * m, vmax=1.6 * m)
+    if max(kh, kw) <= 16:
+        _annotate_cells(ax_w, W, image)
+    _cell_axes(ax_w, range(kh), range(kw))
+    ax_w.add_patch(
+        mpl.patches.Rectangle(
+            (-0.5, -0.5), kw, kh, fill=False, edgecolor=_WINDOW_COLOR, lw=3, clip_on=False
+        )
+    )
+    ax_w.set_title("kernel W")
+    ax_w.set_xlabel(f"{kh}x{kw}", fontsize=8)
+
+    # output
+    m = max(float(np.max(np.abs(y))), 1e-12)
+    image = ax_y.imshow(y, cmap=_SIGNED_CMAP, vmin=-1.6 * m, vmax=1.6 * m)
+    if max(oh, ow) <= 16:
+        _annotate_cells(ax_y, y, image)
+    _cell_axes(ax_y, range(oh), range(ow))
+    ax_y.add_patch(
+        mpl.patches.Rectangle(
+            (q - 0.5, p - 0.5), 1, 1, fill=False, edgecolor=_WINDOW_COLOR, lw=3, gid="cell",
+            zorder=5, clip_on=False,
+        )
+    )  # fmt: skip
+    ax_y.set_title("output y")
+    ax_y.set_xlabel(f"{oh}x{ow}", fontsize=8)
+    value = _cell_text(y[p, q])
+    fig.suptitle(title or f"y[{p}, {q}] = sum of x * W over the window = {value}")
+    if kh * kw <= 12:  # the products, one per window entry, in the window's row-major order
+        window = x_pad[sh * p : sh * p + kh, sw * q : sw * q + kw]
+        terms = [
+            f"{_cell_text(a)}*" + (f"({_cell_text(b)})" if b < 0 else _cell_text(b))
+            for a, b in zip(window.flat, W.flat, strict=True)
+        ]
+        fig.supxlabel(f"y[{p}, {q}] = " + " + ".join(terms) + f" = {value}", fontsize=9)
+    return fig
+
+
+def _panel_grid(panels: int, most: int) -> tuple[int, int]:
+    """``(ncols, nrows)``: at most ``most`` columns, rows as evenly filled as they can be."""
+    nrows = math.ceil(panels / most)
+    return math.ceil(panels / nrows), nrows
+
+
+def _layer_index(model: Any, layer: Any, function: str) -> int:
+    """The index in ``model.layers`` of ``layer`` (an index, a name or the layer itself).
+
+    None picks the model's first Conv2D.
+    """
+    from .layers import Conv2D
+
+    layers = list(getattr(model, "layers", None) or [])
+    if not layers:
+        raise ValueError(f"{function} expected a model with layers, received {model!r}.")
+    names = [lay.name for lay in layers]
+    if layer is None:
+        found = [i for i, lay in enumerate(layers) if isinstance(lay, Conv2D)]
+        if not found:
+            raise ValueError(
+                f"{function}: the model has no Conv2D layer (its layers: {', '.join(names)}); "
+                "name the layer to draw with layer=..."
+            )
+        return found[0]
+    index = as_int(layer)
+    if index is not None:
+        if not -len(layers) <= index < len(layers):
+            raise ValueError(
+                f"{function} expected layer to be an index into the model's {len(layers)} "
+                f"layers, a layer name ({', '.join(names)}) or a layer of the model, received "
+                f"layer={layer!r}."
+            )
+        return index % len(layers)
+    for i, lay in enumerate(layers):
+        if lay is layer or (isinstance(layer, str) and lay.name == layer):
+            return i
+    raise ValueError(
+        f"{function} expected layer to be an index, a layer name ({', '.join(names)}) or a "
+        f"layer of the model, received layer={layer!r}."
+    )
+
+
+def plot_filters(
+    model_or_layer: Any,
+    layer: Any = None,
+    channel: int | str = "mean",
+    ncols: int = 8,
+    title: str | None = None,
+) -> Figure:
+    """The kernels of a Conv2D layer as small images, one per filter (output channel).
+
+    Each panel is ``W[:, :, c, f]`` for filter ``f`` (Keras's layout ``(kh, kw, c_in,
+    filters)``), for one input channel ``c`` or averaged over them; every panel shares one
+    color scale, symmetric about 0 (white), so that filters can be compared.
+
+    Parameters
+    ----------
+    model_or_layer : Sequential or Conv2D
+        A built Conv2D layer, or a model holding one.
+    layer : int or str or Layer, optional
+        With a model: the layer (its index, its name, or the layer); default the first Conv2D.
+    channel : int or "mean"
+        The input channel drawn, or ``"mean"`` (default) for the average over the input
+        channels (the same as channel 0 for greyscale images).
+    ncols : int
+        Most panels per row (the rows are filled evenly).
+    title : str, optional
+        Figure title (default: the layer's name, kernel size and channel).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per filter, titled with its index, whose image data are that filter's
+        weights; and a colorbar.
+
+    Raises
+    ------
+    ValueError
+        If the layer is not a Conv2D, is not built, or ``channel`` is not an input channel.
+
+    Examples
+    --------
+    >>> import backprop as bp
+    >>> conv = bp.layers.Conv2D(4, 3, input_shape=(8, 8, 1))
+    >>> model = bp.Sequential([conv], seed=0)
+    >>> fig = plot_filters(model)
+    >>> [ax.get_title() for ax in fig.axes if ax.images]
+    ['0', '1', '2', '3']
+    """
+    from .layers import Conv2D, Layer
+
+    if isinstance(model_or_layer, Layer):
+        if layer is not None:
+            raise ValueError(
+                "plot_filters: layer=... picks a layer of a model; it was given the layer "
+                f"{model_or_layer.name!r} itself. Leave layer out, or pass the model."
+            )
+        conv = model_or_layer
+    else:
+        conv = model_or_layer.layers[_layer_index(model_or_layer, layer, "plot_filters")]
+    if not isinstance(conv, Conv2D):
+        raise ValueError(
+            f"plot_filters expected a Conv2D layer, whose kernels are images; received "
+            f"{type(conv).__name__} {conv.name!r}. Pick a convolution, e.g. layer=0."
+        )
+    if not conv.built:
+        raise ValueError(
+            f"plot_filters: {conv.name!r} is not built, so it has no kernel yet: give the "
+            "model's first layer input_shape=(h, w, c), or fit the model first."
+        )
+    ncols_int = as_int(ncols)
+    if ncols_int is None or ncols_int < 1:
+        raise ValueError(f"ncols must be an int >= 1, received {ncols!r}.")
+    W = np.asarray(to_numpy(conv.params["W"]), dtype=np.float64)  # (kh, kw, c_in, filters)
+    kh, kw, c_in, filters = W.shape
+    index = as_int(channel)
+    if isinstance(channel, str) and channel == "mean":
+        images, which = W.mean(axis=2), f"averaged over the {c_in} input channels"
+    elif index is not None and 0 <= index < c_in:
+        images, which = W[:, :, index, :], f"input channel {index}"
+    else:
+        raise ValueError(
+            f"plot_filters expected channel to be an input channel (0 to {c_in - 1}) or "
+            f"'mean', received channel={channel!r}."
+        )
+    if c_in == 1:
+        which = "one input channel"
+    ncols, nrows = _panel_grid(filters, ncols_int)
+    fig = _new_figure((0.4 + 1.15 * ncols + 0.8, 0.7 + 1.25 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    m = max(float(np.max(np.abs(images))), 1e-12)  # one symmetric scale for every filter
+    image = None
+    for f, ax in enumerate(axes.flat):
+        if f >= filters:
+            ax.remove()
+            continue
+        image = ax.imshow(images[:, :, f], cmap=_SIGNED_CMAP, vmin=-m, vmax=m)
+        ax.set_title(str(f), fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    fig.suptitle(title or f"Filters of {conv.name} ({filters} filters, {kh}x{kw}, {which})")
+    return fig
+
+
+def plot_feature_maps(
+    model: Any,
+    x: Any,
+    layer: Any = None,
+    ncols: int = 8,
+    show_input: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """The feature maps of one image after a layer: one panel per channel.
+
+    Runs the model's layers up to and including ``layer`` on ``x`` in inference mode (as
+    ``predict`` does: dropout off, the moving statistics of batch normalization) and draws each
+    channel of the result as an image, all on one color scale so that channels compare.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model whose input is images, ``input_shape=(h, w, c)``.
+    x : array_like
+        One image, ``(h, w, c)`` as the model's ``input_shape``, a batch of one
+        ``(1, h, w, c)``, or ``(h, w)`` when ``c`` is 1.
+    layer : int or str or Layer, optional
+        The layer after which the maps are taken (its index, its name, or the layer); it must
+        output images ``(h', w', c')``. Default: the first Conv2D.
+    ncols : int
+        Most panels per row (the rows are filled evenly).
+    show_input : bool
+        Draw the input image first, in a panel titled ``"input"`` (the mean of its channels
+        when it has more than one).
+    title : str, optional
+        Figure title (default: the layer's name and the maps' shape).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per channel, titled with its index, whose image data are that channel of the
+        layer's output; the input's panel first (when ``show_input``); a colorbar.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not one image of the model's input shape, or the layer's output is not
+        images.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import backprop as bp
+    >>> model = bp.Sequential([bp.layers.Conv2D(3, 3, input_shape=(8, 8, 1))], seed=0)
+    >>> fig = plot_feature_maps(model, np.zeros((8, 8, 1)))
+    >>> [ax.get_title() for ax in fig.axes if ax.images]
+    ['input', '0', '1', '2']
+    """
+    shape = getattr(model, "input_shape", None)
+    if not getattr(model, "layers", None) or shape is None or not model.built:
+        raise ValueError(
+            "plot_feature_maps needs a built model: give its first layer "
+            "input_shape=(h, w, c), or fit it first."
+        )
+    shape = tuple(int(d) for d in shape)
+    img = np.asarray(to_numpy(x), dtype=np.float64)
+    if img.shape == (1, *shape):
+        img = img[0]
+    elif len(shape) == 3 and shape[2] == 1 and img.shape == shape[:2]:
+        img = img[:, :, None]
+    if img.shape != shape or len(shape) != 3:
+        raise ValueError(
+            f"plot_feature_maps expected one image of the model's input shape {shape} (or a "
+            f"batch of one, {(1, *shape)}), received shape {img.shape}. Reshape it, e.g. "
+            f"x.reshape{shape}."
+        )
+    ncols_int = as_int(ncols)
+    if ncols_int is None or ncols_int < 1:
+        raise ValueError(f"ncols must be an int >= 1, received {ncols!r}.")
+    index = _layer_index(model, layer, "plot_feature_maps")
+    target = model.layers[index]
+    out_shape = shape
+    for lay in model.layers[: index + 1]:
+        out_shape = tuple(lay.compute_output_shape(out_shape))
+    if len(out_shape) != 3:
+        raise ValueError(
+            f"plot_feature_maps: {target.name!r} outputs {out_shape}, not images "
+            "(height, width, channels); pick a convolution or pooling layer before it, "
+            "e.g. layer=0."
+        )
+    with model.backend.activate():
+        a = model.backend.asarray(img[None], dtype=model.dtype)
+        for lay in model.layers[: index + 1]:
+            a = lay.forward(a, training=False)
+    maps = np.asarray(to_numpy(a), dtype=np.float64)[0]  # (h', w', c')
+    channels = maps.shape[2]
+    panels = channels + bool(show_input)
+    ncols, nrows = _panel_grid(panels, ncols_int)
+    fig = _new_figure((0.4 + 1.3 * ncols + 0.8, 0.7 + 1.4 * nrows))
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+    for ax in axes[panels:]:
+        ax.remove()
+    for ax in axes[:panels]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if show_input:
+        ax = axes.pop(0)
+        ax.imshow(img.mean(axis=2), cmap="Greys")
+        ax.set_title("input" if img.shape[2] == 1 else "input (mean)", fontsize=9)
+        ax.set_frame_on(True)
+    lo, hi = float(maps.min()), float(maps.max())
+    image = None
+    for k in range(channels):
+        image = axes[k].imshow(maps[:, :, k], cmap="viridis", vmin=lo, vmax=max(hi, lo + 1e-12))
+        axes[k].set_title(str(k), fontsize=9)
+    fig.colorbar(image, ax=axes[:channels], shrink=0.8, label="activation")
+    oh, ow, _ = out_shape
+    fig.suptitle(title or f"Feature maps after {target.name} ({channels} channels, {oh}x{ow})")
     return fig

@@ -639,3 +639,273 @@ def test_layout_arguments_refuse_bools():
         viz.plot_activations(ncols=np.bool_(True))
     with pytest.raises(ValueError, match="max_neurons must be an int >= 3"):
         viz.plot_architecture(_model(), max_neurons=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# convolution: the sliding window, the filters, the feature maps
+
+
+def _tf_pads(size, k, s):
+    """TensorFlow's 'same' padding of one axis (before, after): the odd one after."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def _gid(ax, gid):
+    return [p for p in ax.patches if p.get_gid() == gid]
+
+
+def _conv2d_layer_output(x, kernel, strides, padding):
+    """The oracle: what bp.layers.Conv2D computes for one channel in and out, no bias."""
+    layer = bp.layers.Conv2D(1, kernel.shape, strides=strides, padding=padding, use_bias=False)
+    backend = bp.backend.resolve("numpy")
+    layer.build_from_shape((*x.shape, 1), backend, np.random.default_rng(0), np.float64)
+    layer.params["W"] = kernel[:, :, None, None].astype(np.float64)
+    return np.asarray(layer.forward(x[None, :, :, None].astype(np.float64)))[0, :, :, 0]
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel_shape", "strides", "padding", "position"),
+    [
+        ((5, 5), (3, 3), 1, "valid", (1, 2)),
+        ((5, 5), (3, 3), 2, "same", (0, 2)),
+        ((6, 7), (2, 3), (2, 1), "same", (2, 6)),  # odd padding: the extra column on the right
+        ((4, 6), (4, 1), (1, 3), "valid", (0, 1)),
+    ],
+)
+def test_plot_convolution_draws_the_window_the_kernel_and_the_output(
+    shape, kernel_shape, strides, padding, position
+):
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, size=shape).astype(float)
+    kernel = rng.normal(size=kernel_shape).round(2)
+    fig = viz.plot_convolution(x, kernel, strides=strides, padding=padding, position=position)
+    ax_x, ax_w, ax_y = fig.axes
+    assert _titles(fig) == ["input x", "kernel W", "output y"]
+    (sh, sw), (kh, kw), (p, q) = np.broadcast_to(strides, 2), kernel_shape, position
+    h, w = shape
+    top, bottom = _tf_pads(h, kh, sh) if padding == "same" else (0, 0)
+    left, right = _tf_pads(w, kw, sw) if padding == "same" else (0, 0)
+    # the grids' colour data are the values: the input (padding masked), W, the whole output
+    shown = ax_x.images[0].get_array()
+    assert shown.shape == (h + top + bottom, w + left + right)
+    np.testing.assert_array_equal(shown[top : top + h, left : left + w], x)
+    assert np.ma.getmaskarray(shown).sum() == shown.size - h * w
+    np.testing.assert_array_equal(ax_w.images[0].get_array(), kernel)
+    y = _conv2d_layer_output(x, kernel, (sh, sw), padding)
+    np.testing.assert_allclose(ax_y.images[0].get_array(), y, rtol=1e-12, atol=1e-12)
+    # one hatched cell per padded zero, all outside the image (input coordinates: row -1 is
+    # the padding above row 0)
+    pads = _gid(ax_x, "padding")
+    assert len(pads) == shown.size - h * w
+    for cell in pads:
+        r, c = cell.get_y() + 0.5, cell.get_x() + 0.5
+        assert not (0 <= r < h and 0 <= c < w)
+    # the window: rows sh*p .. sh*p + kh - 1 of the padded input, i.e. from sh*p - top
+    (window,) = _gid(ax_x, "window")
+    assert (window.get_x(), window.get_y()) == (sw * q - left - 0.5, sh * p - top - 0.5)
+    assert (window.get_width(), window.get_height()) == (kw, kh)
+    x_pad = np.pad(x, ((top, bottom), (left, right)))
+    under = x_pad[sh * p : sh * p + kh, sw * q : sw * q + kw]
+    # the numbers written inside the window are the window's values
+    inside = [
+        float(t.get_text())
+        for t in ax_x.texts
+        if window.get_x() < t.get_position()[0] < window.get_x() + kw
+        and window.get_y() < t.get_position()[1] < window.get_y() + kh
+    ]
+    assert sorted(inside) == sorted(under.ravel().tolist())
+    # the output cell: its frame, and the value in the title is the window's sum of products
+    (cell,) = _gid(ax_y, "cell")
+    assert (cell.get_x(), cell.get_y(), cell.get_width(), cell.get_height()) == (
+        q - 0.5,
+        p - 0.5,
+        1,
+        1,
+    )
+    value = float(fig.get_suptitle().rsplit("= ", 1)[1])
+    assert value == pytest.approx(np.sum(under * kernel), abs=0.006)
+    assert value == pytest.approx(y[p, q], abs=0.006)
+    _render(fig)
+
+
+def test_plot_convolution_default_example_and_its_sum():
+    fig = viz.plot_convolution(padding="same", strides=2, position=(0, 2))
+    # the window covers the padding above and to the right: two 1s under the kernel's 1s
+    assert fig.get_suptitle() == "y[0, 2] = sum of x * W over the window = 2"
+    products = fig.get_supxlabel().split(" = ")[1].split(" + ")
+    assert products[:4] == ["0*1", "0*0", "0*(-1)", "1*1"]
+    assert len(products) == 9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"x": np.zeros((2, 4, 4))}, "x to be one channel"),
+        ({"kernel": [1.0, 2.0]}, "kernel to be the weights"),
+        ({"x": [[np.nan, 1.0], [1.0, 1.0]], "kernel": [[1.0]]}, "finite"),
+        ({"kernel": np.ones((6, 6))}, "larger than the"),
+        ({"position": (3, 0)}, r"0 <= p < 3 and 0 <= q < 3"),
+        ({"position": (0, -1)}, "position"),
+        ({"position": 1}, "position"),
+        ({"padding": "full"}, "padding"),
+        ({"strides": 0}, "strides"),
+    ],
+)
+def test_plot_convolution_refuses_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.plot_convolution(**kwargs)
+
+
+def _cnn(spec=("numpy", None), input_shape=(6, 5, 2), seed=0):
+    name, device = spec
+    return bp.Sequential(
+        [
+            bp.layers.Conv2D(
+                4,
+                3,
+                padding="same",
+                activation="relu",
+                bias_initializer="random_normal",  # a non-zero bias, checked too
+                input_shape=input_shape,
+            ),
+            bp.layers.MaxPooling2D(2),
+            bp.layers.Conv2D(3, (2, 1)),
+            bp.layers.Flatten(),
+            bp.layers.Dense(3, "softmax"),
+        ],
+        backend=name,
+        device=device,
+        seed=seed,
+    )
+
+
+def _image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
+def test_plot_filters_draws_each_kernel(spec):
+    model = _cnn(spec)
+    W = np.asarray(model.get_weights()[0], dtype=np.float64)  # (3, 3, 2, 4)
+    for fig, expected in [
+        (viz.plot_filters(model), W.mean(axis=2)),
+        (viz.plot_filters(model, channel=1), W[:, :, 1, :]),
+        (viz.plot_filters(model.layers[0], channel=0), W[:, :, 0, :]),
+    ]:
+        axes = _image_axes(fig)
+        assert [ax.get_title() for ax in axes] == ["0", "1", "2", "3"]
+        for f, ax in enumerate(axes):
+            np.testing.assert_allclose(ax.images[0].get_array(), expected[:, :, f], rtol=1e-6)
+        m = np.abs(expected).max()  # one scale for all, white at 0
+        assert {ax.images[0].get_clim() for ax in axes} == {(-m, m)}
+    # the second convolution, by index and by name: 3 filters of (2, 1)
+    W2 = np.asarray(model.get_weights()[2], dtype=np.float64)
+    for layer in (2, model.layers[2].name, model.layers[2]):
+        axes = _image_axes(viz.plot_filters(model, layer=layer, channel=3))
+        assert len(axes) == 3
+        np.testing.assert_allclose(axes[2].images[0].get_array(), W2[:, :, 3, 2], rtol=1e-6)
+    _render(fig)
+
+
+def test_plot_filters_rows_are_filled_evenly():
+    model = bp.Sequential([bp.layers.Conv2D(10, 3, input_shape=(5, 5, 1))], seed=0)
+    axes = _image_axes(viz.plot_filters(model, ncols=8))
+    assert len(axes) == 10
+    rows = {}
+    for ax in axes:
+        rows.setdefault(round(ax.get_position().y0, 3), []).append(ax)
+    assert sorted(len(r) for r in rows.values()) == [5, 5]
+
+
+def test_plot_filters_refuses_what_is_not_a_built_convolution():
+    model = _cnn()
+    with pytest.raises(ValueError, match=r"expected a Conv2D layer.*MaxPooling2D"):
+        viz.plot_filters(model, layer=1)
+    with pytest.raises(ValueError, match=r"expected a Conv2D layer.*Dense"):
+        viz.plot_filters(model.layers[-1])
+    dense = bp.Sequential([bp.layers.Dense(2, input_dim=3)])
+    with pytest.raises(ValueError, match="no Conv2D layer"):
+        viz.plot_filters(dense)
+    with pytest.raises(ValueError, match="not built"):
+        viz.plot_filters(bp.layers.Conv2D(2, 3))
+    with pytest.raises(ValueError, match=r"channel to be an input channel \(0 to 1\)"):
+        viz.plot_filters(model, channel=2)
+    with pytest.raises(ValueError, match="channel"):
+        viz.plot_filters(model, channel="max")
+    with pytest.raises(ValueError, match=r"layer=\.\.\. picks a layer of a model"):
+        viz.plot_filters(model.layers[0], layer=0)
+    with pytest.raises(ValueError, match="index into the model's 5 layers"):
+        viz.plot_filters(model, layer=5)
+    with pytest.raises(ValueError, match="layer name"):
+        viz.plot_filters(model, layer="nope")
+
+
+def _maps_oracle(model, x):
+    """The first convolution (relu) and the 2x2 max pooling, in NumPy loops from the weights."""
+    W, b = (np.asarray(a, dtype=np.float64) for a in model.get_weights()[:2])
+    h, w, _ = x.shape
+    x_pad = np.pad(x, ((1, 1), (1, 1), (0, 0)))  # 'same' for a 3x3 kernel, stride 1
+    z = np.zeros((h, w, W.shape[3]))
+    for r in range(h):
+        for c in range(w):
+            z[r, c] = np.einsum("ijc,ijcf->f", x_pad[r : r + 3, c : c + 3], W) + b
+    conv = np.maximum(z, 0.0)
+    pooled = conv[: h // 2 * 2, : w // 2 * 2].reshape(h // 2, 2, w // 2, 2, -1).max(axis=(1, 3))
+    return conv, pooled
+
+
+# the maps are computed by the model's own layers, on its backend: torch too where installed
+FEATURE_BACKENDS = BACKENDS + [
+    pytest.param(("torch", None), id="torch")
+    for _ in ["torch"]
+    if "torch" in bp.available_backends()
+]
+
+
+@pytest.mark.parametrize("spec", FEATURE_BACKENDS)
+def test_plot_feature_maps_are_the_layers_outputs(spec):
+    model = _cnn(spec)
+    x = np.random.default_rng(2).normal(size=(6, 5, 2))
+    conv, pooled = _maps_oracle(model, x)
+    for fig, expected in [
+        (viz.plot_feature_maps(model, x), conv),  # the first Conv2D by default
+        (viz.plot_feature_maps(model, x[None], layer=1), pooled),  # a batch of one
+        (viz.plot_feature_maps(model, x, layer=model.layers[1].name), pooled),
+    ]:
+        axes = _image_axes(fig)
+        assert [ax.get_title() for ax in axes] == ["input (mean)", "0", "1", "2", "3"]
+        np.testing.assert_allclose(axes[0].images[0].get_array(), x.mean(axis=2))
+        for k, ax in enumerate(axes[1:]):
+            np.testing.assert_allclose(
+                ax.images[0].get_array(), expected[:, :, k], rtol=1e-5, atol=1e-6
+            )
+        lo, hi = expected.min(), expected.max()  # one color scale for every channel
+        for ax in axes[1:]:
+            np.testing.assert_allclose(ax.images[0].get_clim(), (lo, hi), rtol=1e-5, atol=1e-6)
+    assert len(_image_axes(viz.plot_feature_maps(model, x, layer=2, show_input=False))) == 3
+    _render(fig)
+
+
+def test_plot_feature_maps_of_a_greyscale_image():
+    model = _cnn(input_shape=(4, 4, 1))
+    x = np.arange(16.0).reshape(4, 4) / 16
+    for image in (x, x[:, :, None], x[None, :, :, None]):  # (h, w) is read as one channel
+        axes = _image_axes(viz.plot_feature_maps(model, image))
+        assert axes[0].get_title() == "input" and len(axes) == 1 + 4
+        np.testing.assert_array_equal(axes[0].images[0].get_array(), x)
+
+
+def test_plot_feature_maps_refuses_bad_images_and_layers():
+    model = _cnn()
+    x = np.zeros((6, 5, 2))
+    for bad in (np.zeros((5, 6, 2)), np.zeros((2, 6, 5, 2)), np.zeros(60), np.zeros((6, 5))):
+        with pytest.raises(ValueError, match=r"one image of the model's input shape \(6, 5, 2\)"):
+            viz.plot_feature_maps(model, bad)
+    with pytest.raises(ValueError, match=r"outputs \(3,\), not images"):
+        viz.plot_feature_maps(model, x, layer=-1)
+    with pytest.raises(ValueError, match="not images"):
+        viz.plot_feature_maps(model, x, layer=3)  # Flatten
+    unbuilt = bp.Sequential([bp.layers.Conv2D(2, 3), bp.layers.Flatten()])
+    with pytest.raises(ValueError, match="needs a built model"):
+        viz.plot_feature_maps(unbuilt, x)
