@@ -18,6 +18,7 @@ import it (Chainer keeps the same helpers in ``chainer.utils.conv``).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 # the device of any array, JAX's traced ones included (they have no .device attribute)
@@ -175,6 +176,39 @@ def pad_image(x: Array, pads: tuple[int, int, int, int], value: float, xp: Any) 
     return pad_axis(pad_axis(x, 1, top, bottom, value, xp), 2, left, right, value, xp)
 
 
+def shifted_sum(parts: list[tuple[int, Array]], axis: int, length: int, xp: Any) -> Array:
+    """``sum(pad_axis(a, axis, d, length - d - a.shape[axis], 0) for d, a in parts)``, unpadded.
+
+    The sum of arrays shifted by ``d`` along ``axis`` into an axis of ``length`` entries,
+    without making the padded copies: the axis is cut where the set of arrays covering it
+    changes, each stretch is the sum of the slices that cover it (in the order of ``parts``,
+    so the result is the padded sum's, bit for bit), and one ``concat`` joins the stretches.
+    Each shifted array must fit: ``0 <= d`` and ``d + a.shape[axis] <= length``.
+    """
+    cuts = sorted({0, length} | {d for d, _ in parts} | {d + a.shape[axis] for d, a in parts})
+    stretches = []
+    for lo, hi in itertools.pairwise(cuts):
+        total, fresh = None, False
+        for d, a in parts:
+            if d <= lo and hi <= d + a.shape[axis]:
+                index = [slice(None)] * a.ndim
+                index[axis] = slice(lo - d, hi - d)
+                piece = a[tuple(index)]
+                if total is None:
+                    total = piece  # a view of the caller's array: not written into
+                elif fresh:
+                    total += piece  # in place where arrays are mutable, else rebinds (JAX)
+                else:
+                    total, fresh = total + piece, True
+        if total is None:  # a stretch no array reaches: zeros
+            a = parts[0][1]
+            shape = list(a.shape)
+            shape[axis] = hi - lo
+            total = xp.zeros(tuple(shape), dtype=a.dtype, device=device(a))
+        stretches.append(total)
+    return stretches[0] if len(stretches) == 1 else xp.concat(stretches, axis=axis)
+
+
 # -- the window's slices and their adjoint ---------------------------------------------------
 def window_slices(
     x_pad: Array, kernel: tuple[int, int], strides: tuple[int, int], out: tuple[int, int]
@@ -260,17 +294,18 @@ def col2im(
     # the coarse grid: every shifted piece fits, and sh * hc covers the padded image
     hc = max((kh - 1) // sh + oh, -(-hp // sh))
     wc = max((kw - 1) // sw + ow, -(-wp // sw))
-    phases: dict[tuple[int, int], Array] = {}
+    # each phase's pieces with their shifts: summed along the width for every window row i
+    # first, then the rows along the height (the order of the sums is the order of the window)
+    shifted: dict[tuple[int, int], list[tuple[int, Array]]] = {}
     for i in range(kh):
         di, r = divmod(i, sh)
-        rows: dict[int, Array] = {}  # the pieces of window row i, shifted along the width first
+        rows: dict[int, list[tuple[int, Array]]] = {}
         for j in range(kw):
             dj, q = divmod(j, sw)
-            placed = pad_axis(pieces[i * kw + j], 2, dj, wc - dj - ow, 0.0, xp)
-            rows[q] = placed if q not in rows else rows[q] + placed
+            rows.setdefault(q, []).append((dj, pieces[i * kw + j]))
         for q, row in rows.items():
-            placed = pad_axis(row, 1, di, hc - di - oh, 0.0, xp)
-            phases[r, q] = placed if (r, q) not in phases else phases[r, q] + placed
+            shifted.setdefault((r, q), []).append((di, shifted_sum(row, 2, wc, xp)))
+    phases = {rq: shifted_sum(rows_, 1, hc, xp) for rq, rows_ in shifted.items()}
     if sh == 1 and sw == 1:
         dx_pad = phases[0, 0]
     else:

@@ -19,6 +19,11 @@ from .._checks import check_bool
 from . import _im2col
 from .core import Array, Layer, _check_positive_int, _initializer_config
 
+# The most entries of a column matrix built at once: a convolution runs its batch in runs of
+# images whose columns fit (4M entries: 16 MB in float32), so that the largest array of a CNN's
+# step no longer grows with the batch, and the runs reuse memory the allocator already holds.
+COLS_ENTRIES = 2**22
+
 
 class Conv2D(Layer):
     r"""2-D convolution over images, channels last: ``y = g(conv(x, W) + b)``.
@@ -156,18 +161,27 @@ class Conv2D(Layer):
         )
         return _im2col.paddings(h, w, self.kernel_size, self.strides, self.padding), out
 
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        """The batch cut into runs of images whose column matrix has at most ``COLS_ENTRIES``."""
+        per_image = self.out[0] * self.out[1] * self.kernel_size[0] * self.kernel_size[1]
+        step = max(1, COLS_ENTRIES // (per_image * self.input_dim))
+        return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+
     def forward(self, x, training=False):
         self._check_built()
         xp, W = self.xp, self.params["W"]
         pads, (oh, ow) = self._geometry(x)
         x_pad = _im2col.pad_image(x, pads, 0.0, xp)
-        cols = _im2col.im2col(x_pad, self.kernel_size, self.strides, (oh, ow), xp)
-        z = xp.matmul(cols, xp.reshape(W, (-1, self.filters)))  # (n*oh*ow, filters)
+        # backward rebuilds cols from x_pad (see the class docstring: memory)
+        self.x_shape, self.x_pad, self.pads, self.out = tuple(x.shape), x_pad, pads, (oh, ow)
+        parts = []
+        for lo, hi in self._chunks(x.shape[0]):  # a run of images at a time (memory)
+            cols = _im2col.im2col(x_pad[lo:hi, ...], self.kernel_size, self.strides, (oh, ow), xp)
+            parts.append(xp.matmul(cols, xp.reshape(W, (-1, self.filters))))  # (rows, filters)
+        z = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)  # (n*oh*ow, filters)
         if self.use_bias:
             z = z + self.params["b"]
         z = xp.reshape(z, (x.shape[0], oh, ow, self.filters))
-        # backward rebuilds cols from x_pad (see the class docstring: memory)
-        self.x_shape, self.x_pad, self.pads, self.out = tuple(x.shape), x_pad, pads, (oh, ow)
         self.z = z
         self.y = self.activation.forward(z, xp)
         self._has_forward = True
@@ -196,8 +210,28 @@ class Conv2D(Layer):
         n, h, w, c_in = self.x_shape
         (top, _, left, _), (kh, kw) = self.pads, self.kernel_size
         dz = xp.reshape(dz, (-1, self.filters))  # one row per output pixel, as cols
-        cols = _im2col.im2col(self.x_pad, self.kernel_size, self.strides, self.out, xp)
-        dW = xp.reshape(xp.matmul(cols.T, dz), W.shape)
+        pixels = self.out[0] * self.out[1]
+        dW, dx = None, []
+        for lo, hi in self._chunks(n):  # a run of images at a time: cols is rebuilt (memory)
+            cols = _im2col.im2col(
+                self.x_pad[lo:hi, ...], self.kernel_size, self.strides, self.out, xp
+            )
+            dz_run = dz[lo * pixels : hi * pixels, ...]
+            dW_run = xp.matmul(cols.T, dz_run)  # dW = cols.T @ dz, summed over the runs
+            if dW is None:
+                dW = dW_run
+            else:
+                dW += dW_run  # in place where arrays are mutable, else rebinds (JAX)
+            if self.need_dx:
+                # dL/dcols, then each window position's slice of it goes back where it was read
+                dcols = xp.matmul(dz_run, xp.reshape(W, (-1, self.filters)).T)
+                dcols = xp.reshape(dcols, (hi - lo, *self.out, kh * kw, c_in))
+                pieces = [dcols[:, :, :, k, :] for k in range(kh * kw)]
+                dx_pad = _im2col.col2im(
+                    pieces, self.x_pad.shape[1:3], self.kernel_size, self.strides, xp
+                )
+                dx.append(dx_pad[:, top : top + h, left : left + w, :])
+        dW = xp.reshape(dW, W.shape)
         if self.kernel_regularizer is not None:
             dW = dW + self.kernel_regularizer.gradient(W, xp)
         self._store_grad("W", dW)
@@ -206,12 +240,7 @@ class Conv2D(Layer):
             self._store_grad("b", xp.sum(dz, axis=0))
         if not self.need_dx:
             return None
-        # dL/dcols, then each window position's slice of it goes back where it was read
-        dcols = xp.matmul(dz, xp.reshape(W, (-1, self.filters)).T)
-        dcols = xp.reshape(dcols, (n, *self.out, kh * kw, c_in))
-        pieces = [dcols[:, :, :, k, :] for k in range(kh * kw)]
-        dx_pad = _im2col.col2im(pieces, self.x_pad.shape[1:3], self.kernel_size, self.strides, xp)
-        return dx_pad[:, top : top + h, left : left + w, :]
+        return dx[0] if len(dx) == 1 else xp.concat(dx, axis=0)
 
     def penalty(self):
         if self.kernel_regularizer is None:
