@@ -1,4 +1,4 @@
-"""Regenerate the figures embedded in the README (small files, committed under docs/figures).
+"""Regenerate the figures of the README and docs/ (small files, committed under docs/figures).
 
 python docs/make_figures.py
 """
@@ -60,5 +60,29 @@ one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", 
 subprocess.run(
     [sys.executable, str(example), "--out", str(OUT)], check=True, env={**os.environ, **one_thread}
 )
+# convolution (docs/convolution.md): one step of a convolution, then the page's small CNN on the
+# digits, trained as the page trains it, its filters and the feature maps of a test image
+viz.plot_convolution(padding="same", strides=2, position=(0, 2)).savefig(
+    OUT / "conv_window.png", dpi=70
+)
+digits, labels = bp.datasets.load_digits()
+digits = digits.reshape(-1, 8, 8, 1)
+d_train, d_test, l_train, l_test = bp.datasets.train_test_split(
+    digits, labels, test_size=0.25, seed=0
+)
+cnn = bp.Sequential(
+    [
+        bp.layers.Conv2D(8, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
+        bp.layers.MaxPooling2D(2),
+        bp.layers.Flatten(),
+        bp.layers.Dense(10, "softmax"),
+    ],
+    seed=0,
+)
+cnn.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+cnn.fit(d_train, l_train, epochs=4, batch_size=16, validation_data=(d_test, l_test), verbose=0)
+viz.plot_filters(cnn).savefig(OUT / "conv_filters.png", dpi=70)
+viz.plot_feature_maps(cnn, d_test[0]).savefig(OUT / "conv_feature_maps.png", dpi=70)
+viz.plot_feature_maps(cnn, d_test[0], layer=1).savefig(OUT / "conv_feature_maps_pooled.png", dpi=70)
 for p in sorted(OUT.iterdir()):
     print(f"{p.name:24s} {p.stat().st_size / 1024:7.1f} KiB")

@@ -63,6 +63,7 @@ PAGES = [
     "distributed.md",
     "sklearn.md",
     "normalization.md",
+    "convolution.md",
 ]
 README = "README.md"  # the front door, beside docs/; see the module docstring
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
