@@ -1277,15 +1277,22 @@ class CSVLogger(Callback):
             writer.writerow(row)
 
 
-def _sha256(path: str) -> str:
-    """The SHA-256 of a file's bytes, read a block at a time."""
-    import hashlib
+def _write_json_atomically(path: str, document: dict) -> None:
+    """Write ``document`` to a temporary file beside ``path``, then rename it over ``path``."""
+    import json
+    import tempfile
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class BackupAndRestore(Callback):
@@ -1300,12 +1307,16 @@ class BackupAndRestore(Callback):
     uninterrupted fit would have. The backup is removed when the fit completes, unless
     ``delete_checkpoint=False``.
 
-    The files are plain arrays (``numpy.savez``, read with ``allow_pickle=False``) and a
-    JSON document with a SHA-256 checksum of them; each is written to a temporary file then
-    renamed, the JSON last, so an interruption while writing leaves the previous backup
-    whole. In data-parallel training rank 0 writes and reads the backup, and every rank
-    restores what it read (sent over the communicator: no shared file system is needed).
-    The model and ``fit`` arguments must be those of the interrupted run.
+    The backup is a model file of the library's own format (``model.save``: atomic, with a
+    checksum over its header and arrays; see ``docs/file-format.md``), ``backup-<epoch>-
+    <batch>.npz``, and ``state.json``, a JSON note of the epoch to go on from and of that
+    file's name. The note is written (atomically) after the model file it names, and the
+    previous model file removed after it, so an interruption at any point leaves a whole
+    backup. A resumed fit restores the model file into its model (the model's
+    ``_restore_training_state``: a file of another architecture or optimizer is refused). In
+    data-parallel training rank 0 writes and reads the backup, and every rank restores what
+    it read (sent over the communicator: no shared file system is needed). The model and
+    ``fit`` arguments must be those of the interrupted run.
 
     Not restored: a dropout stream on a GPU (CuPy, torch on CUDA) and the other ranks'
     dropout streams, which continue from where they are; the state of other callbacks.
@@ -1331,6 +1342,7 @@ class BackupAndRestore(Callback):
     """
 
     FORMAT = "backprop-backup"
+    VERSION = 2  # 2: the weights and state in a model file of backprop.io; 1: plain arrays
     STATE = "state.json"
 
     def __init__(
@@ -1374,54 +1386,21 @@ class BackupAndRestore(Callback):
             self._save()  # the epoch in progress starts again on resume, as in Keras
 
     def _save(self) -> None:
-        """Write the backup of the current state (rank 0 only), the JSON last."""
+        """Write the backup of the current state (rank 0 only): the model file, then the note."""
         if not _is_root(self):
             return
-        import json
-        import tempfile
-
-        import numpy as np
-
-        model, opt = self.model, self.model.optimizer
         os.makedirs(self.backup_dir, exist_ok=True)
-        arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-        for i, s in enumerate(opt.state):
-            for k, v in s.items():
-                arrays[f"opt_{i}_{k}"] = model.backend.to_numpy(v)
-        name = f"backup-{self._epoch}-{self._batches}.npz"
-        fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=".tmp", dir=self.backup_dir)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path(name))
-        digest = _sha256(self._path(name))
-        lr = opt.learning_rate
-        state = {
-            "format": self.FORMAT,
-            "version": 1,
-            "epoch": self._epoch,
-            "arrays": name,
-            "sha256": digest,
-            "n_weights": len(model.get_weights()),
-            "state_keys": [sorted(s) for s in opt.state],
-            "iterations": opt.iterations,
-            "learning_rate": None if isinstance(lr, LearningRateSchedule) else float(lr),
-            "rng_state": model.streams.get_state(),
-        }
         previous = self._read_state()
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.backup_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path(self.STATE))
-        old = previous.get("arrays") if isinstance(previous, dict) else None
+        name = f"backup-{self._epoch}-{self._batches}.npz"
+        self.model.save(self._path(name))  # atomic: a temporary file renamed over the target
+        note = {"format": self.FORMAT, "version": self.VERSION, "epoch": self._epoch}
+        _write_json_atomically(self._path(self.STATE), {**note, "model_file": name})
+        old = previous.get("model_file") if previous is not None else None
         if isinstance(old, str) and old != name and os.path.exists(self._path(old)):
             os.remove(self._path(old))
 
     def _read_state(self) -> dict | None:
-        """The JSON document of the backup, or None where there is none."""
+        """The note of the backup (checked), or None where there is none."""
         import json
 
         path = self._path(self.STATE)
@@ -1431,38 +1410,34 @@ class BackupAndRestore(Callback):
             with open(path, encoding="utf-8") as f:
                 state = json.load(f)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"The backup {path} is damaged ({exc}).") from None
+            raise ValueError(
+                f"The backup note {path} is damaged ({exc}). Remove the folder to start afresh."
+            ) from None
         if not isinstance(state, dict) or state.get("format") != self.FORMAT:
             raise ValueError(
                 f"{path} is not a BackupAndRestore backup: backup_dir must be a folder of its "
                 "own (not shared with ModelCheckpoint or another training)."
             )
+        if state.get("version") != self.VERSION:
+            raise ValueError(
+                f"{path} is a backup of format version {state.get('version')!r}; this backprop "
+                f"reads version {self.VERSION}. Remove the folder to start afresh."
+            )
+        epoch, name = state.get("epoch"), state.get("model_file")
+        if (
+            isinstance(epoch, bool)
+            or not isinstance(epoch, int)
+            or epoch < 0
+            or not isinstance(name, str)
+            or os.path.basename(name) != name
+        ):
+            raise ValueError(
+                f"The backup note {path} is damaged (epoch {epoch!r}, model_file {name!r}): "
+                "remove the folder to start afresh."
+            )
         return state
 
     # -- restoring ----------------------------------------------------------------------------
-    def _read(self) -> tuple[dict, list] | None:
-        """The backup's document and arrays (the checksum verified), or None."""
-        import numpy as np
-
-        state = self._read_state()
-        if state is None:
-            return None
-        path = self._path(str(state.get("arrays")))
-        try:
-            digest = _sha256(path)
-            if digest != state.get("sha256"):
-                raise ValueError("its checksum does not match")
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            weights = [arrays.pop(f"weight_{i}") for i in range(int(state["n_weights"]))]
-            opt_state = [
-                {k: arrays.pop(f"opt_{i}_{k}") for k in keys}
-                for i, keys in enumerate(state["state_keys"])
-            ]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"The backup {path} is damaged ({exc}).") from None
-        return state, [weights, opt_state]
-
     def on_train_begin(self, logs=None):
         """Restore the backup, if there is one, and tell ``fit`` the epoch to go on from.
 
@@ -1474,42 +1449,35 @@ class BackupAndRestore(Callback):
         Raises
         ------
         ValueError
-            If the backup is damaged, or of a model with other weights or optimizer state.
+            If the backup is damaged, or of a model with another architecture or optimizer.
         """
         self._epoch, self._batches = 0, 0
-        comm = getattr(self.model, "_comm", None)
-        found = self._read() if comm is None or comm.is_root else None
-        if comm is not None:  # rank 0 read it; every rank restores the same
-            found = comm.bcast(found)
-        if found is None:
+        model = self.model
+        comm = getattr(model, "_comm", None)
+        state: Any = None
+        if comm is None or comm.is_root:
+            try:
+                state = self._read_state()
+            except ValueError as exc:
+                state = exc
+        if comm is not None:  # rank 0 read it; every rank goes on from the same
+            state = comm.bcast(state)
+        if isinstance(state, ValueError):
+            raise state if comm is None or comm.is_root else ValueError(str(state))
+        if state is None:
             return
-        state, (weights, opt_state) = found
-        model, opt = self.model, self.model.optimizer
-        names = sorted(opt.state_names)
-        if any(sorted(s) != names for s in opt_state):
-            raise ValueError(
-                f"The backup in {self.backup_dir} holds optimizer state "
-                f"{[sorted(s) for s in opt_state]}, but {type(opt).__name__} keeps {names}: it "
-                "is the backup of another training. Use another backup_dir."
-            )
         try:
-            model.set_weights(weights)
+            model._restore_training_state(self._path(state["model_file"]), comm=comm)
+        except FileNotFoundError:
+            raise ValueError(
+                f"The backup in {self.backup_dir} is incomplete: its note names "
+                f"{state['model_file']}, which is missing. Remove the folder to start afresh."
+            ) from None
         except ValueError as exc:
             raise ValueError(
-                f"The backup in {self.backup_dir} is of another model ({exc}). Use another "
-                "backup_dir."
+                f"Cannot resume from the backup in {self.backup_dir}: {exc} If it is the "
+                "backup of another training, use another backup_dir."
             ) from None
-        b = model.backend
-        opt.state = [{k: b.asarray(v, model.dtype) for k, v in s.items()} for s in opt_state]
-        opt.iterations = int(state["iterations"])
-        if state.get("learning_rate") is not None and not isinstance(
-            opt.learning_rate, LearningRateSchedule
-        ):
-            opt.learning_rate = float(state["learning_rate"])
-        rng = dict(state.get("rng_state") or {})
-        if comm is not None and not comm.is_root:
-            rng.pop("dropout", None)  # each rank keeps its own dropout stream
-        model.streams.set_state(rng)
         self._epoch = int(state["epoch"])
         model._initial_epoch = self._epoch  # the loop goes on from here, as Keras's
 
@@ -1518,9 +1486,9 @@ class BackupAndRestore(Callback):
             return
         state = self._read_state()
         if state is not None:
-            arrays = self._path(str(state.get("arrays")))
-            if os.path.exists(arrays):
-                os.remove(arrays)
+            model_file = self._path(state["model_file"])
+            if os.path.exists(model_file):
+                os.remove(model_file)
             os.remove(self._path(self.STATE))
         # only the folder's own files: a folder holding anything else is left in place
         if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):

@@ -25,6 +25,11 @@ folder that is renamed over the target (through a symbolic link, over the link's
 crash mid-save leaves the previous file intact. Damaged, foreign, future-version or tampered
 files raise ``ValueError`` naming the file and the problem; a missing file raises
 ``FileNotFoundError``.
+
+:func:`load` builds a new model from a file; :func:`read` and :func:`restore` write a file into
+an existing model instead, checked against its architecture first: the weights only
+(``Sequential.load_weights``, as Keras's) or the whole training state as well (what
+``BackupAndRestore`` resumes from).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import json
 import math
 import os
 import tempfile
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -410,6 +415,187 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
             f"({type(exc).__name__}: {exc})."
         ) from None
     return model
+
+
+class Saved(NamedTuple):
+    """A model file read and checked by :func:`read`: what :func:`restore` writes into a model.
+
+    Plain values (a path, a JSON document, NumPy arrays), so that one process can read a file
+    and send it to others (data-parallel training restores rank 0's backup on every rank).
+    """
+
+    path: str
+    config: dict
+    arrays: dict[str, np.ndarray]
+
+
+def read(path: str | os.PathLike) -> Saved:
+    """Read and check a model file (format, version, checksum) without building a model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file (``.npz`` may be left out, as for :func:`load`).
+
+    Returns
+    -------
+    Saved
+        The path, the header and the arrays; give it to :func:`restore`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        A damaged, foreign, future-version or tampered file (the message says which).
+    """
+    path = os.fspath(path)
+    config, arrays = _read(path)
+    return Saved(path, config, arrays)
+
+
+def restore(model: Any, saved: Saved, training_state: bool = False) -> None:
+    """Write the weights of ``saved`` (and the training state) into the existing ``model``.
+
+    Everything is checked before anything is written: a refused file leaves the model as it
+    was. With ``training_state``, the optimizer's state, step count and learning rate (a
+    schedule stays the model's) and the random streams follow the weights, so that training
+    goes on as the saved model's would have (what ``BackupAndRestore`` resumes from).
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model; compiled, with the file's optimizer class, for ``training_state``.
+    saved : Saved
+        A file read by :func:`read`.
+    training_state : bool, default False
+        Restore the optimizer and the random streams as well as the weights.
+
+    Raises
+    ------
+    RuntimeError
+        If ``model`` is not built, or (``training_state``) not compiled.
+    ValueError
+        If the file holds another architecture (other layer classes or weight shapes), or
+        (``training_state``) no optimizer state, or that of another optimizer.
+    """
+    path, config, arrays = saved
+    verb = "_restore_training_state" if training_state else "load_weights"
+    if not model.built:
+        raise RuntimeError(
+            f"{verb} needs a built model: give the first layer input_shape=... (or call "
+            "model.build(shape)) first. bp.load(path) builds the model a file describes."
+        )
+    try:
+        mc = config["model"]
+        saved_classes = [str(s["class_name"]) for s in mc["layers"]]
+        n_weights = sum(1 for k in arrays if k.startswith("weight_"))
+        weights = [arrays[f"weight_{i}"] for i in range(n_weights)]
+    except Exception as exc:  # a header that parses but does not describe a model
+        raise ValueError(
+            f"{path} is damaged: its header does not describe a valid model "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
+    classes = [type(layer).__name__ for layer in model.layers]
+    shapes = [tuple(getattr(layer, store)[k].shape) for layer, store, k in model._weight_slots]
+    saved_shapes = [tuple(w.shape) for w in weights]
+    if saved_classes != classes or saved_shapes != shapes:
+        if saved_classes != classes:
+            differs = f"layers {', '.join(saved_classes)}; this model has {', '.join(classes)}"
+        elif len(saved_shapes) != len(shapes):
+            differs = f"{len(saved_shapes)} weight arrays; this model has {len(shapes)}"
+        else:
+            i = next(i for i, (a, b) in enumerate(zip(saved_shapes, shapes, strict=True)) if a != b)
+            layer, _, k = model._weight_slots[i]
+            differs = (
+                f"weight {i} ({layer.name}.{k}) has shape {saved_shapes[i]}; this model's "
+                f"has shape {shapes[i]}"
+            )
+        raise ValueError(
+            f"{path} holds a model of another architecture: {differs}. Load it into a model "
+            "built like the one saved, or with bp.load(path), which builds that model."
+        )
+    state: list[dict[str, np.ndarray]] = []
+    if training_state:
+        state = _saved_optimizer_state(model, saved)
+    model.set_weights(weights)
+    if not training_state:
+        return
+    opt, compiled = model.optimizer, config["compile"]
+    # copies: a file read once may be restored into several models (the ranks of a process)
+    opt.state = [
+        {k: model.backend.asarray(np.array(v), model.dtype) for k, v in s.items()} for s in state
+    ]
+    opt.iterations = compiled["iterations"]
+    lr = compiled["optimizer"].get("learning_rate")
+    if (
+        isinstance(lr, int | float)
+        and not isinstance(lr, bool)
+        and not hasattr(opt.learning_rate, "get_config")
+    ):  # a constant rate changed in training (ReduceLROnPlateau); a schedule is the model's
+        opt.learning_rate = float(lr)
+    model.streams.set_state(config.get("rng_state") or {})
+
+
+def _saved_optimizer_state(model: Any, saved: Saved) -> list[dict[str, np.ndarray]]:
+    """The optimizer state of ``saved``, checked against ``model``'s optimizer and weights."""
+    path, config, arrays = saved
+    opt = model.optimizer
+    if opt is None or model.loss is None:
+        raise RuntimeError(
+            "Restoring the training state needs a compiled model: call model.compile(...) "
+            "with the loss and optimizer of the saved model first."
+        )
+    compiled = config.get("compile")
+    if not isinstance(compiled, dict):
+        raise ValueError(
+            f"{path} holds no optimizer state (its model was not compiled when saved): "
+            "restore the weights only, with model.load_weights(path)."
+        )
+    try:
+        name = compiled["optimizer"]["name"]
+        keys = [list(map(str, k)) for k in compiled["state_keys"]]
+        state = [{k: arrays[f"opt_{i}_{k}"] for k in ks} for i, ks in enumerate(keys)]
+        iterations = compiled["iterations"]
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is damaged: its header does not describe an optimizer state "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(
+            f"{path} is damaged: iterations must be an integer >= 0, not {iterations!r}."
+        )
+    if name != opt.name:
+        raise ValueError(
+            f"{path} holds the state of the optimizer {name!r}, but this model was compiled "
+            f"with {opt.name!r}: it is the state of another training. "
+            "Compile the model with the optimizer that was saved."
+        )
+    names = sorted(opt.state_names)
+    found = [sorted(s) for s in state]
+    if any(k != names for k in found):
+        raise ValueError(
+            f"{path} holds the optimizer state {found}, but {type(opt).__name__} keeps {names} "
+            "(another setting of the optimizer, e.g. momentum or amsgrad): compile the model "
+            "with the optimizer that was saved."
+        )
+    # one flat vector of the trainable weights, or one array per weight (clipnorm)
+    model._sync_trainable()
+    theta = model._theta
+    if opt.clipnorm is None:
+        expected = [(0 if theta is None else int(theta.shape[0]),)]
+    else:
+        expected = [tuple(layer.params[k].shape) for layer, k in model._param_slots]
+    shapes = [tuple(v.shape) for s in state for v in s.values()]
+    per_array = [sh for sh in expected for _ in names]
+    if state and shapes != per_array:
+        raise ValueError(
+            f"{path} holds optimizer state of shapes {shapes}, but this model's trainable "
+            f"weights need {per_array}: other layers were frozen, or clipnorm differs. "
+            "Set them as they were when the file was saved."
+        )
+    return state
 
 
 class _Unset:

@@ -1,3 +1,4 @@
+import json
 import warnings
 
 import numpy as np
@@ -750,6 +751,68 @@ def test_backup_and_restore_arguments_and_kept_checkpoint(tmp_path, circles):
     every._save = lambda: calls.append(1)
     _model().fit(X, y, epochs=1, batch_size=100, verbose=0, callbacks=[every])
     assert len(calls) == 2
+
+
+def _backed_up(tmp_path, circles, epochs=2):
+    """A folder holding the backup of a finished two-epoch fit of ``_model()``."""
+    X, y = circles
+    folder = tmp_path / "kept"
+    _model().fit(X, y, epochs=epochs, batch_size=100, verbose=0,
+                 callbacks=[C.BackupAndRestore(folder, delete_checkpoint=False)])  # fmt: skip
+    return folder
+
+
+def test_backup_is_a_model_file_and_a_json_note_of_the_epoch(tmp_path, circles):
+    folder = _backed_up(tmp_path, circles)
+    assert sorted(p.name for p in folder.iterdir()) == ["backup-2-0.npz", "state.json"]
+    note = json.loads((folder / "state.json").read_text())
+    assert note["epoch"] == 2 and note["model_file"] == "backup-2-0.npz"
+    # the model file is the library's own format: bp.load reads it
+    saved = bp.load(folder / "backup-2-0.npz")
+    assert saved.optimizer.iterations == 4
+
+
+def test_a_damaged_backup_is_refused_with_its_name(tmp_path, circles):
+    X, y = circles
+    folder = _backed_up(tmp_path, circles)
+    model_file = folder / "backup-2-0.npz"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"backup.*damaged"):
+        _model().fit(X, y, epochs=3, verbose=0, callbacks=[C.BackupAndRestore(folder)])
+    (folder / "state.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"state\.json.*damaged"):
+        _model().fit(X, y, epochs=3, verbose=0, callbacks=[C.BackupAndRestore(folder)])
+    model_file.unlink()
+    (folder / "state.json").write_text(json.dumps(
+        {"format": "backprop-backup", "version": 2, "epoch": 2, "model_file": model_file.name}
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match=r"backup-2-0\.npz.*missing"):
+        _model().fit(X, y, epochs=3, verbose=0, callbacks=[C.BackupAndRestore(folder)])
+
+
+def test_the_backup_of_another_model_or_optimizer_is_refused(tmp_path, circles):
+    X, y = circles
+    folder = _backed_up(tmp_path, circles)
+    other = bp.Sequential([Dense(4, "relu", input_dim=2), Dense(1, "sigmoid")], seed=0)
+    other.compile(loss="binary_crossentropy", optimizer="adam")
+    before = other.get_weights()
+    with pytest.raises(ValueError, match=r"another architecture.*another backup_dir"):
+        other.fit(X, y, epochs=3, verbose=0, callbacks=[C.BackupAndRestore(folder)])
+    for a, b in zip(other.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    sgd = _model()
+    sgd.compile(loss="binary_crossentropy", optimizer=bp.optimizers.SGD(0.1, momentum=0.9))
+    with pytest.raises(ValueError, match=r"'adam'.*'sgd'.*another backup_dir"):
+        sgd.fit(X, y, epochs=3, verbose=0, callbacks=[C.BackupAndRestore(folder)])
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_backup(tmp_path, circles):
+    X, y = circles
+    (tmp_path / "state.json").write_text(json.dumps({"epochs": 3}))
+    with pytest.raises(ValueError, match="not a BackupAndRestore backup"):
+        _model().fit(X, y, epochs=1, verbose=0, callbacks=[C.BackupAndRestore(tmp_path)])
 
 
 # -- LambdaCallback: every hook ------------------------------------------------------------------

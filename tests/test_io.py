@@ -164,3 +164,109 @@ def test_a_layer_class_not_defined_here_is_named_not_called_damage(tmp_path):
     message = str(err.value)
     assert "'NoSuchLayer', which this process does not define" in message, message
     assert "damaged" not in message and "_Normalization" not in message
+
+
+# -- restoring a file into an existing model: load_weights and the training state ---------------
+
+
+def _fresh(seed=1, backend=None, device=None, layers=None, optimizer=None):
+    layers = layers or [
+        Dense(8, "leaky_relu", input_dim=2, kernel_regularizer="l2"),
+        Dropout(0.1),
+        Dense(1, "sigmoid", kernel_initializer="he_normal"),
+    ]
+    model = bp.Sequential(layers, seed=seed, backend=backend, device=device)
+    model.compile(loss="binary_crossentropy", optimizer=optimizer or bp.optimizers.Adam(0.01))
+    return model
+
+
+def test_load_weights_restores_the_weights_only_into_the_same_model(tmp_path, circles, backend):
+    X, _ = circles
+    source = _trained(circles)
+    path = tmp_path / "w.npz"
+    source.save(path)
+    target = _fresh(backend=backend.name, device=backend.device)
+    assert target.load_weights(path) is None
+    for a, b in zip(target.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert target.backend == backend  # the weights went to the model's own device
+    np.testing.assert_allclose(target.predict(X), source.predict(X), rtol=1e-5, atol=1e-7)
+    # weights only, as Keras: the optimizer and the random streams are the model's own
+    assert target.optimizer.iterations == 0 and not target.optimizer.state
+    assert target.streams.get_state() == _fresh().streams.get_state()
+
+
+def test_load_weights_refuses_a_file_of_another_architecture(tmp_path, circles):
+    path = tmp_path / "w.npz"
+    _trained(circles).save(path)
+    wider = _fresh(layers=[Dense(9, "relu", input_dim=2), Dropout(0.1), Dense(1, "sigmoid")])
+    before = wider.get_weights()
+    with pytest.raises(ValueError, match=r"w\.npz.*another architecture.*shape \(2, 8\)"):
+        wider.load_weights(path)
+    other = _fresh(layers=[Dense(8, "relu", input_dim=2), Dense(1, "sigmoid")])
+    with pytest.raises(ValueError, match=r"another architecture.*Dense, Dropout, Dense"):
+        other.load_weights(path)
+    for a, b in zip(wider.get_weights(), before, strict=True):  # nothing was changed
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="built"):
+        bp.Sequential([Dense(8), Dropout(0.1), Dense(1)]).load_weights(path)
+    with pytest.raises(FileNotFoundError):
+        wider.load_weights(tmp_path / "missing.npz")
+
+
+def test_restoring_the_training_state_resumes_exactly(tmp_path, circles):
+    X, y = circles
+    a = _trained(circles)
+    a.optimizer.learning_rate = 0.003  # e.g. ReduceLROnPlateau's
+    a.save(tmp_path / "a.npz")
+    b = _fresh(seed=7)
+    b._restore_training_state(tmp_path / "a.npz")
+    assert b.optimizer.iterations == a.optimizer.iterations
+    assert b.optimizer.learning_rate == 0.003
+    assert b.streams.get_state() == a.streams.get_state()
+    a.fit(X, y, epochs=1, verbose=0)
+    b.fit(X, y, epochs=1, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_restoring_the_training_state_refuses_another_optimizer(tmp_path, circles):
+    path = tmp_path / "a.npz"
+    _trained(circles).save(path)
+    sgd = _fresh(optimizer=bp.optimizers.SGD(0.1, momentum=0.9))
+    before = sgd.get_weights()
+    with pytest.raises(ValueError, match=r"'adam'.*'sgd'"):
+        sgd._restore_training_state(path)
+    for a, b in zip(sgd.get_weights(), before, strict=True):  # nothing was changed
+        np.testing.assert_array_equal(a, b)
+    uncompiled = bp.Sequential([Dense(8, input_dim=2), Dropout(0.1), Dense(1)])
+    with pytest.raises(RuntimeError, match="compile"):
+        uncompiled._restore_training_state(path)
+
+
+def test_rank_0_reads_the_training_state_and_every_rank_restores_it(tmp_path, circles):
+    from distributed_helpers import ThreadGroup
+
+    path = tmp_path / "a.npz"
+    source = _trained(circles)
+    source.save(path)
+
+    def restore(rank, comm):
+        model = _fresh(seed=10 + rank)
+        own_dropout = model.streams.get_state()["dropout"]
+        model._restore_training_state(path if rank == 0 else "only rank 0 reads it", comm)
+        return model, own_dropout
+
+    for rank, (model, own_dropout) in enumerate(ThreadGroup(2, timeout=10).run(restore)):
+        for a, b in zip(model.get_weights(), source.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert model.optimizer.iterations == source.optimizer.iterations
+        streams, saved = model.streams.get_state(), source.streams.get_state()
+        assert streams["shuffle"] == saved["shuffle"]
+        assert streams["dropout"] == (saved["dropout"] if rank == 0 else own_dropout)
+    # a file rank 0 cannot read fails every rank: none waits for it
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    errors = ThreadGroup(2, timeout=10).run(restore)
+    assert all(isinstance(e, ValueError) and "damaged" in str(e) for e in errors), errors
