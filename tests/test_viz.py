@@ -726,7 +726,6 @@ def test_plot_convolution_draws_the_window_the_kernel_and_the_output(
     value = float(fig.get_suptitle().rsplit("= ", 1)[1])
     assert value == pytest.approx(np.sum(under * kernel), abs=0.006)
     assert value == pytest.approx(y[p, q], abs=0.006)
-    _render(fig)
 
 
 def test_plot_convolution_default_example_and_its_sum():
@@ -736,6 +735,7 @@ def test_plot_convolution_default_example_and_its_sum():
     products = fig.get_supxlabel().split(" = ")[1].split(" + ")
     assert products[:4] == ["0*1", "0*0", "0*(-1)", "1*1"]
     assert len(products) == 9
+    _render(fig)
 
 
 @pytest.mark.parametrize(
@@ -805,7 +805,8 @@ def test_plot_filters_draws_each_kernel(spec):
         axes = _image_axes(viz.plot_filters(model, layer=layer, channel=3))
         assert len(axes) == 3
         np.testing.assert_allclose(axes[2].images[0].get_array(), W2[:, :, 3, 2], rtol=1e-6)
-    _render(fig)
+    if spec[0] == "numpy":  # drawn for real once
+        _render(fig)
 
 
 def test_plot_filters_rows_are_filled_evenly():
@@ -884,7 +885,8 @@ def test_plot_feature_maps_are_the_layers_outputs(spec):
         for ax in axes[1:]:
             np.testing.assert_allclose(ax.images[0].get_clim(), (lo, hi), rtol=1e-5, atol=1e-6)
     assert len(_image_axes(viz.plot_feature_maps(model, x, layer=2, show_input=False))) == 3
-    _render(fig)
+    if spec[0] == "numpy":  # drawn for real once
+        _render(fig)
 
 
 def test_plot_feature_maps_of_a_greyscale_image():
