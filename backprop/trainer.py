@@ -241,7 +241,12 @@ def dead_layers(self: Any, X: Any) -> list[str]:
 # -- inference --------------------------------------------------------------------------------
 @on_device
 def evaluate(
-    self: Any, X: Any, y: Any, batch_size: int | None = None, verbose: int = 0
+    self: Any,
+    X: Any,
+    y: Any,
+    batch_size: int | None = None,
+    verbose: int = 0,
+    callbacks: list[_callbacks.Callback] | None = None,
 ) -> dict[str, float]:
     """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
@@ -255,17 +260,26 @@ def evaluate(
         Rows per batch; all at once when omitted.
     verbose : int, default 0
         Whether to print the results.
+    callbacks : list of Callback, optional
+        Called as Keras's ``evaluate`` calls them: ``on_test_begin``, then
+        ``on_test_batch_begin``/``on_test_batch_end`` around each batch (the end's logs: the
+        running loss and metrics), then ``on_test_end`` with the results.
 
     Returns
     -------
     dict
         ``{"loss": ..., "accuracy": ..., ...}``.
     """
-    return _loop.evaluate(self, X, y, batch_size, verbose)
+    return _loop.evaluate(self, X, y, batch_size, verbose, callbacks=callbacks)
 
 
 @on_device
-def predict(self: Any, X: Any, batch_size: int | None = None) -> Any:
+def predict(
+    self: Any,
+    X: Any,
+    batch_size: int | None = None,
+    callbacks: list[_callbacks.Callback] | None = None,
+) -> Any:
     """Outputs ``y_hat`` for ``X`` (inference mode).
 
     The result is of the input's library and device: NumPy in gives NumPy out; a CuPy, torch
@@ -277,13 +291,18 @@ def predict(self: Any, X: Any, batch_size: int | None = None) -> Any:
         Inputs (any library).
     batch_size : int, optional
         Rows per batch; all at once when omitted.
+    callbacks : list of Callback, optional
+        Called as Keras's ``predict`` calls them: ``on_predict_begin``, then
+        ``on_predict_batch_begin``/``on_predict_batch_end`` around each batch (the end's
+        logs: ``{"outputs": y_hat}`` of the batch, on the model's device), then
+        ``on_predict_end``.
 
     Returns
     -------
     y_hat : array, shape (n, n_outputs)
         The predictions, in the library and on the device of ``X``.
     """
-    return _loop.predict(self, X, batch_size)
+    return _loop.predict(self, X, batch_size, callbacks=callbacks)
 
 
 # -- gradients as host arrays ---------------------------------------------------------------

@@ -35,6 +35,39 @@ def test_hooks_run_in_keras_order(circles):
     ]  # fmt: skip
 
 
+def test_evaluate_and_predict_call_their_hooks_in_keras_order(circles):
+    X, y = circles
+    events = []
+    cb = C.LambdaCallback(
+        on_test_begin=lambda logs: events.append("test_begin"),
+        on_test_batch_begin=lambda b, logs: events.append(f"test_batch_begin {b}"),
+        on_test_batch_end=lambda b, logs: events.append(f"test_batch_end {b} {sorted(logs)}"),
+        on_test_end=lambda logs: events.append(f"test_end {sorted(logs)}"),
+        on_predict_begin=lambda logs: events.append("predict_begin"),
+        on_predict_batch_begin=lambda b, logs: events.append(f"predict_batch_begin {b}"),
+        on_predict_batch_end=lambda b, logs: events.append(f"predict_batch_end {b} {sorted(logs)}"),
+        on_predict_end=lambda logs: events.append("predict_end"),
+    )
+    model = _model()
+    result = model.evaluate(X, y, batch_size=150, callbacks=[cb])
+    assert events == [
+        "test_begin",
+        "test_batch_begin 0", "test_batch_end 0 ['acc', 'batch', 'loss', 'size']",
+        "test_batch_begin 1", "test_batch_end 1 ['acc', 'batch', 'loss', 'size']",
+        "test_end ['acc', 'loss']",
+    ]  # fmt: skip
+    assert result == model.evaluate(X, y, batch_size=150)  # the hooks change nothing
+    events.clear()
+    y_hat = model.predict(X, batch_size=150, callbacks=[cb])
+    assert events == [
+        "predict_begin",
+        "predict_batch_begin 0", "predict_batch_end 0 ['outputs']",
+        "predict_batch_begin 1", "predict_batch_end 1 ['outputs']",
+        "predict_end",
+    ]  # fmt: skip
+    np.testing.assert_array_equal(y_hat, model.predict(X, batch_size=150))
+
+
 class _Scripted(C.Callback):
     """Replaces the monitored value by a script, to test EarlyStopping deterministically."""
 
@@ -819,8 +852,6 @@ def test_a_folder_of_other_files_is_not_taken_for_a_backup(tmp_path, circles):
 
 
 def test_lambda_callback_takes_every_hook(circles):
-    from backprop.training import loop
-
     X, y = circles[0][:10], circles[1][:10]
     called = []
 
@@ -830,8 +861,8 @@ def test_lambda_callback_takes_every_hook(circles):
     cb = C.LambdaCallback(**{name: hook(name) for name in C.HOOKS})
     model = _model()
     model.fit(X, y, epochs=1, batch_size=10, validation_data=(X, y), callbacks=[cb], verbose=0)
-    loop.evaluate(model, X, y, callbacks=[cb])
-    loop.predict(model, X, callbacks=[cb])
+    model.evaluate(X, y, callbacks=[cb])
+    model.predict(X, callbacks=[cb])
     # the aliases on_batch_* are called by the train-batch hooks of the base class only:
     # given both, Keras calls the on_train_batch_* functions
     assert set(called) == set(C.HOOKS) - {"on_batch_begin", "on_batch_end"}
