@@ -429,13 +429,17 @@ class Saved(NamedTuple):
     arrays: dict[str, np.ndarray]
 
 
-def read(path: str | os.PathLike) -> Saved:
+def read(path: str | os.PathLike, comm: Any = None) -> Saved:
     """Read and check a model file (format, version, checksum) without building a model.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ``.npz`` file (``.npz`` may be left out, as for :func:`load`).
+    comm : Communicator, optional
+        Read on rank 0 only and sent to every rank (every rank calls ``read``; no shared
+        file system is needed). A failure to read is raised on every rank, so that none
+        waits for a file never sent.
 
     Returns
     -------
@@ -450,11 +454,25 @@ def read(path: str | os.PathLike) -> Saved:
         A damaged, foreign, future-version or tampered file (the message says which).
     """
     path = os.fspath(path)
-    config, arrays = _read(path)
-    return Saved(path, config, arrays)
+    if comm is None:
+        return Saved(path, *_read(path))
+    saved: Any = None
+    if comm.is_root:
+        try:
+            saved = Saved(path, *_read(path))
+        except Exception as exc:  # sent on as well
+            saved = exc
+    saved = comm.bcast(saved)
+    if isinstance(saved, BaseException):
+        if comm.is_root:
+            raise saved
+        raise ValueError(f"Rank 0 could not read the model file: {saved}")
+    return saved
 
 
-def restore(model: Any, saved: Saved, training_state: bool = False) -> None:
+def restore(
+    model: Any, saved: Saved, training_state: bool = False, own_dropout: bool = False
+) -> None:
     """Write the weights of ``saved`` (and the training state) into the existing ``model``.
 
     Everything is checked before anything is written: a refused file leaves the model as it
@@ -470,6 +488,9 @@ def restore(model: Any, saved: Saved, training_state: bool = False) -> None:
         A file read by :func:`read`.
     training_state : bool, default False
         Restore the optimizer and the random streams as well as the weights.
+    own_dropout : bool, default False
+        Keep the model's own dropout stream (the ranks but 0 of data-parallel training,
+        whose masks differ from rank 0's).
 
     Raises
     ------
@@ -534,7 +555,10 @@ def restore(model: Any, saved: Saved, training_state: bool = False) -> None:
         and not hasattr(opt.learning_rate, "get_config")
     ):  # a constant rate changed in training (ReduceLROnPlateau); a schedule is the model's
         opt.learning_rate = float(lr)
-    model.streams.set_state(config.get("rng_state") or {})
+    rng = dict(config.get("rng_state") or {})
+    if own_dropout:
+        rng.pop("dropout", None)
+    model.streams.set_state(rng)
 
 
 def _saved_optimizer_state(model: Any, saved: Saved) -> list[dict[str, np.ndarray]]:

@@ -573,45 +573,14 @@ class Sequential(FlatParameters):
     def _restore_training_state(self, path: str, comm: Any = None) -> None:
         """Weights, optimizer state, step count, learning rate and random streams of a file.
 
-        What ``BackupAndRestore`` resumes from: training goes on as the saved model's would
-        have. Private, as Keras has no such method (its callback restores a whole checkpoint):
-        the public ways are :meth:`load_weights` and ``bp.load``. With ``comm`` (data-parallel
-        training), rank 0 reads the file and every rank restores what it read, keeping its own
-        dropout stream; no shared file system is needed.
-
-        Parameters
-        ----------
-        path : str or path-like
-            A file written by :meth:`save` from a compiled model (read on rank 0 only).
-        comm : Communicator, optional
-            The ranks to restore on; every rank calls this together.
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not built or not compiled.
-        ValueError
-            If the file is damaged, of another architecture, or holds no optimizer state or
-            that of another optimizer; the model is left as it was.
+        What ``BackupAndRestore`` resumes from (private: the public ways are
+        :meth:`load_weights` and ``bp.load``). With ``comm``, every rank calls it: rank 0
+        reads ``path`` and every rank restores that, keeping its own dropout stream. Raises
+        as :meth:`load_weights`, and also for an uncompiled model (``RuntimeError``) or a
+        file with no optimizer state or another optimizer's (``ValueError``).
         """
-        if comm is None:
-            _io.restore(self, _io.read(path), training_state=True)
-            return
-        saved: Any = None
-        if comm.is_root:
-            try:
-                saved = _io.read(path)
-            except Exception as exc:  # sent on, so that no rank waits for a file never sent
-                saved = exc
-        saved = comm.bcast(saved)
-        if isinstance(saved, BaseException):
-            if comm.is_root:
-                raise saved
-            raise ValueError(f"Rank 0 could not read {path}: {saved}")
-        if not comm.is_root:  # each rank keeps its own dropout stream
-            rng = {k: v for k, v in saved.config.get("rng_state", {}).items() if k != "dropout"}
-            saved = saved._replace(config={**saved.config, "rng_state": rng})
-        _io.restore(self, saved, training_state=True)
+        own_dropout = comm is not None and not comm.is_root
+        _io.restore(self, _io.read(path, comm), training_state=True, own_dropout=own_dropout)
 
     def __repr__(self) -> str:
         return (
