@@ -163,6 +163,30 @@ def test_dropout_bad_rate(rate):
         L.Dropout(rate)
 
 
+def test_dropout_can_be_the_first_layer(backend, tmp_path):
+    """As in Keras: Dropout(rate, input_shape=...) first builds the model and saves its input."""
+    first = L.Dropout(0.5, input_shape=(3,))
+    assert first.input_shape == (3,) and first.input_dim == 3
+    model = bp.Sequential(
+        [first, L.Dense(2, "softmax")], backend=backend.name, device=backend.device, seed=0
+    )
+    assert model.built and model.input_shape == (3,) and model.output_shape == (2,)
+    assert first.get_config()["input_shape"] == [3]
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 3)), rng.integers(0, 2, 16)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)  # the masks drop some inputs
+    W, b = model.get_weights()
+    z = X @ W + b  # inference: no dropout, the input goes to the Dense layer as it is
+    expected = np.exp(z - z.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(X), expected, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "m.npz")
+    assert bp.load(tmp_path / "m.npz").get_config() == model.get_config()
+    with pytest.raises(ValueError, match="input_shape"):
+        L.Dropout(0.5, input_shape=(0,))
+
+
 def test_from_config_roundtrip():
     layer = L.Dense(3, "leaky_relu", input_dim=2, kernel_regularizer="l2", name="d")
     again = L.from_config("Dense", layer.get_config())

@@ -23,13 +23,26 @@ class Dropout(Layer):
     ----------
     rate : float
         Fraction of inputs to drop, in [0, 1).
+    name : str, optional
+        The layer's name (``dropout``, ``dropout_1``, ... when omitted).
+    trainable : bool, default True
+        Kept for Keras's API: Dropout has no weights.
+    input_shape : tuple of int, optional
+        Shape of one sample without the batch axis, when Dropout is the model's first layer
+        (as in Keras: dropout on the inputs), e.g. ``input_shape=(784,)``.
     """
 
-    def __init__(self, rate: float, name: str | None = None, trainable: bool = True):
+    def __init__(
+        self,
+        rate: float,
+        name: str | None = None,
+        trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
+    ):
         value = as_float(rate)
         if value is None or not 0 <= value < 1:
             raise ValueError(f"Dropout rate must be a float in [0, 1), received rate={rate!r}.")
-        super().__init__(name, trainable)
+        super().__init__(name, trainable, input_shape)
         self.rate = value
 
     def forward(self, x, training=False):
