@@ -78,17 +78,18 @@ def test_runs_of_images_compute_what_one_run_computes(backend64, monkeypatch, pa
 
     def run(entries):
         monkeypatch.setattr(conv_module, "COLS_ENTRIES", entries)
+        monkeypatch.setattr(conv_module, "COLS_ENTRIES_LARGE", entries)
         layer = Conv2D(4, 3, strides, padding, activation="tanh")
         layer.build_from_shape(
             (6, 5, 3), backend64, np.random.default_rng(3), backend64.dtype("float64")
         )
         layer.forward(backend64.asarray(x, dtype=layer.dtype), training=True)
         layer.need_dx = True
-        assert len(layer._chunks(7)) == (1 if entries >= 2**22 else 7)
+        assert len(layer._chunks(7)) == (1 if entries >= 2**24 else 7)
         dx = layer.backward(backend64.asarray(dy, dtype=layer.dtype))
         return layer, dx
 
-    one, dx_one = run(2**22)
+    one, dx_one = run(2**24)
     runs, dx_runs = run(1)  # one image per run
     # only the blocking of the products differs: roundings (entries are O(1) to O(10))
     assert_close(runs.y, one.y, backend64, rtol=1e-12, atol=1e-13)

@@ -20,9 +20,14 @@ from . import _im2col
 from .core import Array, Layer, _check_positive_int, _initializer_config
 
 # The most entries of a column matrix built at once: a convolution runs its batch in runs of
-# images whose columns fit (4M entries: 16 MB in float32), so that the largest array of a CNN's
-# step no longer grows with the batch, and the runs reuse memory the allocator already holds.
-COLS_ENTRIES = 2**22
+# images whose columns fit, so that the largest array of a CNN's step no longer grows with the
+# batch. Where each operation runs at once on a CPU (NumPy, torch), a run is sized for the
+# processor's cache (512K entries: 2 MiB in float32), where the matrix product reads the
+# columns just written: measured faster than one large matrix (bench/cnn.py). Where a step is
+# traced into one program (JAX) or each operation launches a GPU kernel, many runs cost
+# compilation or launches, so runs are sized for memory only (16M entries: 64 MiB).
+COLS_ENTRIES = 2**19
+COLS_ENTRIES_LARGE = 2**24
 
 
 class Conv2D(Layer):
@@ -65,9 +70,11 @@ class Conv2D(Layer):
     Shapes: ``x (n, h, w, c_in)``, ``W (kh, kw, c_in, filters)`` (Keras's layout, so weights
     can be exchanged with Keras), ``b (filters,)``, ``z, y (n, oh, ow, filters)``.
 
-    Memory: the column matrix (``n*oh*ow x kh*kw*c_in``) is the largest array of a CNN's step
-    (231 MB for a 3x3 'same' convolution of 28x28x32 images at batch 256 in float32). It is
-    not kept between forward and backward: backward rebuilds it from the padded input, which
+    Memory: the column matrix (``n*oh*ow x kh*kw*c_in``) would be the largest array of a
+    CNN's step (231 MB for a 3x3 'same' convolution of 28x28x32 images at batch 256 in
+    float32). So it is built for a run of images at a time (at most ``COLS_ENTRIES`` entries;
+    the products of the runs are joined, and their ``dW`` summed), and it is not kept between
+    forward and backward: backward rebuilds each run's columns from the padded input, which
     costs one more copy and spares holding every layer's columns until the backward pass.
     """
 
@@ -162,9 +169,11 @@ class Conv2D(Layer):
         return _im2col.paddings(h, w, self.kernel_size, self.strides, self.padding), out
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
-        """The batch cut into runs of images whose column matrix has at most ``COLS_ENTRIES``."""
+        """The batch cut into runs of images whose column matrix fits (see ``COLS_ENTRIES``)."""
+        eager_cpu = self.backend.mutable and not self.backend.can_capture
+        entries = COLS_ENTRIES if eager_cpu else COLS_ENTRIES_LARGE
         per_image = self.out[0] * self.out[1] * self.kernel_size[0] * self.kernel_size[1]
-        step = max(1, COLS_ENTRIES // (per_image * self.input_dim))
+        step = max(1, entries // (per_image * self.input_dim))
         return [(lo, min(lo + step, n)) for lo in range(0, n, step)]
 
     def forward(self, x, training=False):
