@@ -1,5 +1,6 @@
 import ast
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -385,3 +386,21 @@ def test_the_modules_of_the_package_import_only_downwards():
         assert _sibling_imports(package / f"{name}.py") <= {"core"}, name
     for name in modules:
         assert _sibling_imports(package / f"{name}.py") <= {"core", *helpers}, name
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [
+        (bp.layers.Dense, "dense"),
+        (bp.layers.Conv2D, "conv2d"),
+        (bp.layers.MaxPooling2D, "max_pooling2d"),
+        (bp.layers.GlobalAveragePooling2D, "global_average_pooling2d"),
+        (bp.layers.BatchNormalization, "batch_normalization"),
+    ],
+)
+def test_default_names_are_kerass_snake_case(cls, name):
+    args = {bp.layers.Dense: (2,), bp.layers.Conv2D: (2, 3)}.get(cls, ())
+    first, second = cls(*args), cls(*args)
+    prefix = re.escape(name)
+    assert re.fullmatch(rf"{prefix}(_\d+)?", first.name), first.name
+    assert second.name != first.name and second.name.startswith(name)

@@ -61,7 +61,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, received {type(name).__name__}.")
         # Keras's default names: the class name in snake case (batch_normalization, dense_1)
-        self.name = name or _auto_name(re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower())
+        self.name = name or _auto_name(_snake_case(type(self).__name__))
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
         self.buffers: dict[str, Array] = {}
@@ -301,6 +301,12 @@ class Layer:
 
 
 _counters: dict[str, int] = {}
+
+
+def _snake_case(name: str) -> str:
+    """Keras's rule: Dense -> dense, Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _auto_name(prefix: str) -> str:
