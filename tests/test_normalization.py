@@ -942,3 +942,20 @@ def test_images_of_another_shape_are_refused(cls):
     layer = _built_on(cls(name="norm_img"), resolve("numpy"), (3, 5, 2))
     with pytest.raises(ValueError, match=r"norm_img expected input of shape \(n, 3, 5, 2\)"):
         layer.forward(np.ones((4, 3, 5, 3)), training=True)
+
+
+@pytest.mark.parametrize("cls", [BN, LN])
+def test_a_normalization_layer_can_be_the_first_layer(cls, backend64):
+    """input_shape on the first layer, as Keras takes it: the model builds from it."""
+    model = bp.Sequential(
+        [cls(input_shape=(4, 4, 2)), bp.layers.Flatten(), Dense(3, "softmax")],
+        backend=backend64,
+        seed=0,
+    )
+    assert model.input_shape == (4, 4, 2) and model.output_shape == (3,)
+    clone = bp.layers.from_config(cls.__name__, cls(input_shape=(3,)).get_config())
+    assert clone.input_shape == (3,)
+    X = np.random.default_rng(0).normal(size=(5, 4, 4, 2))
+    assert bp.to_numpy(model.predict(X)).shape == (5, 3)
+    with pytest.raises(ValueError, match="input_shape"):
+        cls(input_shape=(0, 2))

@@ -26,11 +26,16 @@ package puts their names in one namespace, ``bp.layers.NAME``:
   layer shares (default names, argument checks, initializer configs);
 - ``regularization``: ``Dropout``;
 - ``normalization``: ``BatchNormalization`` and ``LayerNormalization``;
-- ``reshaping``: ``Flatten`` and ``Reshape``.
+- ``reshaping``: ``Flatten`` and ``Reshape``;
+- ``convolutional``: ``Conv2D``;
+- ``pooling``: ``MaxPooling2D``, ``AveragePooling2D``, ``GlobalMaxPooling2D``,
+  ``GlobalAveragePooling2D``;
+- ``_im2col`` (private): the strided slices, padding, im2col and col2im that convolution and
+  pooling share.
 
-A new kind (reshaping, convolutional, pooling) is a module of its own beside these, subclassing
-``core.Layer``; imported here and listed in ``_REGISTRY`` below, its layers load from files by
-class name as soon as ``backprop.layers`` is imported.
+A new kind is a module of its own beside these, subclassing ``core.Layer``; imported here and
+listed in ``_REGISTRY`` below, its layers load from files by class name as soon as
+``backprop.layers`` is imported.
 """
 
 from __future__ import annotations

@@ -39,9 +39,10 @@ class _Normalization(Layer):
         gamma_initializer: Any,
         name: str | None,
         trainable: bool,
+        input_shape: tuple[int, ...] | None = None,
     ):
         self.epsilon = _check_epsilon(epsilon)
-        super().__init__(name, trainable)
+        super().__init__(name, trainable, input_shape)
         self.center, self.scale = check_bool(center, "center"), check_bool(scale, "scale")
         self.beta_initializer = _initializers.get(beta_initializer)
         self.gamma_initializer = _initializers.get(gamma_initializer)
@@ -124,6 +125,12 @@ class BatchNormalization(_Normalization):
         Whether the layer has ``beta`` and ``gamma``.
     beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer
         Keras's defaults: zeros, ones, zeros, ones.
+    name : str, optional
+        The layer's name (``batch_normalization``, ``batch_normalization_1``, ... by default).
+    trainable : bool, default True
+        False freezes the layer: inference-mode statistics and no updates, as in Keras.
+    input_shape : tuple of int, optional
+        Shape of one sample without the batch axis, when this is the model's first layer.
 
     Shapes: ``x, y (n, d)`` or ``(n, h, w, d)`` (any rank: the features are the last axis);
     ``gamma, beta, moving_mean, moving_variance (d,)``. The weights, in
@@ -142,6 +149,7 @@ class BatchNormalization(_Normalization):
         moving_variance_initializer: Any = "ones",
         name: str | None = None,
         trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
     ):
         value = as_float(momentum)
         if value is None or not 0 <= value < 1:
@@ -150,7 +158,14 @@ class BatchNormalization(_Normalization):
             )
         self.momentum = value
         super().__init__(
-            epsilon, center, scale, beta_initializer, gamma_initializer, name, trainable
+            epsilon,
+            center,
+            scale,
+            beta_initializer,
+            gamma_initializer,
+            name,
+            trainable,
+            input_shape,
         )
         self.moving_mean_initializer = _initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = _initializers.get(moving_variance_initializer)
@@ -259,6 +274,12 @@ class LayerNormalization(_Normalization):
         Whether the layer has ``beta`` and ``gamma``.
     beta_initializer, gamma_initializer
         Keras's defaults: zeros, ones.
+    name : str, optional
+        The layer's name (``layer_normalization``, ... by default).
+    trainable : bool, default True
+        False freezes ``gamma`` and ``beta``.
+    input_shape : tuple of int, optional
+        Shape of one sample without the batch axis, when this is the model's first layer.
 
     Shapes: ``x, y (n, ..., d)``; ``gamma, beta (d,)``; the statistics ``(n, ..., 1)``.
     """
@@ -272,9 +293,17 @@ class LayerNormalization(_Normalization):
         gamma_initializer: Any = "ones",
         name: str | None = None,
         trainable: bool = True,
+        input_shape: tuple[int, ...] | None = None,
     ):
         super().__init__(
-            epsilon, center, scale, beta_initializer, gamma_initializer, name, trainable
+            epsilon,
+            center,
+            scale,
+            beta_initializer,
+            gamma_initializer,
+            name,
+            trainable,
+            input_shape,
         )
 
     def forward(self, x, training=False):
