@@ -42,10 +42,18 @@ class Metric:
     name : str, optional
         The name the logs use (``"val_" + name`` for validation); by default the class's
         registered name, e.g. ``"auc"``. Two metrics of one model need two names.
+
+    Attributes
+    ----------
+    direction : {"up", "down"} or None
+        Whether larger ("up") or smaller ("down") values are better, as Keras 3's metrics
+        tell it: callbacks with ``mode="auto"`` follow it. None (a subclass that does not
+        set it) makes them ask for ``mode="min"`` or ``"max"``.
     """
 
     name = "metric"
     n_stats = 1  # how many sums ``stats`` returns
+    direction: str | None = None
 
     def __init__(self, name: str | None = None):
         if name is not None:
@@ -166,6 +174,7 @@ class BinaryAccuracy(Metric):
     """
 
     name = "binary_accuracy"
+    direction = "up"
 
     def __init__(self, threshold: float = 0.5, name: str | None = None):
         super().__init__(name)
@@ -186,6 +195,7 @@ class CategoricalAccuracy(Metric):
     """Fraction of rows whose largest output is the labelled class."""
 
     name = "categorical_accuracy"
+    direction = "up"
 
     def stats(self, y, y_hat, xp):
         hit = xp.argmax(y_hat, axis=-1) == xp.argmax(y, axis=-1)
@@ -212,6 +222,7 @@ class TopKCategoricalAccuracy(Metric):
     """
 
     name = "top_k_categorical_accuracy"
+    direction = "up"
 
     def __init__(self, k: int = 5, name: str | None = None):
         super().__init__(name)
@@ -271,6 +282,7 @@ class _Thresholded(Metric):
     """Predictions thresholded as Keras's Precision and Recall do it (top_k, class_id)."""
 
     n_stats = 2
+    direction = "up"
 
     def __init__(
         self,
@@ -290,6 +302,9 @@ class _Thresholded(Metric):
             thresholds = thresholds[0]
         if thresholds is not None:
             thresholds = _check_threshold(thresholds, "thresholds")
+            # as Keras: a threshold outside [0, 1] would make every prediction one class
+            if not 0 <= thresholds <= 1:
+                raise ValueError(f"thresholds must be in [0, 1], received thresholds={thresholds}.")
         if top_k is not None and (not is_int(top_k) or top_k < 1):
             raise ValueError(f"top_k must be an integer >= 1 or None, received top_k={top_k!r}.")
         if class_id is not None and (not is_int(class_id) or class_id < 0):
@@ -395,7 +410,9 @@ class F1Score(Metric):
         None: one score per class (:meth:`result` gives a list; ``fit``'s logs hold one
         number per metric, so compile with one of the averages). "micro": from the counts
         over all classes. "macro": the mean of the classes' scores. "weighted": their mean
-        weighted by each class's number of true labels.
+        weighted by each class's number of true labels. The string ``"f1_score"`` (in
+        ``compile(metrics=["f1_score"])``) builds ``F1Score(average="macro")``, which logs a
+        number (for one output, the binary F1), where Keras's string gives average=None.
     threshold : float, optional
         In (0, 1]; None (the default) marks each row's largest output(s) positive.
     name : str, optional
@@ -403,6 +420,7 @@ class F1Score(Metric):
     """
 
     name = "f1_score"
+    direction = "up"
 
     def __init__(
         self, average: str | None = None, threshold: float | None = None, name: str | None = None
@@ -521,6 +539,7 @@ class AUC(Metric):
     """
 
     name = "auc"
+    direction = "up"
 
     def __init__(
         self,
@@ -636,6 +655,7 @@ class MeanAbsoluteError(Metric):
     """mean |y_hat - y|."""
 
     name = "mae"
+    direction = "down"
 
     def stats(self, y, y_hat, xp):
         return [xp.sum(xp.abs(y_hat - y))]
@@ -648,6 +668,7 @@ class MeanSquaredError(Metric):
     """mean (y_hat - y)^2."""
 
     name = "mse"
+    direction = "down"
 
     def stats(self, y, y_hat, xp):
         d = y_hat - y
@@ -740,4 +761,56 @@ def _get(identifier: Any, loss_kind: str, n_outputs: int) -> Metric:
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         raise ValueError(f"Unknown metric {identifier!r}. Expected one of {names()}.")
+    if key == "f1_score":
+        # Keras's string gives average=None (a score per class); the logs hold one number
+        # per metric, so the string gives the mean of the classes' scores (for one output,
+        # the binary F1)
+        return F1Score(average="macro")
     return _REGISTRY[key]()
+
+
+# keys the logs of fit hold besides the metrics: a metric so named would overwrite them
+_RESERVED = ("loss", "learning_rate")
+
+
+def check_names(named_metrics: list[tuple[str, Metric]]) -> None:
+    """Raise if two metrics of one model share a log key, or one takes the loss's key.
+
+    Keras renames a second ``"auc"`` to ``"auc_1"``; here the names are the user's, so a
+    clash is told at compile rather than one metric silently overwriting another in the logs.
+
+    Parameters
+    ----------
+    named_metrics : list of (str, Metric)
+        The compiled metrics, each under the name the logs will use.
+
+    Raises
+    ------
+    ValueError
+        If two metrics have one name, or a name is ``"loss"`` or ``"learning_rate"`` (keys
+        of the logs already) or starts with ``"val_"`` (the validation keys' prefix).
+
+    Examples
+    --------
+    >>> check_names([("auc", AUC()), ("pr_auc", AUC(curve="PR", name="pr_auc"))])
+    >>> check_names([("auc", AUC()), ("auc", AUC(curve="PR"))])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Two metrics are named 'auc' (AUC and AUC): ... e.g. AUC(..., name='auc_1').
+    """
+    seen: dict[str, Metric] = {}
+    for name, metric in named_metrics:
+        if name in _RESERVED or name.startswith("val_"):
+            what = "starts with 'val_', the prefix of" if name.startswith("val_") else "is"
+            raise ValueError(
+                f"The metric {metric!r} is named {name!r}, which {what} a key the logs of fit "
+                "already hold. Give it another name, e.g. "
+                f"{type(metric).__name__}(name='my_{name.removeprefix('val_')}')."
+            )
+        if name in seen:
+            raise ValueError(
+                f"Two metrics are named {name!r} ({type(seen[name]).__name__} and "
+                f"{type(metric).__name__}): one would overwrite the other in the logs. Give "
+                f"each its own name, e.g. {type(metric).__name__}(..., name='{name}_1')."
+            )
+        seen[name] = metric

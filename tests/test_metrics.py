@@ -388,7 +388,7 @@ def test_f1_score_is_sklearn_f1(threshold, backend, rng):
 
 def test_f1_score_per_class_needs_an_average_to_be_logged():
     with pytest.raises(ValueError, match="average='macro'"):
-        M.get("f1_score")
+        M.get(M.F1Score())
     assert M.get(M.F1Score("macro"), "categorical", 4).n_stats == 16
     assert M.F1Score("micro").n_stats == 3
     with pytest.raises(ValueError, match="average="):
@@ -587,3 +587,62 @@ def test_metrics_are_exact_under_data_parallelism():
         assert history["val_" + name][-1] == pytest.approx(value, rel=1e-12), name
         # training: the same steps as one process, up to the order of the gradient sums
         assert history[name] == pytest.approx(single.history[name], rel=1e-9), name
+
+
+# -- new-user checks: names, thresholds, directions ---------------------------------------------
+
+
+def test_f1_score_string_builds_the_macro_average_and_compiles():
+    # the string is in names(), so it must compile and log a number (Keras's per-class
+    # vector cannot be logged)
+    assert "f1_score" in M.names()
+    metric = M.get("f1_score", "categorical", 3)
+    assert (type(metric), metric.average, metric.name) == (M.F1Score, "macro", "f1_score")
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    y = np.arange(12) % 3
+    model = bp.Sequential([bp.layers.Dense(3, "softmax", input_dim=3)], seed=0)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["f1_score"])
+    logs = model.evaluate(X, y)
+    expected = sk.f1_score(y, model.predict(X).argmax(1), average="macro", zero_division=0)
+    np.testing.assert_allclose(logs["f1_score"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [M.Precision, M.Recall])
+@pytest.mark.parametrize("thresholds", [1.5, -0.1, [1.5]])
+def test_precision_recall_refuse_thresholds_outside_0_1(cls, thresholds):
+    with pytest.raises(ValueError, match=r"thresholds must be in \[0, 1\], received"):
+        cls(thresholds=thresholds)
+    assert cls(thresholds=0.0).thresholds == 0.0 and cls(thresholds=1).thresholds == 1.0
+
+
+def test_each_metric_knows_its_direction():
+    up = [M.BinaryAccuracy(), M.CategoricalAccuracy(), M.TopKCategoricalAccuracy()]
+    up += [M.SparseTopKCategoricalAccuracy(), M.Precision(), M.Recall(), M.AUC()]
+    up += [M.F1Score("macro"), M.get("accuracy")]
+    assert [m.direction for m in up] == ["up"] * len(up)
+    assert M.get("mae").direction == M.get("mse").direction == "down"
+    assert all(M.get(name).direction in ("up", "down") for name in M.names())
+
+    class Custom(M.Metric):
+        name = "custom"
+
+    assert Custom().direction is None
+
+
+@pytest.mark.parametrize(
+    ("named", "match"),
+    [
+        ([("auc", M.AUC()), ("auc", M.AUC(curve="PR"))], r"Two metrics are named 'auc'.*'auc_1'"),
+        ([("accuracy", M.BinaryAccuracy()), ("accuracy", M.BinaryAccuracy())], "'accuracy_1'"),
+        ([("loss", M.MeanAbsoluteError(name="loss"))], r"named 'loss'.*name='my_loss'"),
+        ([("val_ba", M.BinaryAccuracy(name="val_ba"))], "starts with 'val_'"),
+        ([("learning_rate", M.AUC(name="learning_rate"))], "named 'learning_rate'"),
+    ],
+)
+def test_check_names_refuses_clashing_log_keys(named, match):
+    with pytest.raises(ValueError, match=match):
+        M.check_names(named)
+
+
+def test_check_names_accepts_distinct_names():
+    M.check_names([("auc", M.AUC()), ("prauc", M.AUC(curve="PR", name="prauc")), ("acc", None)])
