@@ -237,3 +237,49 @@ def test_backprop_jax_runner_restarts_without_recompiling():
     assert runner.model.optimizer.iterations == 2 * wl.steps_per_epoch()
     info = runner.info()
     assert info["backend"] == "jax" and info["param_dtype"] == "float32"
+
+
+# ---------------------------------------------------------------------------------------------
+# the CNN step (bench/cnn.py)
+
+
+def test_cnn_bench_counts_every_product_of_the_step():
+    from bench import cnn
+
+    model = cnn.build_backprop("numpy")
+    shapes = cnn.product_shapes(model, 8)
+    # 4 convolutions and 3 Dense layers, three products each, but no dx for the first layer
+    assert len(shapes) == 3 * 7 - 1
+    for a, b, _ in shapes:
+        assert a[1] == b[0]
+    assert shapes[0] == ((8 * 28 * 28, 9), (9, 32), False)  # the first im2col product
+    assert shapes[1] == ((9, 8 * 28 * 28), (8 * 28 * 28, 32), True)  # its dW = cols.T @ dz
+    assert shapes[2] == ((8 * 28 * 28, 9 * 32), (9 * 32, 32), False)  # the second's forward
+    assert shapes[4] == ((8 * 28 * 28, 32), (32, 9 * 32), False)  # its d(cols) = dz @ W.T
+
+
+def test_cnn_bench_compares_the_same_network_in_torch():
+    torch = pytest.importorskip("torch")
+    from bench import cnn
+
+    model = cnn.build_backprop("numpy")
+    net = cnn.build_torch(model.get_weights()).eval()
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    expected = model.predict(x)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs / probs.sum(axis=1, keepdims=True), expected, rtol=1e-4)
+
+
+def test_cnn_bench_quick_run(capsys):
+    from bench import cnn
+
+    # one case in a process of its own, as the driver runs every case
+    assert cnn.main(["--quick", "--repeats", "1", "--cases", "gemm:numpy"]) == 0
+    assert "gemm:numpy" in capsys.readouterr().out
+    r = cnn.run_case("backprop:numpy", batch=2, steps=1, repeats=2, threads=1)
+    assert r["median_s"] > 0 and len(r["samples"]) == 2 and r["batch"] == 2
+    rows = {what: value for what, _, value in cnn.ratios({"backprop:numpy": r, "torch": r})}
+    assert rows["backprop NumPy step / PyTorch CPU eager"] == 1.0
+    assert "backprop NumPy step / NumPy GEMM floor" not in rows  # not measured: no row
