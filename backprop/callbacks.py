@@ -676,10 +676,10 @@ class EarlyStopping(Callback):
         self.patience, self.baseline = patience_int, baseline_float
         self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights")
         self.verbose = verbose
-        if mode == "auto":
-            maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
-            mode = "max" if maximize else "min"
-        self.mode = mode
+        # "auto" is resolved from the compiled metrics at on_train_begin; until then (and
+        # outside fit) from the name
+        self._auto = mode == "auto"
+        self.mode = _auto_mode(monitor) if self._auto else mode
         self._reset()
 
     def _reset(self) -> None:
@@ -696,6 +696,8 @@ class EarlyStopping(Callback):
         return value > reference + self.min_delta
 
     def on_train_begin(self, logs=None):
+        if self._auto:
+            self.mode = _resolved_mode(self)
         self._reset()  # an instance may serve several fits, as in Keras
         _check_monitor(self)
 
@@ -984,6 +986,7 @@ class ModelCheckpoint(Callback):
         self._fields = _format_fields(self.filepath)
         self._stop = EarlyStopping(monitor=monitor, mode=mode)
         self.best = math.inf if self._stop.mode == "min" else -math.inf
+        self._best_mode = self._stop.mode  # the direction ``best`` was started for
 
     def _expected_log_keys(self) -> tuple[set[str], bool | None] | None:
         return _expected_log_keys(self)
@@ -1021,6 +1024,11 @@ class ModelCheckpoint(Callback):
                 "exist. Create it first (e.g. os.makedirs(folder, exist_ok=True))."
             )
         self._check_fields()
+        if self.save_best_only and self._stop._auto:
+            self._stop.mode = _resolved_mode(self)
+            if self._stop.mode != self._best_mode:  # the name's guess was wrong: start over
+                self.best = math.inf if self._stop.mode == "min" else -math.inf
+                self._best_mode = self._stop.mode
         # after the errors: a warning is not wanted before a fit that does not start
         if self.save_best_only:
             _check_monitor(self)
@@ -1060,9 +1068,57 @@ class ModelCheckpoint(Callback):
 
 
 def _auto_mode(monitor: str) -> str:
-    """``"max"`` for accuracy-like names, else ``"min"`` (the rule of EarlyStopping)."""
+    """The direction guessed from the name alone, until ``fit`` tells the compiled metrics.
+
+    ``"max"`` for accuracy-like names, else ``"min"``; :func:`_resolved_mode` replaces it at
+    ``on_train_begin``.
+    """
     maximize = any(s in monitor for s in ("acc", "precision", "recall", "auc"))
     return "max" if maximize else "min"
+
+
+def _resolved_mode(callback: Callback) -> str:
+    """The direction of ``mode="auto"`` from the model's compiled metrics, as Keras 3's.
+
+    The monitored key, its ``val_`` prefix removed, is looked up among the model's
+    ``(name, metric)`` pairs and the metric's ``direction`` followed ("up": max); ``loss`` is
+    minimised. A name alone cannot tell (``BinaryAccuracy(name="ba")``, ``F1Score``), so a
+    key that is neither the loss nor a metric with a direction is refused, as Keras 3
+    does, rather than guessed. A key the logs will not have keeps the name's guess: it is
+    warned about and never compared.
+
+    Raises
+    ------
+    ValueError
+        If the key is a metric without a direction, or a key of the logs that is no
+        compiled metric (one a callback adds).
+    """
+    monitor, kind = callback.monitor, type(callback).__name__
+    name = monitor.removeprefix("val_")
+    if name == "loss":
+        return "min"
+    metrics = getattr(callback.model, "metrics", None)
+    if not isinstance(metrics, list | tuple):  # outside fit: the name's guess
+        return _auto_mode(monitor)
+    for entry in metrics:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and entry[0] == name):
+            continue
+        direction = getattr(entry[1], "direction", None)
+        if direction in ("up", "down"):
+            return "max" if direction == "up" else "min"
+        raise ValueError(
+            f"{kind} monitors {monitor!r}, the metric {entry[1]!r}, whose class does not tell "
+            "whether larger or smaller is better, so mode='auto' cannot pick. Pass "
+            "mode='max' or mode='min' (or set direction = 'up' or 'down' on the metric's "
+            "class)."
+        )
+    expected = _expected_log_keys(callback)
+    if expected is not None and monitor in expected[0] and monitor != "epoch":
+        raise ValueError(
+            f"{kind} monitors {monitor!r}, which is not a compiled metric, so mode='auto' "
+            "cannot tell whether larger or smaller is better. Pass mode='max' or mode='min'."
+        )
+    return _auto_mode(monitor)
 
 
 class ReduceLROnPlateau(Callback):
@@ -1145,6 +1201,7 @@ class ReduceLROnPlateau(Callback):
         self.patience, self.cooldown = int(patience), int(cooldown)
         self.min_delta, self.min_lr = abs(min_delta_float), min_lr_float
         self.mode = mode  # as given, as Keras keeps it; the direction resolved below
+        # "auto" is resolved from the compiled metrics at on_train_begin
         self._mode = _auto_mode(monitor) if mode == "auto" else mode
         self._reset()
 
@@ -1183,6 +1240,8 @@ class ReduceLROnPlateau(Callback):
         TypeError
             If the optimizer's learning rate is a ``LearningRateSchedule``.
         """
+        if self.mode == "auto":
+            self._mode = _resolved_mode(self)
         self._reset()  # an instance may serve several fits, as in Keras
         _check_settable(self)
         _check_monitor(self)

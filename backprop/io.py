@@ -292,6 +292,15 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         # our own handle: numpy does not close it when the zip directory is unreadable
         with open(path, "rb") as fh:
+            head = fh.read(8)
+            # NumPy takes any other start for a pickle and suggests unpickling it: say what
+            # was found instead (a model file is a zip archive, which starts with "PK")
+            if not head.startswith((b"PK", b"\x93NUMPY")):
+                raise ValueError(
+                    f"{path} is damaged or not a backprop model file: it is not a zip archive "
+                    f"(it starts with {head!r}; a model file starts with b'PK')."
+                )
+            fh.seek(0)
             loaded = np.load(fh, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 raise ValueError(f"{path} holds a single array (.npy), not a backprop model file.")
@@ -304,7 +313,10 @@ def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     except ValueError as exc:
         if str(exc).startswith(str(path)):
             raise
-        raise ValueError(f"{path} is damaged or not a backprop model file: {exc}") from None
+        found = str(exc)
+        if "pickle" in found:  # NumPy's advice to unpickle would run the file's code
+            found = "it holds object arrays, which a model file never has"
+        raise ValueError(f"{path} is damaged or not a backprop model file: {found}") from None
     except Exception as exc:  # untrusted bytes: any failure of the parsers means a damaged file
         raise ValueError(
             f"{path} is damaged or not a backprop model file: {type(exc).__name__}: {exc}"

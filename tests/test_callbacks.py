@@ -897,3 +897,76 @@ def test_a_misspelled_hook_is_warned_at_class_creation_with_the_closest_hook(typ
 
             def other(self):
                 pass
+
+
+# -- mode="auto" follows the direction of the compiled metric (Keras 3) ------------------------
+
+
+def _directed_model():
+    from backprop import metrics as M
+
+    model = _model()
+    metrics = [
+        M.F1Score(average="macro"),
+        M.BinaryAccuracy(name="ba"),
+        M.Recall(top_k=1, name="rk"),
+    ]
+    metrics += [M.AUC(curve="PR", name="prauc"), M.MeanAbsoluteError(name="abs_err")]
+    metrics += [M.MeanSquaredError(name="auc_sq")]  # an "auc" in a name to minimise
+    model.compile(loss="binary_crossentropy", optimizer=bp.optimizers.Adam(0.01), metrics=metrics)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("key", "best"),
+    [
+        ("val_f1_score", 2),
+        ("val_ba", 2),
+        ("rk", 2),
+        ("prauc", 2),
+        ("abs_err", 0),
+        ("val_auc_sq", 0),
+    ],
+)
+def test_auto_mode_follows_the_direction_of_the_compiled_metric(tmp_path, key, best):
+    values = [0.5, 0.6, 0.7]  # rising: the last epoch is best for "up" metrics, the first else
+    stop = C.EarlyStopping(monitor=key, patience=5)
+    checkpoint = C.ModelCheckpoint(str(tmp_path / "m.npz"), monitor=key, save_best_only=True)
+    plateau = C.ReduceLROnPlateau(monitor=key, patience=1, factor=0.5)
+    model = _directed_model()
+    callbacks = C.CallbackList([stop, checkpoint, plateau], model, _params(do_validation=True))
+    callbacks.on_train_begin()
+    for epoch, value in enumerate(values):
+        callbacks.on_epoch_end(epoch, {key: value})
+    assert (stop.best_epoch, stop.best, checkpoint.best) == (best, values[best], values[best])
+    # rising values are a plateau only for a metric to minimise
+    assert (float(model.optimizer.learning_rate) < 0.01) == (best == 0)
+
+
+def test_auto_mode_refuses_what_it_cannot_tell(tmp_path):
+    from backprop import metrics as M
+
+    class Undirected(M.MeanAbsoluteError):
+        direction = None
+        name = "custom"
+
+    class Adds(C.Callback):
+        log_keys = ("score",)
+
+    model = _model()
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=[Undirected()])
+    for key in ("val_custom", "score"):  # a metric without direction, a key no metric gives
+        for callback in (
+            C.EarlyStopping(monitor=key),
+            C.ModelCheckpoint(str(tmp_path / "m.npz"), monitor=key, save_best_only=True),
+            C.ReduceLROnPlateau(monitor=key),
+        ):
+            callbacks = C.CallbackList([Adds(), callback], model, _params(do_validation=True))
+            with pytest.raises(ValueError, match=f"monitors '{key}'.*mode='max' or mode='min'"):
+                callbacks.on_train_begin()
+    stop = C.EarlyStopping(monitor="val_custom", mode="max")  # told: accepted
+    C.CallbackList([stop], model, _params(do_validation=True)).on_train_begin()
+    assert stop.mode == "max"
+    stop = C.EarlyStopping(monitor="loss")
+    C.CallbackList([stop], model, _params(do_validation=True)).on_train_begin()
+    assert stop.mode == "min"

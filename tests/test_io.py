@@ -86,6 +86,17 @@ def test_not_a_model_file(tmp_path):
         bp.load(tmp_path / "x.npz")
 
 
+def test_a_text_file_named_npz_is_refused_without_pickle_advice(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_text("hello\n")
+    with pytest.raises(ValueError) as info:
+        bp.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is damaged or not a backprop model file: ")
+    assert "b'hello\\n'" in message  # what was found
+    assert "pickle" not in message
+
+
 def test_unbuilt_model_cannot_be_saved(tmp_path):
     with pytest.raises(RuntimeError, match="built model"):
         bp.Sequential([Dense(3)]).save(tmp_path / "m.npz")

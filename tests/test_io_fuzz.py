@@ -708,6 +708,18 @@ def test_pickles_never_run(saved, tmp_path):
         assert not os.path.exists(marker), f"loading {name} ran code"
 
 
+@_ignoring_leaked_handles
+def test_refusals_never_suggest_unpickling(saved, tmp_path):
+    # NumPy's advice (allow_pickle=True or pickle.load) would run the code in the file
+    files = _pickle_files(str(tmp_path), str(tmp_path / "CODE_RAN"), saved)
+    files["text.npz"] = _write(str(tmp_path), b"hello, not a model\n", "text.npz")
+    for name, path in files.items():
+        message = _refused(path)
+        advice = message.replace(path, "")  # the test's file names say pickle
+        assert "pickle" not in advice.lower(), f"{name}: {message}"
+        assert not os.path.exists(tmp_path / "CODE_RAN")
+
+
 # -- (f) foreign, empty, missing ------------------------------------------------------------------
 @_ignoring_leaked_handles
 def test_plain_npy_is_refused(tmp_path):
