@@ -143,14 +143,12 @@ class MaxPooling2D(_Pooling2D):
         # only the first entry equal to the maximum gets dy (no boolean-mask indexing: the step
         # stays capture-safe)
         pieces, taken = [], None
-        slices = _im2col.window_slices(self.x_pad, self.pool_size, self.strides, self.out)
-        for k, s in enumerate(slices):
+        for s in _im2col.window_slices(self.x_pad, self.pool_size, self.strides, self.out):
             hit = s == y
             if taken is not None:
                 hit = xp.logical_and(hit, xp.logical_not(taken))
             pieces.append(xp.where(hit, dy, zero))
-            if k < len(slices) - 1:  # the last position's hits are needed no further
-                taken = hit if taken is None else xp.logical_or(taken, hit)
+            taken = hit if taken is None else xp.logical_or(taken, hit)
         return self._unpad(pieces)
 
 
