@@ -636,3 +636,142 @@ def to_device(X: Any, y: Any, backend: Any, dtype: Any, loss: Any, n_outputs: in
         label_dtype = backend.int_dtype if loss.kind == "sparse" else dtype
         Y = loss.prepare_targets(backend.asarray(y, label_dtype), n_outputs, dtype, backend.xp)
     return backend.asarray(X, dtype), Y
+
+
+# -- sample and class weights ------------------------------------------------------------------
+
+
+def check_sample_weight(sample_weight: Any, n: int, name: str = "sample_weight") -> np.ndarray:
+    """Per-row weights as a float64 NumPy vector of length ``n``, checked before training.
+
+    Parameters
+    ----------
+    sample_weight : array_like, shape (n,) or (n, 1)
+        One weight per sample: finite numbers >= 0 (Keras's shapes).
+    n : int
+        The number of samples.
+    name : str
+        The argument's name, for the messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+
+    Raises
+    ------
+    TypeError
+        If the weights are not numeric.
+    ValueError
+        For another shape or length, or a weight that is negative, NaN or infinite.
+    """
+    try:
+        w = np.asarray(to_numpy(as_array(sample_weight, name)))
+    except TypeError as e:
+        raise TypeError(
+            f"{name} must be an array of numbers, one per sample; received "
+            f"{type(sample_weight).__name__} ({e})."
+        ) from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, received an array of dtype {w.dtype}.")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(
+            f"{name} must have one weight per sample, shape ({n},), received shape "
+            f"{w.shape}. Pass an array as long as the data."
+        )
+    w = w.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"{name} must be finite and >= 0, received {w[i]!r} at row {i}. Give every "
+            "sample a finite weight >= 0 (0 leaves a sample out of the loss)."
+        )
+    return w
+
+
+def check_class_weight(class_weight: Any) -> dict[int, float]:
+    """A ``{class: weight}`` dict with integer classes and finite weights >= 0.
+
+    As in Keras, classes missing from the dict weigh 1 and classes the labels never hold
+    are ignored.
+
+    Raises
+    ------
+    TypeError
+        If ``class_weight`` is not a dict, or a class is not an integer or a weight not a
+        number.
+    ValueError
+        For a weight that is negative, NaN or infinite, or a negative class.
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(
+            "class_weight must be a dict {class index: weight}, e.g. {0: 1.0, 1: 5.0}; "
+            f"received {type(class_weight).__name__}."
+        )
+    out: dict[int, float] = {}
+    for k, v in class_weight.items():
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(
+                f"class_weight keys must be integer class indices, received {k!r}. Use the "
+                "class's index (the label for sparse/binary labels, the one-hot column)."
+            )
+        if k < 0:
+            raise ValueError(f"class_weight keys must be class indices >= 0, received {k}.")
+        if isinstance(v, bool) or not is_real(v):
+            raise TypeError(f"class_weight[{k}] must be a number, received {v!r}.")
+        if not math.isfinite(float(v)) or float(v) < 0:
+            raise ValueError(f"class_weight[{k}] must be finite and >= 0, received {v!r}.")
+        out[int(k)] = float(v)
+    return out
+
+
+def split_weights(Y: Any, n_outputs: int) -> tuple[Any, Any]:
+    """The targets and the sample weights of device targets ``Y``, shape (n, k) or (n, k + 1).
+
+    A fit or evaluate with sample weights carries them as one more column of the targets,
+    so every engine gathers them with the rows (shuffled, sliced, copied into a captured
+    step's buffer, split over the ranks) without knowing of them. Without weights ``Y`` has
+    ``n_outputs`` columns and comes back as it is (the shape decides, statically: a traced
+    or recorded step takes the same branch every time).
+
+    Parameters
+    ----------
+    Y : array, shape (n, n_outputs) or (n, n_outputs + 1)
+    n_outputs : int
+        The model's outputs.
+
+    Returns
+    -------
+    targets : array, shape (n, n_outputs)
+    weights : array of shape (n,), or None
+    """
+    if Y.shape[-1] == n_outputs:
+        return Y, None
+    return Y[:, :-1], Y[:, -1]
+
+
+def class_weight_to_sample_weight(class_weight: dict[int, float], Y: np.ndarray) -> np.ndarray:
+    """Each row's weight from its class, as Keras's ``class_weight_to_sample_weights``.
+
+    ``Y`` holds the targets in the loss's layout ``(n, k)``: a single column is rounded to
+    the class (binary 0/1 labels), several columns give the class of the largest (one-hot
+    rows, and sparse labels once made one-hot). Classes missing from the dict weigh 1.
+
+    Parameters
+    ----------
+    class_weight : dict
+        As :func:`check_class_weight` returns it.
+    Y : numpy.ndarray, shape (n, k)
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+    """
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    classes = np.round(Y[:, 0]) if Y.shape[1] == 1 else np.argmax(Y, axis=1)
+    classes = classes.astype(np.int64)
+    return np.array([class_weight.get(int(c), 1.0) for c in classes], dtype=np.float64)

@@ -199,6 +199,68 @@ class Loss:
         m = y_hat.shape[0] if self.fused_activation == "softmax" else _size(y_hat)
         return (y_hat - y) / m
 
+    def per_sample(self, y: Array, y_hat: Array, xp: Any) -> Array:
+        """Each row's loss, shape (n,): what ``forward`` averages over the rows.
+
+        Keras's per-sample loss: the mean over a row's outputs (the sum for the
+        cross-entropies, KL divergence and cosine similarity). Sample weights multiply it.
+
+        Parameters
+        ----------
+        y : array, shape (n, k)
+            Targets, as ``prepare_targets`` returns them.
+        y_hat : array, shape (n, k)
+            Predictions.
+        xp : namespace
+            The Array API namespace of the arrays.
+
+        Returns
+        -------
+        array, shape (n,)
+
+        Raises
+        ------
+        NotImplementedError
+            For a loss that does not define it (sample weights need it).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-sample form, which sample_weight and "
+            "class_weight need: define per_sample(y, y_hat, xp) returning each row's loss."
+        )
+
+    def per_sample_from_logits(self, y: Array, z: Array, xp: Any) -> Array:
+        """Each row's loss from the logits ``z`` of the fused activation, shape (n,).
+
+        Raises
+        ------
+        NotImplementedError
+            For a loss without a fused form.
+        """
+        raise NotImplementedError(f"{self.name} has no fused form.")
+
+    def weighted(self, y: Array, y_hat: Array, w: Array, xp: Any, z: Array | None = None) -> Array:
+        """The sample-weighted loss, reduced as Keras's ``"sum_over_batch_size"``.
+
+        ``sum_i w_i L_i / n``: divided by the batch's rows, not by the sum of the weights.
+
+        Parameters
+        ----------
+        y, y_hat : arrays, shape (n, k)
+            Targets (as ``prepare_targets`` returns them) and predictions.
+        w : array, shape (n,)
+            Each row's weight.
+        xp : namespace
+            The Array API namespace of the arrays.
+        z : array, shape (n, k), optional
+            The logits, for a fused loss (computed without overflow).
+
+        Returns
+        -------
+        array, shape ()
+        """
+        rows = self.per_sample(y, y_hat, xp) if z is None else self.per_sample_from_logits(y, z, xp)
+        return xp.sum(w * rows) / y_hat.shape[0]
+
     def get_config(self) -> dict[str, Any]:
         """The name and arguments that rebuild this loss with :func:`get`.
 
@@ -234,6 +296,13 @@ class BinaryCrossentropy(Loss):
         # the clip is flat outside [eps, 1 - eps]: no gradient flows there
         return xp.where((y_hat > EPS) & (y_hat < 1.0 - EPS), g, 0.0)
 
+    def per_sample(self, y, y_hat, xp):
+        p = xp.clip(y_hat, EPS, 1.0 - EPS)
+        return -xp.mean(y * xp.log(p) + (1.0 - y) * xp.log1p(-p), axis=-1)
+
+    def per_sample_from_logits(self, y, z, xp):
+        return xp.mean(xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z))), axis=-1)
+
     def from_logits(self, y, z, y_hat, xp):
         # log(1 + e^-|z|) + max(z, 0) - z y  is  -y log s(z) - (1 - y) log(1 - s(z)), overflow-free
         loss = xp.mean(xp.maximum(z, 0.0) - z * y + xp.log1p(xp.exp(-xp.abs(z))))
@@ -254,6 +323,14 @@ class CategoricalCrossentropy(Loss):
     def forward(self, y, y_hat, xp):
         p = xp.clip(y_hat, EPS, 1.0)
         return -xp.sum(y * xp.log(p)) / y_hat.shape[0]
+
+    def per_sample(self, y, y_hat, xp):
+        return -xp.sum(y * xp.log(xp.clip(y_hat, EPS, 1.0)), axis=-1)
+
+    def per_sample_from_logits(self, y, z, xp):
+        m = xp.max(z, axis=-1, keepdims=True)
+        s = xp.sum(xp.exp(z - m), axis=-1, keepdims=True)
+        return xp.sum(xp.log(s) + m - xp.sum(y * z, axis=-1, keepdims=True), axis=-1)
 
     def gradient(self, y, y_hat, xp):
         p = xp.clip(y_hat, EPS, 1.0)
@@ -291,6 +368,10 @@ class MeanSquaredError(Loss):
         d = y_hat - y
         return xp.mean(d * d)
 
+    def per_sample(self, y, y_hat, xp):
+        d = y_hat - y
+        return xp.mean(d * d, axis=-1)
+
     def gradient(self, y, y_hat, xp):
         return (2.0 / _size(y_hat)) * (y_hat - y)
 
@@ -302,6 +383,9 @@ class MeanAbsoluteError(Loss):
 
     def forward(self, y, y_hat, xp):
         return xp.mean(xp.abs(y_hat - y))
+
+    def per_sample(self, y, y_hat, xp):
+        return xp.mean(xp.abs(y_hat - y), axis=-1)
 
     def gradient(self, y, y_hat, xp):
         return xp.sign(y_hat - y) / _size(y_hat)
@@ -338,6 +422,11 @@ class Huber(Loss):
         quad = xp.minimum(a, self.delta)
         return xp.mean(0.5 * quad * quad + self.delta * (a - quad))
 
+    def per_sample(self, y, y_hat, xp):
+        a = xp.abs(y_hat - y)
+        quad = xp.minimum(a, self.delta)
+        return xp.mean(0.5 * quad * quad + self.delta * (a - quad), axis=-1)
+
     def gradient(self, y, y_hat, xp):
         return xp.clip(y_hat - y, -self.delta, self.delta) / _size(y_hat)
 
@@ -365,6 +454,13 @@ class LogCosh(Loss):
         far = b + xp.log1p(xp.exp(-2.0 * b)) - math.log(2.0)
         return xp.mean(xp.where(a < 1.0, near, far))
 
+    def per_sample(self, y, y_hat, xp):
+        a = xp.abs(y_hat - y)
+        s = xp.sinh(0.5 * xp.minimum(a, 1.0))
+        b = xp.maximum(a, 1.0)
+        far = b + xp.log1p(xp.exp(-2.0 * b)) - math.log(2.0)
+        return xp.mean(xp.where(a < 1.0, xp.log1p(2.0 * s * s), far), axis=-1)
+
     def gradient(self, y, y_hat, xp):
         return xp.tanh(y_hat - y) / _size(y_hat)
 
@@ -385,6 +481,10 @@ class KLDivergence(Loss):
         p = xp.clip(y_hat, EPS, 1.0)
         return xp.sum(q * xp.log(q / p)) / y_hat.shape[0]
 
+    def per_sample(self, y, y_hat, xp):
+        q = xp.clip(y, EPS, 1.0)
+        return xp.sum(q * xp.log(q / xp.clip(y_hat, EPS, 1.0)), axis=-1)
+
     def gradient(self, y, y_hat, xp):
         q = xp.clip(y, EPS, 1.0)
         p = xp.clip(y_hat, EPS, 1.0)
@@ -403,6 +503,9 @@ class Poisson(Loss):
 
     def forward(self, y, y_hat, xp):
         return xp.mean(y_hat - y * xp.log(y_hat + EPS))
+
+    def per_sample(self, y, y_hat, xp):
+        return xp.mean(y_hat - y * xp.log(y_hat + EPS), axis=-1)
 
     def gradient(self, y, y_hat, xp):
         return (1.0 - y / (y_hat + EPS)) / _size(y_hat)
@@ -429,6 +532,9 @@ class Hinge(Loss):
         y = _hinge_labels(y, xp)
         return xp.mean(xp.maximum(1.0 - y * y_hat, 0.0))
 
+    def per_sample(self, y, y_hat, xp):
+        return xp.mean(xp.maximum(1.0 - _hinge_labels(y, xp) * y_hat, 0.0), axis=-1)
+
     def gradient(self, y, y_hat, xp):
         y = _hinge_labels(y, xp)
         return xp.where(1.0 - y * y_hat > 0.0, -y, 0.0) / _size(y_hat)
@@ -445,6 +551,10 @@ class SquaredHinge(Loss):
     def forward(self, y, y_hat, xp):
         m = xp.maximum(1.0 - _hinge_labels(y, xp) * y_hat, 0.0)
         return xp.mean(m * m)
+
+    def per_sample(self, y, y_hat, xp):
+        m = xp.maximum(1.0 - _hinge_labels(y, xp) * y_hat, 0.0)
+        return xp.mean(m * m, axis=-1)
 
     def gradient(self, y, y_hat, xp):
         y = _hinge_labels(y, xp)
@@ -502,6 +612,11 @@ class CosineSimilarity(Loss):
         yn, _, _ = _l2_normalize(y, xp)
         pn, _, _ = _l2_normalize(y_hat, xp)
         return -xp.sum(yn * pn) / y_hat.shape[0]
+
+    def per_sample(self, y, y_hat, xp):
+        yn, _, _ = _l2_normalize(y, xp)
+        pn, _, _ = _l2_normalize(y_hat, xp)
+        return -xp.sum(yn * pn, axis=-1)
 
     def gradient(self, y, y_hat, xp):
         yn, _, _ = _l2_normalize(y, xp)

@@ -164,6 +164,8 @@ def fit(
     callbacks: list[_callbacks.Callback] | None = None,
     initial_epoch: int = 0,
     distributed: Any = None,
+    sample_weight: Any = None,
+    class_weight: dict | None = None,
 ) -> _callbacks.History:
     """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
 
@@ -179,8 +181,9 @@ def fit(
         Samples per step (None: 32, Keras's default); larger than n means full batch.
     shuffle : bool
         Reshuffle the samples each epoch (from the model's seeded host generator).
-    validation_data : (X_val, y_val), optional
-        Evaluated after each epoch; adds ``val_*`` keys to the history.
+    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
+        Evaluated after each epoch (weighted by ``sample_weight_val`` when given); adds
+        ``val_*`` keys to the history.
     validation_split : float
         Fraction of the data, taken from the end before shuffling, held out for validation.
     verbose : {0, 1, 2}
@@ -196,6 +199,15 @@ def fit(
         with the same data; ``batch_size`` is the global batch, split over the ranks, so
         the result equals one process's with that batch size. Only rank 0 prints and
         writes checkpoints.
+    sample_weight : array_like, shape (n_samples,), optional
+        Each sample's weight in the loss (finite, >= 0). As Keras's default reduction
+        ``"sum_over_batch_size"``: a batch's loss is ``sum_i w_i L_i`` divided by its rows
+        (not by the sum of the weights). Regularization penalties are not weighted; the
+        ``metrics`` are not either. A ``validation_split`` takes the weights of its rows.
+    class_weight : dict, optional
+        ``{class index: weight}``: each row weighs its class's weight (binary labels
+        rounded, one-hot rows by their largest entry, integer labels as they are; classes
+        missing from the dict weigh 1, as in Keras). Not together with ``sample_weight``.
 
     Returns
     -------
@@ -203,8 +215,9 @@ def fit(
         ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
     """
     args = (X, y, epochs, batch_size, shuffle, validation_data, validation_split, verbose)
+    weights = dict(sample_weight=sample_weight, class_weight=class_weight)
     if distributed is None or distributed is False:
-        return _loop.fit(self, *args, callbacks, initial_epoch)
+        return _loop.fit(self, *args, callbacks, initial_epoch, **weights)
     # the distributed package sits above the model: it registered its communicators by name
     comms = _registry.lookup(
         *COMMUNICATORS,
@@ -213,7 +226,7 @@ def fit(
     )
     comm = comms.resolve(distributed, self.backend)
     with comms.failures_told(comm):
-        return _loop.fit(self, *args, callbacks, initial_epoch, comm=comm)
+        return _loop.fit(self, *args, callbacks, initial_epoch, comm=comm, **weights)
 
 
 @on_device
@@ -247,6 +260,7 @@ def evaluate(
     batch_size: int | None = None,
     verbose: int = 0,
     callbacks: list[_callbacks.Callback] | None = None,
+    sample_weight: Any = None,
 ) -> dict[str, float]:
     """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
@@ -264,13 +278,17 @@ def evaluate(
         Called as Keras's ``evaluate`` calls them: ``on_test_begin``, then
         ``on_test_batch_begin``/``on_test_batch_end`` around each batch (the end's logs: the
         running loss and metrics), then ``on_test_end`` with the results.
+    sample_weight : array_like, shape (n,), optional
+        Each sample's weight in the loss, as in ``fit`` (the metrics stay unweighted).
 
     Returns
     -------
     dict
         ``{"loss": ..., "accuracy": ..., ...}``.
     """
-    return _loop.evaluate(self, X, y, batch_size, verbose, callbacks=callbacks)
+    return _loop.evaluate(
+        self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight
+    )
 
 
 @on_device

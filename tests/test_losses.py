@@ -746,3 +746,56 @@ def test_a_model_with_each_new_loss_passes_gradcheck_and_saves(loss, out, kind, 
     loaded = bp.load(tmp_path / "m.npz")
     assert loaded.loss.get_config() == model.loss.get_config()
     assert loaded.evaluate(X, y, verbose=0) == model.evaluate(X, y, verbose=0)
+
+
+# -- per-sample losses and sample weights -------------------------------------------------------
+
+
+@cases
+def test_per_sample_is_each_rows_loss_and_weighted_sums_over_the_batch(
+    name, kind, ref, backend64, rng
+):
+    """Row i's per-sample loss is the formula on row i alone; ``weighted`` is sum w_i L_i / n."""
+    b, xp = backend64, backend64.xp
+    loss = make_loss(name)
+    y_host, p_host = make_case(kind, rng)
+    y, p = b.asarray(y_host, "float64"), b.asarray(p_host, "float64")
+    per = loss.per_sample(y, p, xp)
+    assert tuple(per.shape) == (y_host.shape[0],)
+    if kind != "zero_one":  # there the 0/1 -> -1/1 mapping is decided over the whole batch
+        rows = np.array([ref(y_host[i : i + 1], p_host[i : i + 1]) for i in range(len(y_host))])
+        assert_close(per, rows, b)
+    assert_close(xp.mean(per), bp.to_numpy(loss.forward(y, p, xp)), b)
+    w_host = rng.uniform(0.0, 2.0, size=y_host.shape[0])
+    w = b.asarray(w_host, "float64")
+    expected = np.sum(w_host * bp.to_numpy(per)) / y_host.shape[0]
+    assert_close(loss.weighted(y, p, w, xp), np.asarray(expected), b)
+
+
+@pytest.mark.parametrize(
+    "name,act", [("binary_crossentropy", ref_sigmoid), ("categorical_crossentropy", ref_softmax)]
+)
+def test_per_sample_from_logits_matches_the_probabilities(name, act, backend64, rng):
+    b, xp = backend64, backend64.xp
+    loss = L.get(name)
+    z_host = rng.normal(size=(N, K))
+    p_host = act(z_host)
+    y_host = make_case("binary" if name.startswith("binary") else "categorical", rng)[0]
+    y, z = b.asarray(y_host, "float64"), b.asarray(z_host, "float64")
+    rows = loss.per_sample(y, b.asarray(p_host, "float64"), xp)
+    assert_close(loss.per_sample_from_logits(y, z, xp), bp.to_numpy(rows), b)
+    w = b.asarray(rng.uniform(0.0, 2.0, size=N), "float64")
+    assert_close(
+        loss.weighted(y, b.asarray(p_host, "float64"), w, xp, z),
+        bp.to_numpy(loss.weighted(y, b.asarray(p_host, "float64"), w, xp)),
+        b,
+    )
+
+
+def test_a_loss_without_a_per_sample_form_says_what_to_define():
+    class Custom(L.Loss):
+        def forward(self, y, y_hat, xp):
+            return xp.mean(y_hat)
+
+    with pytest.raises(NotImplementedError, match="per_sample"):
+        Custom().per_sample(np.ones((2, 1)), np.ones((2, 1)), np)

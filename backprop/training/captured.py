@@ -28,6 +28,8 @@ from typing import Any
 from .. import callbacks as _callbacks
 from .. import layers as _layers
 from ..backend import CaptureError
+from . import logs as _logs
+from . import step as _step
 from .base import Engine, Epoch
 from .compiled import _constants
 from .probe import relu_hidden
@@ -223,8 +225,8 @@ class Captured(Engine):
             lr, t = xp.take(st.rates[0, ...], k), xp.take(st.rates[1, ...], k)
             model._set_buffers(st.buffers)
             y_hat = model._forward(x, training=True)
-            loss = model._loss_and_backward(y, y_hat)  # with the penalty of these weights
-            stats = [s for _, m in model.metrics for s in m.stats(y, y_hat, xp)]
+            loss = _step.loss_and_backward(model, y, y_hat)  # with these weights' penalty
+            stats = _logs.metric_stats(model, y, y_hat)
             st.sums[...] = st.sums + _stack(xp, [loss * size, *stats])
             st.losses[...] = xp.where(st.steps == st.k, loss, st.losses)
             if hidden:  # each layer's largest z: one reduction (the host compares it with 0)

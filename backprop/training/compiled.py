@@ -14,6 +14,7 @@ from typing import Any
 from .. import callbacks as _callbacks
 from .. import layers as _layers
 from . import logs as _logs
+from . import step as _step
 from .base import Engine, Epoch
 from .probe import relu_hidden
 
@@ -81,7 +82,7 @@ def pure_step(
     penalty = model._penalty()
     penalty = model.backend.zeros((), model.dtype) if penalty is None else penalty * x.shape[0]
     y_hat = model._forward(x, training=True)
-    model._backward_from_loss(y, y_hat)
+    _step.backward(model, y, y_hat)
     state = dict(state)
     theta = model.optimizer.step([theta], [model._flat_grads()], [state], lr, t, xp)[0]
     dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]

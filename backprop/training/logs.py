@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import data as _data
+
 Array = Any
 
 
+def split(model: Any, Y: Array) -> tuple[Array, Array | None]:
+    """The targets and the sample weights of ``Y`` (see :func:`backprop.data.split_weights`)."""
+    return _data.split_weights(Y, model.output_dim)
+
+
 def loss_value(model: Any, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
-    """The mean loss of ``(Y, Y_hat)``, from the logits ``Z`` when the loss is fused."""
+    """The mean loss of ``(Y, Y_hat)``, from the logits ``Z`` when the loss is fused.
+
+    With sample weights (a last column of ``Y``), Keras's ``sum_over_batch_size``: the sum
+    of the weighted per-sample losses over the rows.
+    """
+    Y, w = split(model, Y)
+    if w is not None:
+        return model.loss.weighted(Y, Y_hat, w, model.xp, Z)
     if Z is not None:
         return model.loss.from_logits(Y, Z, Y_hat, model.xp)[0]
     return model.loss.forward(Y, Y_hat, model.xp)
+
+
+def metric_stats(model: Any, y: Array, y_hat: Array) -> list:
+    """The metrics' statistics of a batch (unweighted: the weights column is dropped)."""
+    y = split(model, y)[0]
+    return [s for _, m in model.metrics for s in m.stats(y, y_hat, model.xp)]
 
 
 def epoch_sums(model: Any, Y, Y_hat, Z, penalties: list, dead: list) -> tuple:
@@ -25,14 +45,14 @@ def epoch_sums(model: Any, Y, Y_hat, Z, penalties: list, dead: list) -> tuple:
     total_loss = loss_value(model, Y, Y_hat, Z) * Y.shape[0]
     if penalties:
         total_loss = total_loss + xp.sum(xp.stack(penalties))
-    totals = [t for _, m in model.metrics for t in m.stats(Y, Y_hat, xp)]
+    totals = metric_stats(model, Y, Y_hat)
     flags = [xp.astype(flag, total_loss.dtype) for flag in dead]
     return total_loss, [*totals, *flags]
 
 
 def accumulate(model: Any, totals: list[Any], y: Array, y_hat: Array) -> list[Any]:
     """``totals`` plus the metric statistics of one batch."""
-    stats = [s for _, m in model.metrics for s in m.stats(y, y_hat, model.xp)]
+    stats = metric_stats(model, y, y_hat)
     if not totals:
         return stats
     return [a + b for a, b in zip(totals, stats, strict=True)]

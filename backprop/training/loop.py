@@ -39,12 +39,14 @@ def fit(
     callbacks: list[_callbacks.Callback] | None,
     initial_epoch: int,
     comm: Any = None,
+    sample_weight: Any = None,
+    class_weight: Any = None,
 ) -> _callbacks.History:
     """``model.fit`` (see ``Sequential.fit``); ``comm``: the ranks of a data-parallel fit."""
     _compilation.require_compiled(model, "fit")
     if y is None:
         raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
-    if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data):
+    if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data[:2]):
         raise TypeError("validation_data needs features and labels: (X_val, y_val).")
     _data.check_positive_int(epochs, "epochs")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
@@ -54,11 +56,16 @@ def fit(
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
     if validation_data is not None and (
-        not isinstance(validation_data, tuple | list) or len(validation_data) != 2
+        not isinstance(validation_data, tuple | list) or len(validation_data) not in (2, 3)
     ):
         raise ValueError(
-            "validation_data must be a tuple (X_val, y_val), received "
-            f"{type(validation_data).__name__}."
+            "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val),"
+            f" received {type(validation_data).__name__}"
+            + (
+                f" of length {len(validation_data)}."
+                if isinstance(validation_data, tuple | list)
+                else "."
+            )
         )
     if not is_int(initial_epoch):
         raise TypeError(f"initial_epoch must be an integer, received {initial_epoch!r}.")
@@ -78,17 +85,36 @@ def fit(
     _compilation.check_optimizer_state(model)  # after re-packing theta for frozen layers
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
+    if sample_weight is not None and class_weight is not None:  # as Keras 3 refuses
+        raise ValueError(
+            "fit() takes sample_weight or class_weight, not both. Multiply the class weights "
+            "into sample_weight yourself and pass that alone."
+        )
+    if sample_weight is not None:
+        sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
+    if class_weight is not None:
+        class_weight = _data.check_class_weight(class_weight)
     n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
     if validation_split and validation_data is None and n_val in (0, X.shape[0]):
         raise ValueError(
             f"validation_split={validation_split} of {X.shape[0]} samples leaves "
             f"{n_val} for validation; need at least one sample on each side."
         )
+    wv = None
     if validation_data is not None:
-        Xv, yv = model._check(*validation_data, name="X_val", input_shape=tuple(X.shape[1:]))
+        Xv, yv = model._check(*validation_data[:2], name="X_val", input_shape=tuple(X.shape[1:]))
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            wv = _data.check_sample_weight(
+                validation_data[2], Xv.shape[0], "validation sample_weight"
+            )
+    # every check ran: from here the model is built and the data on its device
     X, Y = model._to_device(X, y)
+    if class_weight is not None:
+        sample_weight = _data.class_weight_to_sample_weight(class_weight, model.backend.to_numpy(Y))
+    Y = with_weights(model, Y, sample_weight)
     if validation_data is not None:
         Xv, Yv = model._to_device(Xv, yv)
+        Yv = with_weights(model, Yv, wv)
     elif n_val:
         X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
     else:
@@ -103,6 +129,19 @@ def fit(
         )
     finally:
         model._comm = None
+
+
+def with_weights(model: Any, Y: Array, sample_weight: Any) -> Array:
+    """``Y`` with the sample weights as one more column (``Y`` itself without weights).
+
+    The engines gather the column with the rows; :func:`backprop.training.logs.split` takes
+    it off again where the loss and metrics are computed.
+    """
+    if sample_weight is None:
+        return Y
+    xp = model.xp
+    w = model.backend.asarray(sample_weight, model.dtype)
+    return xp.concat([Y, xp.reshape(w, (-1, 1))], axis=1)
 
 
 def _epochs(
@@ -323,6 +362,7 @@ def evaluate(
     verbose: int = 0,
     comm: Any = None,
     callbacks: list[_callbacks.Callback] | None = None,
+    sample_weight: Any = None,
 ) -> dict[str, float]:
     """``model.evaluate``; with ``comm``, each rank evaluates its part of the rows.
 
@@ -337,7 +377,11 @@ def evaluate(
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
     _check_callbacks(callbacks)
-    X, Y = model._prepare(X, y)
+    X, y = model._check(X, y)
+    if sample_weight is not None:
+        sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
+    X, Y = model._to_device(X, y)
+    Y = with_weights(model, Y, sample_weight)
     n = X.shape[0]
     if comm is not None:
         lo, hi = shard(0, n, comm.rank, comm.size)
@@ -408,10 +452,7 @@ def evaluate_device(
             callbacks.on_test_batch_begin(i)
         xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
         y_hat = model._forward(xb, training=False)
-        if fused:
-            loss, _ = model.loss.from_logits(yb, model.layers[-1].z, y_hat, model.xp)
-        else:
-            loss = model.loss.forward(yb, y_hat, model.xp)
+        loss = _logs.loss_value(model, yb, y_hat, model.layers[-1].z if fused else None)
         total_loss = total_loss + loss * (hi - lo)
         totals = _logs.accumulate(model, totals, yb, y_hat)
         if callbacks is None:

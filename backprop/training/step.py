@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import data as _data
+
 Array = Any
 
 
@@ -36,8 +38,51 @@ def update(model: Any, g: Array | None = None) -> None:
         model._collect_params()
 
 
+def backward(model: Any, y: Array, y_hat: Array) -> None:
+    """The backward pass of the loss of ``(y, y_hat)``, with the sample weights ``y`` carries.
+
+    Without weights, the model's own pass. With them (a last column of ``y``), the loss is
+    ``sum_i w_i L_i / n``, so dL/dy_hat (dL/dz for a fused loss) is the unweighted one with
+    row ``i`` scaled by ``w_i``; the regularization penalties stay unweighted.
+    """
+    y, w = _data.split_weights(y, model.output_dim)
+    if w is None:
+        model._backward_from_loss(y, y_hat)
+        return
+    xp, layers = model.xp, model.layers
+    w = xp.reshape(w, (-1, 1))
+    first = layers[0]
+    first.need_dx = False  # nothing needs the gradient of the data (as the model's pass)
+    try:
+        if model._fused:
+            dy = layers[-1].backward_from_logits(w * model.loss.logits_gradient(y, y_hat, xp))
+        else:
+            dy = layers[-1].backward(w * model.loss.gradient(y, y_hat, xp))
+        for layer in reversed(layers[:-1]):
+            dy = layer.backward(dy)
+    finally:
+        first.need_dx = True
+
+
+def loss_and_backward(model: Any, y: Array, y_hat: Array) -> Array:
+    """The batch loss (with the penalties of these weights) and the backward pass."""
+    targets, w = _data.split_weights(y, model.output_dim)
+    if w is None:
+        return model._loss_and_backward(y, y_hat)
+    z = model.layers[-1].z if model._fused else None
+    loss = model.loss.weighted(targets, y_hat, w, model.xp, z)
+    backward(model, y, y_hat)
+    penalty = model._penalty()
+    return loss if penalty is None else loss + penalty
+
+
 def train_step(model: Any, x: Array, y: Array) -> tuple[Array, Array]:
     """One step of gradient descent; returns the batch loss and ``y_hat`` (on the device)."""
+    if _data.split_weights(y, model.output_dim)[1] is not None:  # sample weights ride along
+        y_hat = model._forward(x, training=True)
+        loss = loss_and_backward(model, y, y_hat)
+        update(model)
+        return loss, y_hat
     y_hat = model._forward(x, training=True)
     loss = model._loss_and_backward(y, y_hat)
     update(model)
@@ -51,6 +96,6 @@ def step(model: Any, x: Array, y: Array) -> Array:
     once per step.
     """
     y_hat = model._forward(x, training=True)
-    model._backward_from_loss(y, y_hat)
+    backward(model, y, y_hat)
     update(model)
     return y_hat
