@@ -624,7 +624,11 @@ class EarlyStopping(Callback):
         Epochs without improvement before stopping (0 and 1 both stop at the first epoch
         without improvement, as in Keras).
     mode : {"auto", "min", "max"}
-        Whether smaller or larger is better; ``"auto"`` picks max for accuracy-like names.
+        Whether smaller or larger is better; ``"auto"`` follows the
+        ``direction`` of the compiled metric monitored (``val_`` removed), as Keras 3: max
+        for accuracies, AUC, precision, recall, F1, min for the loss, ``mae``, ``mse``. A
+        metric without a direction, or a key no compiled metric gives, is refused at
+        ``on_train_begin``: pass "min" or "max".
     restore_best_weights : bool
         Put back the weights of the best epoch when training ends, stopped early or not.
         With a ``baseline`` that no epoch beats, that is the best epoch among those run.
@@ -956,7 +960,11 @@ class ModelCheckpoint(Callback):
     save_best_only : bool, default False
         Whether to save only when ``monitor`` improves.
     mode : {"auto", "min", "max"}, default "auto"
-        Whether lower or higher ``monitor`` is better; ``"auto"`` picks "max" for accuracies.
+        Whether lower or higher ``monitor`` is better; ``"auto"`` follows the
+        ``direction`` of the compiled metric monitored (``val_`` removed), as Keras 3: max
+        for accuracies, AUC, precision, recall, F1, min for the loss, ``mae``, ``mse``. A
+        metric without a direction, or a key no compiled metric gives, is refused at
+        ``on_train_begin``: pass "min" or "max".
     verbose : int, default 0
         Whether to print a line at each save.
 
@@ -1146,7 +1154,11 @@ class ReduceLROnPlateau(Callback):
     verbose : int, default 0
         Whether to print a line at each reduction.
     mode : {"auto", "min", "max"}, default "auto"
-        Whether smaller or larger is better; ``"auto"`` picks max for accuracy-like names.
+        Whether smaller or larger is better; ``"auto"`` follows the
+        ``direction`` of the compiled metric monitored (``val_`` removed), as Keras 3: max
+        for accuracies, AUC, precision, recall, F1, min for the loss, ``mae``, ``mse``. A
+        metric without a direction, or a key no compiled metric gives, is refused at
+        ``on_train_begin``: pass "min" or "max".
     min_delta : float, default 1e-4
         Smallest change that counts as an improvement.
     cooldown : int, default 0
@@ -1298,6 +1310,10 @@ class CSVLogger(Callback):
         If ``filename`` is not a non-empty path.
     ValueError
         If ``separator`` is not one character.
+    OSError
+        At ``on_train_begin``, before any training, if ``filename`` is a folder or its
+        folder is missing (``IsADirectoryError``, ``FileNotFoundError``,
+        ``NotADirectoryError``).
     """
 
     root_only = True
@@ -1312,7 +1328,25 @@ class CSVLogger(Callback):
         self.keys: list[str] | None = None
 
     def on_train_begin(self, logs=None):
+        """Start the file (emptied unless ``append``), after checking it can be written.
+
+        Parameters
+        ----------
+        logs : dict, optional
+            Empty at this hook.
+
+        Raises
+        ------
+        IsADirectoryError
+            If ``filename`` is a folder.
+        FileNotFoundError
+            If its folder does not exist.
+        NotADirectoryError
+            If a file stands where a folder of the path should be.
+        """
         self.keys = None
+        # before the first epoch, with model.save's words, rather than an OS error after it
+        _check_file_target("CSVLogger", self.filename)
         if self.append and os.path.exists(self.filename):
             with open(self.filename, encoding="utf-8") as f:
                 self._header = not f.readline()
@@ -1334,6 +1368,47 @@ class CSVLogger(Callback):
                 writer.writerow(["epoch", *self.keys])
                 self._header = False
             writer.writerow(row)
+
+
+def _file_in_a_file(path: str) -> str | None:
+    """The existing file, if any, among the folders above ``path`` (nothing fits in it)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder if os.path.lexists(folder) and not os.path.isdir(folder) else None
+
+
+def _check_file_target(kind: str, path: str) -> None:
+    """Raise, as ``model.save`` does, unless ``path`` can be a file written in a folder."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"{kind} cannot write to {path}: it is a folder, not a file. Give a file name "
+            f"inside it, e.g. {os.path.join(path, 'log.csv')!r}."
+        )
+    blocking = _file_in_a_file(path)
+    if blocking is not None:
+        raise NotADirectoryError(
+            f"{kind} cannot write to {path}: {blocking} is a file, not a folder, so nothing "
+            "can be written inside it. Choose another path."
+        )
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(
+            f"{kind} cannot write to {path}: the folder {folder} does not exist. Create it "
+            "first (e.g. os.makedirs(folder, exist_ok=True))."
+        )
+
+
+def _folder_problem(path: str) -> str | None:
+    """Why ``path`` cannot be (or be made) a folder: a file there or above it; None if it can."""
+    blocking = path if os.path.lexists(path) and not os.path.isdir(path) else None
+    blocking = blocking or _file_in_a_file(path)
+    if blocking is None:
+        return None
+    return (
+        f"BackupAndRestore cannot back up to {path}: {blocking} is a file, not a folder. Give "
+        "the name of a folder of its own (it is created if missing)."
+    )
 
 
 def _write_json_atomically(path: str, document: dict) -> None:
@@ -1398,6 +1473,9 @@ class BackupAndRestore(Callback):
     ValueError
         If ``backup_dir`` is empty, or ``save_freq`` is neither "epoch" nor an integer > 0;
         at ``on_train_begin``, if the backup is damaged or of another model.
+    NotADirectoryError
+        If a file stands where ``backup_dir`` (or a folder above it) should be: at
+        construction, and again at ``on_train_begin``.
     """
 
     FORMAT = "backprop-backup"
@@ -1417,6 +1495,9 @@ class BackupAndRestore(Callback):
             raise ValueError(
                 f"save_freq must be 'epoch' or an integer > 0 (batches), received {save_freq!r}."
             )
+        problem = _folder_problem(os.fspath(backup_dir))
+        if problem is not None:
+            raise NotADirectoryError(problem)
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = "epoch" if freq is None else freq
         self.delete_checkpoint = check_bool(delete_checkpoint, "delete_checkpoint")
@@ -1509,20 +1590,24 @@ class BackupAndRestore(Callback):
         ------
         ValueError
             If the backup is damaged, or of a model with another architecture or optimizer.
+        NotADirectoryError
+            If a file stands where ``backup_dir`` (or a folder above it) should be.
         """
         self._epoch, self._batches = 0, 0
         model = self.model
         comm = getattr(model, "_comm", None)
         state: Any = None
         if comm is None or comm.is_root:
+            # a file may have taken the folder's place since the callback was made
+            problem = _folder_problem(self.backup_dir)
             try:
-                state = self._read_state()
+                state = NotADirectoryError(problem) if problem else self._read_state()
             except ValueError as exc:
                 state = exc
         if comm is not None:  # rank 0 read it; every rank goes on from the same
             state = comm.bcast(state)
-        if isinstance(state, ValueError):
-            raise state if comm is None or comm.is_root else ValueError(str(state))
+        if isinstance(state, ValueError | NotADirectoryError):
+            raise state if comm is None or comm.is_root else type(state)(str(state))
         if state is None:
             return
         try:

@@ -1,4 +1,5 @@
 import json
+import re
 import warnings
 
 import numpy as np
@@ -970,3 +971,49 @@ def test_auto_mode_refuses_what_it_cannot_tell(tmp_path):
     stop = C.EarlyStopping(monitor="loss")
     C.CallbackList([stop], model, _params(do_validation=True)).on_train_begin()
     assert stop.mode == "min"
+
+
+# -- file paths told before training -------------------------------------------------------------
+
+
+def _fit_refused(callback, error, match, circles):
+    X, y = circles
+    model = _model()
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(X, y, epochs=2, verbose=0, callbacks=[callback])
+    for a, b in zip(before, model.get_weights(), strict=True):  # refused before any training
+        np.testing.assert_array_equal(a, b)
+
+
+def test_csv_logger_paths_are_checked_before_training(tmp_path, circles):
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (tmp_path, IsADirectoryError, "is a folder, not a file. Give a file name inside it"),
+        (
+            tmp_path / "nodir" / "x.csv",
+            FileNotFoundError,
+            r"folder .*nodir does not exist\. Create",
+        ),
+        (tmp_path / "afile" / "x.csv", NotADirectoryError, r"afile is a file, not a folder"),
+    ]
+    for path, error, match in cases:
+        _fit_refused(
+            C.CSVLogger(path),
+            error,
+            f"CSVLogger cannot write to {re.escape(str(path))}: .*{match}",
+            circles,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_backup_and_restore_refuses_a_file_for_its_folder(tmp_path, circles):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"afile is a file, not a folder"):
+        C.BackupAndRestore(tmp_path / "afile")
+    later = C.BackupAndRestore(tmp_path / "later")
+    (tmp_path / "later").write_text("made after the callback")
+    _fit_refused(later, NotADirectoryError, r"later is a file, not a folder", circles)
+    with pytest.raises(NotADirectoryError, match=r"afile is a file, not a folder"):
+        C.BackupAndRestore(tmp_path / "afile" / "sub")
+    assert (tmp_path / "afile").read_text() == "x"
