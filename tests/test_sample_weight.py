@@ -309,3 +309,15 @@ def test_evaluate_refuses_bad_weights():
     model = _model()
     with pytest.raises(ValueError, match="one weight per sample"):
         model.evaluate(X, y, sample_weight=np.ones(3))
+
+
+def test_weights_of_any_library_list_or_column_weigh_alike():
+    X, y, w = _data()
+    ref = _model()
+    expected = _fit(ref, X, y, sample_weight=w).history
+    givens = [list(w), w[:, None]]
+    torch = pytest.importorskip("torch")
+    givens.append(torch.tensor(w))
+    for given in givens:
+        model = _model()
+        assert _fit(model, X, y, sample_weight=given).history == expected
