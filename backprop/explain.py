@@ -53,17 +53,34 @@ def _describe(layer: Any) -> str:
     return repr(layer)
 
 
+def _axes(layer: Any, ndim: int) -> tuple[tuple[int, ...], str]:
+    """The axes the layer's statistics are over, and how the equations write them.
+
+    BatchNormalization: every axis but the features (the last), as the layer computes them
+    (per channel over n*h*w for images); LayerNormalization: the features of each sample.
+    """
+    if isinstance(layer, LayerNormalization):
+        return (-1,), "axis=-1"
+    return _all_but_last(ndim)
+
+
+def _all_but_last(ndim: int) -> tuple[tuple[int, ...], str]:
+    """Every axis but the last (where gamma and beta were broadcast), as the equations say."""
+    axes = tuple(range(ndim - 1))
+    return axes, "axis=0" if axes == (0,) else f"axis={axes}"
+
+
 def _normalization_forward(row: Any, layer: Any, i: int, A_prev: Any, A: Any, xp: Any) -> None:
     """The equations of a normalization layer's forward pass (training mode)."""
     if isinstance(layer, BatchNormalization) and not layer.batch_mode:  # frozen: inference
         row(f"Xhat{i} = (A{i - 1} - moving_mean{i}) / sqrt(moving_var{i} + eps)", layer.xhat)
         row(f"A{i} = gamma{i} * Xhat{i} + beta{i}   (frozen: moving statistics)", A)
         return
-    axis = 0 if isinstance(layer, BatchNormalization) else 1
-    mu = xp.mean(A_prev, axis=axis, keepdims=True)
-    var = xp.mean((A_prev - mu) * (A_prev - mu), axis=axis, keepdims=True)
-    row(f"mu{i} = mean(A{i - 1}, axis={axis})", mu)
-    row(f"var{i} = mean((A{i - 1} - mu{i})^2, axis={axis})", var)
+    axes, written = _axes(layer, A_prev.ndim)
+    mu = xp.mean(A_prev, axis=axes, keepdims=True)
+    var = xp.mean((A_prev - mu) * (A_prev - mu), axis=axes, keepdims=True)
+    row(f"mu{i} = mean(A{i - 1}, {written})", mu)
+    row(f"var{i} = mean((A{i - 1} - mu{i})^2, {written})", var)
     row(f"Xhat{i} = (A{i - 1} - mu{i}) / sqrt(var{i} + eps)", layer.xhat)
     row(f"A{i} = gamma{i} * Xhat{i} + beta{i}", A)
     if isinstance(layer, BatchNormalization):
@@ -80,12 +97,17 @@ def _normalization_forward(row: Any, layer: Any, i: int, A_prev: Any, A: Any, xp
 
 def _normalization_backward(row: Any, layer: Any, i: int, dA: Any) -> Any:
     """The equations of a normalization layer's backward pass; returns ``dA(i-1)``."""
-    mean = "mean over the batch" if isinstance(layer, BatchNormalization) else "mean per row"
+    axes, _ = _axes(layer, dA.ndim)
+    if isinstance(layer, LayerNormalization):
+        mean = "mean per row" if dA.ndim == 2 else "means over the last axis"
+    else:
+        mean = "mean over the batch" if dA.ndim == 2 else f"means over axes {axes}"
+    _, summed = _all_but_last(dA.ndim)  # gamma and beta were broadcast over these axes
     dA_prev = layer.backward(dA)
     if "beta" in layer.grads:
-        row(f"dbeta{i} = sum(dA{i}, axis=0)", layer.grads["beta"])
+        row(f"dbeta{i} = sum(dA{i}, {summed})", layer.grads["beta"])
     if "gamma" in layer.grads:
-        row(f"dgamma{i} = sum(dA{i} * Xhat{i}, axis=0)", layer.grads["gamma"])
+        row(f"dgamma{i} = sum(dA{i} * Xhat{i}, {summed})", layer.grads["gamma"])
     row(f"dXhat{i} = dA{i} * gamma{i}")
     if dA_prev is not None and isinstance(layer, BatchNormalization) and not layer.batch_mode:
         row(f"dA{i - 1} = dXhat{i} / sqrt(moving_var{i} + eps)", dA_prev)
@@ -127,7 +149,10 @@ def explain(model: Any, X: Any, y: Any, batch: int = 4, print_fn: Any = print) -
     def row(equation: str, a: Any = None, stats: bool = True) -> None:
         shape = _shape(a) if a is not None else ""
         tail = f"  {_stats(a)}" if (a is not None and stats) else ""
-        out(f"    {equation:34s}{shape:>10s}{tail}")
+        shown = f"{shape:>10s}"
+        if len(equation) >= 34 and not shown.startswith(" "):  # a long equation: a space
+            shown = " " + shown
+        out(f"    {equation:34s}{shown}{tail}")
 
     out(
         f"One training step on a batch of m = {m} samples "
