@@ -773,7 +773,7 @@ def _get(identifier: Any, loss_kind: str, n_outputs: int) -> Metric:
 _RESERVED = ("loss", "learning_rate")
 
 
-def check_names(named_metrics: list[tuple[str, Metric]]) -> None:
+def _check_names(named_metrics: list[tuple[str, Metric]]) -> None:
     """Raise if two metrics of one model share a log key, or one takes the loss's key.
 
     Keras renames a second ``"auc"`` to ``"auc_1"``; here the names are the user's, so a
@@ -792,8 +792,8 @@ def check_names(named_metrics: list[tuple[str, Metric]]) -> None:
 
     Examples
     --------
-    >>> check_names([("auc", AUC()), ("pr_auc", AUC(curve="PR", name="pr_auc"))])
-    >>> check_names([("auc", AUC()), ("auc", AUC(curve="PR"))])  # doctest: +ELLIPSIS
+    >>> _check_names([("auc", AUC()), ("pr_auc", AUC(curve="PR", name="pr_auc"))])
+    >>> _check_names([("auc", AUC()), ("auc", AUC(curve="PR"))])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: Two metrics are named 'auc' (AUC and AUC): ... e.g. AUC(..., name='auc_1').

@@ -641,8 +641,8 @@ def test_each_metric_knows_its_direction():
 )
 def test_check_names_refuses_clashing_log_keys(named, match):
     with pytest.raises(ValueError, match=match):
-        M.check_names(named)
+        M._check_names(named)
 
 
 def test_check_names_accepts_distinct_names():
-    M.check_names([("auc", M.AUC()), ("prauc", M.AUC(curve="PR", name="prauc")), ("acc", None)])
+    M._check_names([("auc", M.AUC()), ("prauc", M.AUC(curve="PR", name="prauc")), ("acc", None)])
