@@ -434,7 +434,13 @@ def _refuse(name: str, dtype: str, limit: float, row: int, col: Any, value: np.g
 
 
 def check_y(
-    y: Any, n_samples: int, kind: str, n_outputs: int, name: str = "y", dtype: str = "float64"
+    y: Any,
+    n_samples: int,
+    kind: str,
+    n_outputs: int,
+    name: str = "y",
+    dtype: str = "float64",
+    loss: str | None = None,
 ) -> Any:
     """Validate labels against the loss's kind and the model's output width.
 
@@ -452,6 +458,8 @@ def check_y(
         The argument's name, used in error messages.
     dtype : str, default "float64"
         The model's dtype; values beyond its range are refused.
+    loss : str, optional
+        The compiled loss's name, for the messages (default: the usual loss of ``kind``).
 
     Returns
     -------
@@ -501,8 +509,15 @@ def check_y(
             )
         return y
     if kind == "categorical" and (y.ndim != 2 or width != n_outputs):
+        compiled = loss or "categorical_crossentropy"
+        if compiled == "kl_divergence":
+            raise ValueError(
+                f"kl_divergence expects {name} to be rows of probabilities of shape "
+                f"(n, {n_outputs}): each row the target distribution over the {n_outputs} "
+                f"outputs, summing to 1. Received shape {tuple(y.shape)}."
+            )
         raise ValueError(
-            f"categorical_crossentropy expects one-hot {name} of shape (n, {n_outputs}), "
+            f"{compiled} expects one-hot {name} of shape (n, {n_outputs}), "
             f"received shape {tuple(y.shape)}. For integer labels use "
             "loss='sparse_categorical_crossentropy' or bp.datasets.one_hot(y)."
         )
@@ -565,6 +580,7 @@ def check_inputs(
     name: str = "X",
     input_shape: tuple[int, ...] | None = None,
     layer: str | None = None,
+    loss: str | None = None,
 ) -> tuple[Any, Any]:
     """:func:`check_X` and :func:`check_y`, then :func:`check_device` on what they return.
 
@@ -593,6 +609,8 @@ def check_inputs(
         The shape of one sample the model expects (instead of ``n_features``).
     layer : str, optional
         The name of the model's first layer, for the messages.
+    loss : str, optional
+        The compiled loss's name, for the messages about ``y``.
 
     Returns
     -------
@@ -604,7 +622,7 @@ def check_inputs(
     if y is not None:
         y_name = "y" + name[1:]
         n_out = n_outputs(tuple(X.shape[1:]))
-        y = check_y(y, X.shape[0], loss_kind, n_out, name=y_name, dtype=dtype)
+        y = check_y(y, X.shape[0], loss_kind, n_out, name=y_name, dtype=dtype, loss=loss)
         check_device(y, backend, y_name)
     return X, y
 

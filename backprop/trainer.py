@@ -103,6 +103,7 @@ def _check(
         loss_kind=None if y is None else self.loss.kind,
         n_outputs=self._out_dim_from,
         name=name,
+        loss=None if y is None else self.loss.name,
     )
 
 

@@ -455,3 +455,13 @@ def test_check_x_takes_samples_of_any_rank_and_locates_a_nan_by_its_index(backen
         check_X(np.zeros((4, 12)), input_shape=(3, 2, 2), layer="c")
     with pytest.raises(ValueError, match=r"X is empty: received shape \(4, 0, 2\)"):
         check_X(np.zeros((4, 0, 2)))
+
+
+def test_a_kl_divergence_target_of_the_wrong_width_is_named_as_such():
+    model = bp.Sequential([bp.layers.Dense(3, "softmax", input_dim=1)], seed=0)
+    model.compile(loss="kl_divergence")
+    with pytest.raises(ValueError, match=r"kl_divergence expects y to be rows of probabilities"):
+        model.evaluate(np.ones((3, 1)), np.array([[0.2, 0.8]] * 3))
+    model.compile(loss="categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"categorical_crossentropy expects one-hot y"):
+        model.evaluate(np.ones((3, 1)), np.array([[0.2, 0.8]] * 3))

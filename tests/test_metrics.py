@@ -646,3 +646,20 @@ def test_check_names_refuses_clashing_log_keys(named, match):
 
 def test_check_names_accepts_distinct_names():
     M._check_names([("auc", M.AUC()), ("prauc", M.AUC(curve="PR", name="prauc")), ("acc", None)])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "match"),
+    [
+        (lambda: [M.AUC(), M.AUC(curve="PR")], "Two metrics are named 'auc'"),
+        (lambda: ["accuracy", "accuracy"], "named 'accuracy'"),
+        (lambda: [M.AUC(name="loss")], "loss"),
+    ],
+)
+def test_compile_refuses_clashing_metric_names_and_leaves_the_model_as_it_was(metrics, match):
+    model = bp.Sequential([bp.layers.Dense(1, "sigmoid", input_dim=2)], seed=0)
+    model.compile("binary_crossentropy", "sgd", metrics=["precision"])
+    with pytest.raises(ValueError, match=match):
+        model.compile("binary_crossentropy", "adam", metrics=metrics())
+    assert [name for name, _ in model.metrics] == ["precision"]
+    assert type(model.optimizer).__name__ == "SGD"

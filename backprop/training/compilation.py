@@ -122,6 +122,7 @@ def resolve_metrics(
         metric = _metrics.get(spec, loss.kind, out)
         name = spec if isinstance(spec, str) else metric.name
         resolved.append((name, metric))
+    _metrics._check_names(resolved)  # two log keys of one name would overwrite each other
     return resolved
 
 
