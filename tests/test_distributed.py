@@ -647,3 +647,29 @@ def _check_bn_ranks(backend64, size):
             np.testing.assert_allclose(history[k], h_one.history[k], rtol=1e-12)
         for a, b in zip(weights, one.get_weights(), strict=True):  # moving statistics too
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_weighted_evaluate_over_ranks_equals_one_process_and_weights_are_compared():
+    numpy = resolve("numpy")
+    trained = _model(numpy)
+    X, y = _data(50)
+    trained.fit(X, y > 0, epochs=1, verbose=0)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, size=50)
+    expected = trained.evaluate(X, y > 0, batch_size=7, sample_weight=w)
+    assert expected != trained.evaluate(X, y > 0, batch_size=7)  # the weights count
+
+    def rank_evaluate(rank, comm, weights=lambda rank: w):
+        m = _model(numpy)
+        m.set_weights(trained.get_weights())
+        return DataParallel(m, comm).evaluate(X, y > 0, batch_size=7, sample_weight=weights(rank))
+
+    for result in ThreadGroup(3, timeout=20).run(rank_evaluate):
+        assert result.keys() == expected.keys()
+        for k in expected:
+            assert result[k] == pytest.approx(expected[k], rel=1e-12)
+    other = w.copy()
+    other[25] += 1.0
+    results = ThreadGroup(2, timeout=20).run(
+        lambda rank, comm: rank_evaluate(rank, comm, lambda r: w if r == 0 else other)
+    )
+    _refused(results, "rank 1: sample_weight: other values than rank 0's")

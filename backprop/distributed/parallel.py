@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import backend as _backend
 from ..training import loop as _loop
 from ..training.sharded import shard
 from .comm import failures_told, resolve
@@ -78,7 +79,9 @@ class DataParallel:
         """
         return self.model.fit(X, y, distributed=self.comm, **kwargs)
 
-    def evaluate(self, X: Any, y: Any, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, X: Any, y: Any, batch_size: int | None = None, sample_weight: Any = None
+    ) -> dict[str, float]:
         """Loss and metrics of ``(X, y)``, each rank evaluating its part of the rows.
 
         Parameters
@@ -89,6 +92,8 @@ class DataParallel:
             Their targets.
         batch_size : int, optional
             Rows per batch on each rank.
+        sample_weight : array_like, shape (n,), optional
+            A weight per row, as for ``model.evaluate`` (the same on every rank).
 
         Returns
         -------
@@ -107,12 +112,15 @@ class DataParallel:
         with failures_told(comm):
             if model.loss is not None:  # else evaluate says that compile comes first
                 X_checked, y_checked = model._check(X, y)
+                signature = _evaluation_signature(model, X_checked, y_checked)
+                if sample_weight is not None:  # compared like X and y (the loop checks it)
+                    signature["sample_weight"] = _backend.to_numpy(sample_weight)
                 comm.agree(
-                    _evaluation_signature(model, X_checked, y_checked),
+                    signature,
                     "The ranks must evaluate the same model on the same data (the same "
                     "backend, dtype, layers, loss, metrics, weights, X and y on every rank)",
                 )
-            return _loop.evaluate(model, X, y, batch_size, comm=comm)
+            return _loop.evaluate(model, X, y, batch_size, comm=comm, sample_weight=sample_weight)
 
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
         """``model.predict`` on this rank (every rank has the whole model).
