@@ -45,7 +45,7 @@ def backward(model: Any, y: Array, y_hat: Array) -> None:
     ``sum_i w_i L_i / n``, so dL/dy_hat (dL/dz for a fused loss) is the unweighted one with
     row ``i`` scaled by ``w_i``; the regularization penalties stay unweighted.
     """
-    y, w = _data.split_weights(y, model.output_dim)
+    y, w = _data.split_weights(y, y_hat.shape[-1])
     if w is None:
         model._backward_from_loss(y, y_hat)
         return
@@ -66,7 +66,7 @@ def backward(model: Any, y: Array, y_hat: Array) -> None:
 
 def loss_and_backward(model: Any, y: Array, y_hat: Array) -> Array:
     """The batch loss (with the penalties of these weights) and the backward pass."""
-    targets, w = _data.split_weights(y, model.output_dim)
+    targets, w = _data.split_weights(y, y_hat.shape[-1])
     if w is None:
         return model._loss_and_backward(y, y_hat)
     z = model.layers[-1].z if model._fused else None
@@ -78,12 +78,11 @@ def loss_and_backward(model: Any, y: Array, y_hat: Array) -> Array:
 
 def train_step(model: Any, x: Array, y: Array) -> tuple[Array, Array]:
     """One step of gradient descent; returns the batch loss and ``y_hat`` (on the device)."""
-    if _data.split_weights(y, model.output_dim)[1] is not None:  # sample weights ride along
-        y_hat = model._forward(x, training=True)
+    y_hat = model._forward(x, training=True)
+    if y.shape[-1] != y_hat.shape[-1]:  # sample weights ride along, a last column of y
         loss = loss_and_backward(model, y, y_hat)
         update(model)
         return loss, y_hat
-    y_hat = model._forward(x, training=True)
     loss = model._loss_and_backward(y, y_hat)
     update(model)
     return loss, y_hat
