@@ -157,3 +157,19 @@ def circles():
     X = np.c_[radius * np.cos(angle), radius * np.sin(angle)] + r.normal(0, 0.1, (n, 2))
     y = (np.arange(n) % 2 == 1).astype(np.int64)
     return X, y
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The captured engine's CPU stand-in: every backend "records", the step runs once and is
+    its own replay (tests/test_captured.py); the fixture's value counts the recordings."""
+    calls = []
+
+    def capture(self, fn):
+        calls.append(fn)
+        fn()
+        return fn
+
+    monkeypatch.setattr(Backend, "can_capture", property(lambda self: True))
+    monkeypatch.setattr(Backend, "capture", capture)
+    return calls

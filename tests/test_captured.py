@@ -44,21 +44,6 @@ def _gpu_specs() -> list:
 GPU = _gpu_specs()
 
 
-@pytest.fixture
-def recorder(monkeypatch):
-    """Every backend "records": the step runs once and is its own replay; counts the calls."""
-    calls = []
-
-    def capture(self, fn):
-        calls.append(fn)
-        fn()
-        return fn
-
-    monkeypatch.setattr(B.Backend, "can_capture", property(lambda self: True))
-    monkeypatch.setattr(B.Backend, "capture", capture)
-    return calls
-
-
 def _model(spec, capture=True, dtype="float64", opt="adam", loss="binary_crossentropy", k=1):
     name, _, device = spec.partition(":")
     out = "sigmoid" if k == 1 else "softmax"

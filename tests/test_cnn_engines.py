@@ -18,7 +18,6 @@ import pytest
 from distributed_helpers import ThreadGroup
 
 import backprop as bp
-from backprop import backend as B
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
@@ -85,20 +84,6 @@ def test_jax_compiled_epoch_equals_eager():
 
 
 # -- captured (the CPU stand-in of test_captured.py) -------------------------------------------
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    calls = []
-
-    def capture(self, fn):
-        calls.append(fn)
-        fn()
-        return fn
-
-    monkeypatch.setattr(B.Backend, "can_capture", property(lambda self: True))
-    monkeypatch.setattr(B.Backend, "capture", capture)
-    return calls
 
 
 @pytest.mark.parametrize("spec", ["numpy"] + ["torch"] * HAS_TORCH)

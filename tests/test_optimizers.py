@@ -1039,23 +1039,6 @@ def test_the_compiled_jax_epoch_equals_the_eager_steps(make):
         np.testing.assert_allclose(q, p, rtol=1e-10, atol=1e-13)
 
 
-@pytest.fixture
-def recorder(monkeypatch):
-    """The captured engine's CPU stand-in (tests/test_captured.py): the step is its own replay."""
-    from backprop import backend as B
-
-    calls = []
-
-    def capture(self, fn):
-        calls.append(fn)
-        fn()
-        return fn
-
-    monkeypatch.setattr(B.Backend, "can_capture", property(lambda self: True))
-    monkeypatch.setattr(B.Backend, "capture", capture)
-    return calls
-
-
 @new_options
 @pytest.mark.parametrize("spec", ["numpy", "array_api_strict:device1"])
 def test_the_captured_step_equals_the_eager_steps(recorder, make, spec):

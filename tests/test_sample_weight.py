@@ -11,7 +11,6 @@ import pytest
 from distributed_helpers import ThreadGroup
 
 import backprop as bp
-from backprop import backend as B
 from backprop import losses as _losses
 from backprop.training import compiled as _compiled
 from backprop.training import loop as _loop
@@ -213,21 +212,6 @@ def test_jax_compiled_epoch_weighs_as_numpy():
     h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w)
     assert h.params["engine"] == "compiled"
     _same(h.history, model.get_weights(), ref)
-
-
-@pytest.fixture
-def recorder(monkeypatch):
-    """Every backend "records" (the CPU stand-in of tests/test_captured.py)."""
-    calls = []
-
-    def capture(self, fn):
-        calls.append(fn)
-        fn()
-        return fn
-
-    monkeypatch.setattr(B.Backend, "can_capture", property(lambda self: True))
-    monkeypatch.setattr(B.Backend, "capture", capture)
-    return calls
 
 
 def test_the_captured_step_weighs_as_the_eager_steps(recorder):
