@@ -53,6 +53,7 @@ def compile(
     loss: str | _losses.Loss = "binary_crossentropy",
     optimizer: str | _optimizers.Optimizer = "adam",
     metrics: list[str | _metrics.Metric] | None = None,
+    weighted_metrics: list[str | _metrics.Metric] | None = None,
 ) -> None:
     """Choose the loss, the optimizer and the metrics reported by ``fit``/``evaluate``.
 
@@ -66,8 +67,11 @@ def compile(
         instance for non-default settings.
     metrics : list, optional
         Names such as ``"accuracy"``, ``"precision"``, ``"recall"``, ``"mae"``, ``"mse"``.
+    weighted_metrics : list, optional
+        Metrics weighted by the ``sample_weight`` (or ``class_weight``) of ``fit`` and
+        ``evaluate``, as Keras's ``weighted_metrics``.
     """
-    _compilation.compile(self, loss, optimizer, metrics)
+    _compilation.compile(self, loss, optimizer, metrics, weighted_metrics)
 
 
 def _require_compiled(self: Any, what: str) -> None:

@@ -12,7 +12,9 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 
 
-def compile(model: Any, loss: Any, optimizer: Any, metrics: Any) -> None:
+def compile(
+    model: Any, loss: Any, optimizer: Any, metrics: Any, weighted_metrics: Any = None
+) -> None:
     """``model.compile``: resolve everything, then assign (see ``Sequential.compile``)."""
     if not model.layers:
         raise ValueError("compile() needs layers: add them before compiling.")
