@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._checks import is_real
-from .backend import array_backend_name, backend_of, to_numpy
+from .._checks import is_real
+from ..backend import array_backend_name, backend_of, to_numpy
 
 Array = Any
 
