@@ -8,6 +8,10 @@ metric exact under data parallelism: the ranks' sums add up to the sums of the w
 Labels reach a metric in the layout the loss prepared: ``(n, k)`` floats (one-hot rows for
 categorical and sparse losses).
 
+Weighted (``compile(weighted_metrics=...)``), a metric gets the batch's sample weights: its sums
+become weighted sums, as Keras weighs them (a row's weight multiplies each of its outputs'
+counts and errors), and a mean divides by the total weight instead of the number of rows.
+
 The names, arguments, defaults and semantics are Keras 3's. ``AUC`` is Keras's thresholded
 approximation: its sums are the confusion counts at each of ``num_thresholds`` thresholds.
 
@@ -59,7 +63,9 @@ class Metric:
         if name is not None:
             self.name = _check_name(name)
 
-    def stats(self, y: Array, y_hat: Array, xp: Any) -> list[Array]:
+    def stats(
+        self, y: Array, y_hat: Array, xp: Any, sample_weight: Array | None = None
+    ) -> list[Array]:
         """Sums over the batch, as 0-d arrays on the device.
 
         Parameters
@@ -70,6 +76,9 @@ class Metric:
             Predictions.
         xp : namespace
             The Array API namespace of the arrays.
+        sample_weight : array, shape (n,), optional
+            Each row's weight (a weighted metric): the sums weigh each row's terms by it.
+            None gives the unweighted sums.
 
         Returns
         -------
@@ -85,8 +94,8 @@ class Metric:
         ----------
         totals : list of float
             The ``stats`` summed over the epoch's batches.
-        n : int
-            Number of samples.
+        n : int or float
+            Number of samples; for weighted ``stats``, the samples' total weight.
         k : int
             Number of outputs per sample.
 
@@ -144,9 +153,21 @@ def _device(a: Array) -> Any:
     return device(a)
 
 
-def _count(mask: Array, dtype: Any, xp: Any, axis: int | None = None) -> Array:
-    """How many entries of the boolean ``mask`` are true, in ``dtype`` (exact below 2^24)."""
-    return xp.sum(xp.astype(mask, dtype), axis=axis)
+def _count(
+    mask: Array, dtype: Any, xp: Any, axis: int | None = None, w: Array | None = None
+) -> Array:
+    """How many entries of the boolean ``mask`` are true, in ``dtype`` (exact below 2^24).
+
+    With row weights ``w`` (shape (n,)), the sum of the weights of the true entries.
+    """
+    return xp.sum(_weigh(xp.astype(mask, dtype), w, xp), axis=axis)
+
+
+def _weigh(a: Array, w: Array | None, xp: Any) -> Array:
+    """``a`` (shape (n,) or (n, k)) with each row times its weight; ``a`` itself without."""
+    if w is None:
+        return a
+    return a * (w if a.ndim == 1 else xp.reshape(w, (-1, 1)))
 
 
 def _entries(v: Array) -> list[Array]:
@@ -183,12 +204,12 @@ class BinaryAccuracy(Metric):
     def _settings(self):
         return {"threshold": self.threshold}
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         hit = (y_hat > self.threshold) == (y > 0.5)
-        return [_count(hit, y_hat.dtype, xp)]
+        return [_count(hit, y_hat.dtype, xp, w=sample_weight)]
 
     def result(self, totals, n, k):
-        return totals[0] / (n * k)
+        return _ratio(totals[0], n * k)
 
 
 class CategoricalAccuracy(Metric):
@@ -197,12 +218,12 @@ class CategoricalAccuracy(Metric):
     name = "categorical_accuracy"
     direction = "up"
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         hit = xp.argmax(y_hat, axis=-1) == xp.argmax(y, axis=-1)
-        return [_count(hit, y_hat.dtype, xp)]
+        return [_count(hit, y_hat.dtype, xp, w=sample_weight)]
 
     def result(self, totals, n, k):
-        return totals[0] / n
+        return _ratio(totals[0], n)
 
 
 class TopKCategoricalAccuracy(Metric):
@@ -233,17 +254,17 @@ class TopKCategoricalAccuracy(Metric):
     def _settings(self):
         return {"k": self.k}
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         label = xp.reshape(xp.argmax(y, axis=-1), (-1, 1))
         is_label = xp.arange(y.shape[-1], device=_device(y)) == label
         at_label = xp.sum(xp.where(is_label, y_hat, xp.zeros_like(y_hat)), axis=-1, keepdims=True)
         # NaN is no large output: it ranks below every number (Keras's in_top_k)
         at_label = xp.where(xp.isnan(at_label), xp.full_like(at_label, -math.inf), at_label)
         larger = _count(y_hat > at_label, y_hat.dtype, xp, axis=-1)
-        return [_count(larger < self.k, y_hat.dtype, xp)]
+        return [_count(larger < self.k, y_hat.dtype, xp, w=sample_weight)]
 
     def result(self, totals, n, k):
-        return totals[0] / n
+        return _ratio(totals[0], n)
 
 
 class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
@@ -359,9 +380,10 @@ class Precision(_Thresholded):
 
     name = "precision"
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         predicted, true = self._predicted_and_true(y, y_hat, xp)
-        return [_count(predicted & true, y_hat.dtype, xp), _count(predicted, y_hat.dtype, xp)]
+        w, dtype = sample_weight, y_hat.dtype
+        return [_count(predicted & true, dtype, xp, w=w), _count(predicted, dtype, xp, w=w)]
 
     def result(self, totals, n, k):
         return _ratio(totals[0], totals[1])
@@ -386,9 +408,10 @@ class Recall(_Thresholded):
 
     name = "recall"
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         predicted, true = self._predicted_and_true(y, y_hat, xp)
-        return [_count(predicted & true, y_hat.dtype, xp), _count(true, y_hat.dtype, xp)]
+        w, dtype = sample_weight, y_hat.dtype
+        return [_count(predicted & true, dtype, xp, w=w), _count(true, dtype, xp, w=w)]
 
     def result(self, totals, n, k):
         return _ratio(totals[0], totals[1])
@@ -463,7 +486,7 @@ class F1Score(Metric):
             )
         self._k = int(k)
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         dtype = y_hat.dtype
         if self.threshold is None:
             largest = xp.max(y_hat, axis=-1, keepdims=True)
@@ -473,6 +496,8 @@ class F1Score(Metric):
             predicted = y_hat > self.threshold
         p = xp.astype(predicted, dtype)
         tp, fp, fn = p * y, p * (1 - y), (1 - p) * y
+        if sample_weight is not None:  # Keras: each row's counts and support times its weight
+            tp, fp, fn, y = (_weigh(a, sample_weight, xp) for a in (tp, fp, fn, y))
         if self.average == "micro":
             return [xp.sum(tp), xp.sum(fp), xp.sum(fn)]
         k = y_hat.shape[-1]
@@ -588,7 +613,7 @@ class AUC(Metric):
         ends = xp.astype(i == t - 1, like.dtype) - xp.astype(i == 0, like.dtype)
         return i / (t - 1) + _EPSILON * ends
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         dtype = y_hat.dtype
         p = xp.reshape(y_hat, (-1,))
         if self.from_logits:  # the sigmoid, without overflow for large |z|
@@ -606,9 +631,33 @@ class AUC(Metric):
             ranked = xp.sort(xp.where(mask, p, below))
             return xp.astype(m - xp.searchsorted(ranked, thresholds, side="right"), dtype)
 
+        if sample_weight is not None:
+            return self._weighted_stats(p, true, thresholds, sample_weight, xp)
         tp, fp = above(true), above(~true)
         positives = _count(true, dtype, xp)
         return [positives, m - positives, *_entries(tp), *_entries(fp)]
+
+    def _weighted_stats(self, p, true, thresholds, sample_weight, xp):
+        """The confusion counts weighted: each output counts its row's weight (Keras)."""
+        k = p.shape[0] // sample_weight.shape[0]
+        w = xp.reshape(_weigh(xp.ones((sample_weight.shape[0], k), dtype=p.dtype,
+                                      device=_device(p)), sample_weight, xp), (-1,))  # fmt: skip
+        zero = xp.zeros_like(w)
+
+        def above(mask):
+            # the weight of the outputs where ``mask`` holds above each threshold: sorted by
+            # output, each position's weight from there to the end (a suffix sum), looked up
+            # where the threshold would be inserted
+            order = xp.argsort(xp.where(mask, p, xp.full_like(p, -1.0)))
+            ranked = xp.take(xp.where(mask, p, xp.full_like(p, -1.0)), order)
+            weights = xp.take(xp.where(mask, w, zero), order)
+            tail = xp.flip(xp.cumulative_sum(xp.flip(weights, axis=0)), axis=0)
+            tail = xp.concat([tail, zero[:1]])  # nothing above the largest output
+            return xp.take(tail, xp.searchsorted(ranked, thresholds, side="right"))
+
+        positives = xp.sum(xp.where(true, w, zero))
+        negatives = xp.sum(xp.where(true, zero, w))
+        return [positives, negatives, *_entries(above(true)), *_entries(above(~true))]
 
     def result(self, totals, n, k):
         t = self.num_thresholds
@@ -657,11 +706,11 @@ class MeanAbsoluteError(Metric):
     name = "mae"
     direction = "down"
 
-    def stats(self, y, y_hat, xp):
-        return [xp.sum(xp.abs(y_hat - y))]
+    def stats(self, y, y_hat, xp, sample_weight=None):
+        return [xp.sum(_weigh(xp.abs(y_hat - y), sample_weight, xp))]
 
     def result(self, totals, n, k):
-        return totals[0] / (n * k)
+        return _ratio(totals[0], n * k)
 
 
 class MeanSquaredError(Metric):
@@ -670,12 +719,12 @@ class MeanSquaredError(Metric):
     name = "mse"
     direction = "down"
 
-    def stats(self, y, y_hat, xp):
+    def stats(self, y, y_hat, xp, sample_weight=None):
         d = y_hat - y
-        return [xp.sum(d * d)]
+        return [xp.sum(_weigh(d * d, sample_weight, xp))]
 
     def result(self, totals, n, k):
-        return totals[0] / (n * k)
+        return _ratio(totals[0], n * k)
 
 
 _REGISTRY: dict[str, type[Metric]] = {

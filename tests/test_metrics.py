@@ -663,3 +663,166 @@ def test_compile_refuses_clashing_metric_names_and_leaves_the_model_as_it_was(me
         model.compile("binary_crossentropy", "adam", metrics=metrics())
     assert [name for name, _ in model.metrics] == ["precision"]
     assert type(model.optimizer).__name__ == "SGD"
+
+
+# -- sample weights: each metric's sums weighted as Keras weighs them ----------------------------
+
+
+def weighted_epoch(metric, backend, dt, ys, ps, ws):
+    """``epoch`` with weights: the weighted sums over the batches, the total weight as ``n``."""
+    xp = backend.xp
+
+    def stacked(y, p, w):
+        stats = metric.stats(y, p, xp, sample_weight=w)
+        assert len(stats) == metric.n_stats
+        assert all(s.shape == () for s in stats), "stats are 0-d arrays"
+        return xp.stack(stats)
+
+    stacked = backend.compile(stacked) or stacked
+    total = None
+    for y_host, p_host, w_host in zip(ys, ps, ws, strict=True):
+        y, p = backend.asarray(y_host, dt), backend.asarray(p_host, dt)
+        sums = stacked(y, p, backend.asarray(w_host, dt))
+        assert backend.owns(sums) and sums.dtype == p.dtype
+        total = sums if total is None else total + sums
+    host = [float(v) for v in bp.to_numpy(total)]
+    return metric.result(host, n=float(np.sum(ws)), k=ys[0].shape[1])
+
+
+def binary_weights(rng):
+    # integer weights (exact sums in float32 too), a zero weight among them
+    ws = [rng.integers(0, 6, N).astype(np.float64) for _ in range(BATCHES)]
+    ws[0][0] = 0.0
+    return ws
+
+
+def _repeat(w, k):
+    return np.repeat(stack(w), k)
+
+
+def _weighted_references(ys, ps, ws):
+    y, p, w = stack(ys), stack(ps), stack(ws)
+    flat, wk = y.ravel(), _repeat(ws, K)
+    return {
+        "binary_accuracy": sk.accuracy_score(flat, p.ravel() > 0.5, sample_weight=wk),
+        "categorical_accuracy": sk.accuracy_score(y.argmax(1), p.argmax(1), sample_weight=w),
+        "precision": sk.precision_score(flat, p.ravel() > 0.5, sample_weight=wk),
+        "recall": sk.recall_score(flat, p.ravel() > 0.5, sample_weight=wk),
+        "mae": sk.mean_absolute_error(y, p, sample_weight=w),
+        "mse": sk.mean_squared_error(y, p, sample_weight=w),
+    }
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        M.BinaryAccuracy,
+        M.CategoricalAccuracy,
+        M.Precision,
+        M.Recall,
+        M.MeanAbsoluteError,
+        M.MeanSquaredError,
+    ],
+    ids=lambda c: c.name,
+)
+def test_weighted_metrics_are_sklearns_with_sample_weight(metric, backend, rng):
+    ys, ps = binary_data(rng)
+    ys[1][:, 0] = 0  # distinct argmax rows for categorical accuracy
+    ws = binary_weights(rng)
+    expected = _weighted_references(ys, ps, ws)[metric.name]
+    assert expected != _weighted_references(ys, ps, [np.ones(N)] * BATCHES)[metric.name]
+    for dt in float_dtypes(backend):
+        got = weighted_epoch(metric(), backend, dt, ys, ps, ws)
+        # counts of integer weights are exact; the regression sums round in dt
+        rtol = 0 if metric not in (M.MeanAbsoluteError, M.MeanSquaredError) else 64 * eps(dt)
+        assert got == pytest.approx(expected, rel=rtol, abs=0)
+
+
+def test_weighted_f1_score_is_sklearns_with_sample_weight(backend, rng):
+    ys, ps = binary_data(rng)
+    ws = binary_weights(rng)
+    y, pred, w = stack(ys).astype(int), f1_predicted(stack(ps), None).astype(int), stack(ws)
+    for dt in float_dtypes(backend):
+        for average in ("micro", "macro", "weighted"):
+            expected = sk.f1_score(y, pred, average=average, sample_weight=w, zero_division=0)
+            assert expected != sk.f1_score(y, pred, average=average, zero_division=0)
+            m = M.get(M.F1Score(average), "binary", K)
+            got = weighted_epoch(m, backend, dt, ys, ps, ws)
+            np.testing.assert_allclose(got, expected, rtol=4 * eps("float64"), atol=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, K])
+def test_weighted_top_k_accuracy_is_the_weighted_mean_of_hits(k, backend, rng):
+    labels = [rng.integers(0, K, N) for _ in range(BATCHES)]
+    ys = [np.eye(K)[a] for a in labels]
+    ps = [rng.uniform(0, 1, (N, K)) for _ in range(BATCHES)]
+    ws = binary_weights(rng)
+    p, label = stack(ps), stack(labels)
+    hit = (p > p[np.arange(len(label)), label][:, None]).sum(1) < k
+    expected = np.average(hit, weights=stack(ws))
+    for dt in float_dtypes(backend):
+        got = weighted_epoch(M.TopKCategoricalAccuracy(k), backend, dt, ys, ps, ws)
+        assert got == pytest.approx(expected, rel=4 * eps("float64"), abs=0)
+
+
+def weighted_keras_auc(y, p, w, num_thresholds=200, curve="ROC"):
+    """``keras_auc`` of integer weights: each output repeated as often as its weight."""
+    reps = np.repeat(w, y.shape[1]).astype(int)
+    return keras_auc(np.repeat(y.ravel(), reps), np.repeat(p.ravel(), reps), num_thresholds, curve)
+
+
+@pytest.mark.parametrize("curve", ["ROC", "PR"])
+def test_weighted_auc_counts_the_weights(curve, backend, rng):
+    ys = [rng.integers(0, 2, (N, K)).astype(np.float64) for _ in range(BATCHES)]
+    ps = [np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1) for y in ys]
+    ws = binary_weights(rng)
+    y, w = stack(ys), stack(ws)
+    for dt in float_dtypes(backend):
+        p = rounded(ps, dt)
+        # Keras's formula on the weighted confusion counts: integer weights are repeated rows
+        expected = weighted_keras_auc(y, p, w, curve=curve)
+        assert expected != pytest.approx(keras_auc(y, p, curve=curve), rel=1e-6)
+        got = weighted_epoch(M.AUC(curve=curve), backend, dt, ys, ps, ws)
+        assert got == pytest.approx(expected, rel=200 * eps("float64"))
+        if curve == "ROC":  # and within the threshold error of scikit-learn's weighted AUC
+            exact = sk.roc_auc_score(y.ravel() != 0, p.ravel(), sample_weight=_repeat(ws, K))
+            assert abs(got - exact) < 0.01
+
+
+def test_weighted_auc_of_fractional_weights_is_sklearns_within_the_threshold_error(backend, rng):
+    ys = [rng.integers(0, 2, (N, K)).astype(np.float64) for _ in range(BATCHES)]
+    ps = [np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1) for y in ys]
+    ws = [rng.uniform(0.1, 3.0, N) for _ in range(BATCHES)]
+    y, p = stack(ys).ravel() != 0, stack(ps).ravel()
+    wk = _repeat(ws, K)
+    exact = sk.roc_auc_score(y, p, sample_weight=wk)
+    t = 11
+    # the weighted share of positive-negative pairs that fall between the same two thresholds
+    bucket = (p[:, None] > keras_thresholds(t, p.dtype)[None, :]).sum(1)
+    same = sum(
+        wk[y & (bucket == b)].sum() * wk[~y & (bucket == b)].sum() for b in np.unique(bucket)
+    )
+    bound = 0.5 * same / (wk[y].sum() * wk[~y].sum())
+    got = weighted_epoch(M.AUC(t), backend, "float64" if backend.supports_float64 else "float32",
+                         ys, ps, ws)  # fmt: skip
+    assert 0 < bound < 0.2 and got != exact
+    assert abs(got - exact) <= bound + 1e-6
+
+
+def test_without_weights_a_metric_gives_its_unweighted_sums(backend, rng):
+    ys, ps = binary_data(rng)
+    xp = backend.xp
+    for metric in (
+        M.BinaryAccuracy(),
+        M.Precision(),
+        M.AUC(7),
+        M.get(M.F1Score("macro"), n_outputs=K),
+    ):
+        y, p = backend.asarray(ys[0], "float32"), backend.asarray(ps[0], "float32")
+        plain = [float(v) for v in bp.to_numpy(xp.stack(metric.stats(y, p, xp)))]
+        none = [float(v) for v in bp.to_numpy(xp.stack(metric.stats(y, p, xp, sample_weight=None)))]
+        ones = xp.ones((N,), dtype=p.dtype, device=M._device(p))
+        by_one = [
+            float(v) for v in bp.to_numpy(xp.stack(metric.stats(y, p, xp, sample_weight=ones)))
+        ]
+        assert plain == none == by_one
