@@ -8,6 +8,7 @@ and jax when installed; cupy when a GPU answers (marked ``gpu``).
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -36,6 +37,12 @@ def _cupy_usable() -> bool:
 threadpool_limits(1)
 
 HAS_TORCH = _has("torch")
+if HAS_TORCH and os.environ.get("PYTEST_XDIST_WORKER"):
+    # under pytest-xdist each core runs a worker: torch's own pool of one thread per core
+    # would oversubscribe them as OpenBLAS's does
+    import torch
+
+    torch.set_num_threads(1)
 HAS_JAX = _has("jax")
 HAS_CUPY = _cupy_usable()
 
