@@ -244,3 +244,92 @@ def test_only_train_batch_hooks_keep_the_steps_eager(backend):
         bp.callbacks.BackupAndRestore("unused", save_freq=3),  # a backup every 3 batches
     ):
         assert type(choose.choose_engine(model, [watcher], None, 32)) is eager.Eager, watcher
+
+
+# -- in-memory data: each batch gathered by index, never the whole set (issue 23) ------------
+
+
+def _reference_fit(backend, X, y, epochs, batch_size, dtype="float64"):
+    """What a seeded shuffled fit computes, written out: each epoch gathers the whole set in
+    the shuffled order (what the engines did before issue 23), then steps over its slices."""
+    model = _net(backend, dtype=dtype)
+    Xd, Y = model._prepare(X, y)
+    xp, b, n = model.xp, model.backend, Xd.shape[0]
+    losses = []
+    for _ in range(epochs):
+        order = b.asarray(model.streams.permutation(n), b.int_dtype)
+        Xo, Yo = xp.take(Xd, order, axis=0), xp.take(Y, order, axis=0)
+        total = 0.0
+        for lo in range(0, n, batch_size):
+            hi = min(lo + batch_size, n)
+            loss, _ = model.train_step(Xo[lo:hi, ...], Yo[lo:hi, ...])
+            total += float(bp.to_numpy(loss)) * (hi - lo)
+        losses.append(total / n)
+    return model, losses
+
+
+@pytest.mark.parametrize("engine", ["default", "eager", "sharded", "captured"])
+def test_a_seeded_shuffled_fit_equals_the_loop_that_gathers_the_whole_order(
+    backend64, circles, engine, request
+):
+    """Gathering each batch by index trains on the very rows the whole-order copy gave."""
+    X, y = circles
+    ref, losses = _reference_fit(backend64, X, y, epochs=3, batch_size=48)
+    kwargs = {}
+    if engine == "eager":
+        kwargs["callbacks"] = [_Watcher()]
+    elif engine == "sharded":
+        kwargs["distributed"] = SingleProcess()
+    elif engine == "captured":
+        if backend64.name == "jax":
+            pytest.skip("JAX's arrays are immutable: its fits compile, they never record")
+        request.getfixturevalue("recorder")
+    model = _net(backend64)
+    h = model.fit(X, y, epochs=3, batch_size=48, verbose=0, **kwargs)
+    if engine == "captured":
+        assert h.params["engine"] == "captured"
+    # the step-by-step engines run the reference's very operations: the same bits
+    exact = h.params["engine"] != "compiled"
+    for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        else:  # one XLA program: its fusions may round differently
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(h.history["loss"], losses, rtol=1e-12)
+
+
+def _traced_peak(call):
+    """Peak bytes NumPy (and Python) allocated during ``call()`` above what was held before."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        call()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("engine", ["eager", "watched", "sharded", "compiled", "captured"])
+def test_a_shuffled_fit_makes_no_copy_of_the_training_set(engine, monkeypatch, request):
+    """Each batch is gathered by index: the transient memory stays far below the data's."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 400)).astype(np.float32)  # 7.6 MiB
+    y = (X[:, 0] > 0).astype(np.int64)
+    kwargs = {}
+    if engine == "watched":
+        kwargs["callbacks"] = [_Watcher()]
+    elif engine == "sharded":
+        kwargs["distributed"] = SingleProcess()
+    elif engine == "compiled":  # the program JAX compiles, run uncompiled on NumPy
+        monkeypatch.setattr(bp.Backend, "compile", lambda self, fn: fn)
+    elif engine == "captured":
+        request.getfixturevalue("recorder")
+    model = bp.Sequential([Dense(8, "relu", input_dim=400), Dense(1, "sigmoid")], seed=0,
+                          dtype="float32")  # fmt: skip
+    model.compile("binary_crossentropy", "adam")
+    model.fit(X[:100], y[:100], epochs=1, batch_size=50, verbose=0, **kwargs)  # built
+    peak = _traced_peak(lambda: model.fit(X, y, epochs=1, batch_size=50, verbose=0, **kwargs))
+    assert model.history.params["engine"] == {"watched": "eager"}.get(engine, engine)
+    assert peak <= 0.1 * X.nbytes, f"{peak / X.nbytes:.3f}x the data"

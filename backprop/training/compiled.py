@@ -94,29 +94,41 @@ def pure_epoch(
 ) -> tuple[Array, dict, list, Array, Array, Array, Array]:
     """One epoch as a function of its inputs only (what ``jax.jit`` traces).
 
-    The full batches run in one compiled loop (``Backend.scan``), the short last batch
-    after it. Returns the new ``theta``, state and buffers, the epoch's sums (loss, metric
+    The full batches run in one compiled loop (``Backend.scan``) over the epoch's order
+    reshaped ``(steps, batch_size)``, each step gathering its rows of ``X``; the short last
+    batch after it. Returns the new ``theta``, state and buffers, the epoch's sums (loss, metric
     statistics, dead-layer flags of the last batch), and the shuffled ``Y``, ``y_hat``
     and logits (to find a bad batch after a non-finite loss). ``rates`` holds each
     step's learning rate (row 0) and step number ``t`` (row 1).
     """
     xp, n = model.xp, X.shape[0]
     if order is not None:
-        X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
+        # the targets in the epoch's order, for the epoch's sums (a copy of the targets only:
+        # the rows of X are gathered one batch at a time inside the steps)
+        Y = xp.take(Y, order, axis=0)
     lrs, ts = rates[0, ...], rates[1, ...]  # each step's learning rate and t
     full = n // batch_size
     m = full * batch_size
     outputs, logits, penalties, dead = [], [], [], []
 
     def scan_step(carry: tuple, inputs: tuple) -> tuple:
-        """``pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs)."""
-        theta, state, buffers, *outputs = pure_step(model, *carry, *inputs)
+        """``pure_step`` in the form ``lax.scan`` loops: (carry, inputs) -> (carry, outputs).
+
+        ``inputs`` holds the step's rows of ``X`` (unshuffled: a slice) or their indices in
+        the epoch's order, gathered here: one batch at a time, never the whole set.
+        """
+        rows, y, lr, t = inputs
+        x = rows if order is None else xp.take(X, rows, axis=0)
+        theta, state, buffers, *outputs = pure_step(model, *carry, x, y, lr, t)
         return (theta, state, buffers), tuple(outputs)
 
     if full:
-        Xb = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
+        if order is None:
+            rows = xp.reshape(X[:m, ...], (full, batch_size, *X.shape[1:]))
+        else:
+            rows = xp.reshape(order[:m], (full, batch_size))
         Yb = xp.reshape(Y[:m, ...], (full, batch_size, *Y.shape[1:]))
-        inputs = (Xb, Yb, lrs[:full], ts[:full])
+        inputs = (rows, Yb, lrs[:full], ts[:full])
         (theta, state, buffers), out = model.backend.scan(
             scan_step, (theta, state, buffers), inputs
         )
@@ -127,7 +139,14 @@ def pure_epoch(
         dead = [flags[-1] for flags in out[3:]]  # the flags of the last full batch
     if m < n:
         theta, state, buffers, y_hat, z, penalty, *dead = pure_step(
-            model, theta, state, buffers, X[m:, ...], Y[m:, ...], lrs[full], ts[full]
+            model,
+            theta,
+            state,
+            buffers,
+            X[m:, ...] if order is None else xp.take(X, order[m:], axis=0),
+            Y[m:, ...],
+            lrs[full],
+            ts[full],
         )
         outputs.append(y_hat)
         logits.append(z)

@@ -16,13 +16,14 @@ Array = Any
 class Eager(Engine):
     """One step at a time: forward, backward, the optimizer's in-place update.
 
-    The epoch's rows are gathered once in the shuffled order, then each batch is a
-    contiguous slice (cheaper than a gather per batch). The loss and metrics are computed
-    once per epoch from the outputs every step produced, and the steps stop after any batch
-    where a callback sets ``model.stop_training``. When a callback watches the batches, each
-    step's loss and metric statistics are added up as it runs and read back for its
-    ``on_train_batch_end`` logs (the running averages since the epoch began, as in Keras 3):
-    a host synchronisation per step that no other fit pays.
+    Each batch's rows are gathered by index from the epoch's shuffled order (one ``take``
+    per batch; a slice of the data without shuffling): the training set is never copied,
+    so the memory a fit needs above the data is that of a few batches. The loss and metrics
+    are computed once per epoch from the outputs every step produced, and the steps stop
+    after any batch where a callback sets ``model.stop_training``. When a callback watches
+    the batches, each step's loss and metric statistics are added up as it runs and read
+    back for its ``on_train_batch_end`` logs (the running averages since the epoch began, as
+    in Keras 3): a host synchronisation per step that no other fit pays.
     """
 
     name = "eager"
@@ -38,8 +39,6 @@ class Eager(Engine):
         callbacks: _callbacks.CallbackList,
     ) -> Epoch:
         xp, n = model.xp, X.shape[0]
-        if order is not None:
-            X, Y = xp.take(X, order, axis=0), xp.take(Y, order, axis=0)
         fused, last = model._fused, model.layers[-1]
         outputs, logits, penalties, targets, batches = [], [], [], [], []
         steps_run = 0
@@ -57,10 +56,11 @@ class Eager(Engine):
                 callbacks.on_train_batch_begin(i)
             penalty = model._penalty()  # the weights this step starts from
             lo, hi = self.rows(lo, hi)
-            y_hat = self.step(model, X[lo:hi, ...], Y[lo:hi, ...], (hi - lo) / size)
+            xb, yb = batch(xp, X, Y, order, lo, hi)
+            y_hat = self.step(model, xb, yb, (hi - lo) / size)
             if y_hat is not None:
                 outputs.append(y_hat)
-                targets.append(Y[lo:hi, ...])
+                targets.append(yb)
                 batches.append(i)
             if fused and hi > lo:
                 logits.append(last.z)  # the fused loss needs the logits
@@ -69,7 +69,7 @@ class Eager(Engine):
             logs = {"batch": i, "size": size}
             if watched:
                 z = last.z if fused and hi > lo else None
-                part = self.batch_part(model, Y[lo:hi, ...], y_hat, z, penalty, hi - lo)
+                part = self.batch_part(model, yb, y_hat, z, penalty, hi - lo)
                 running = part if running is None else running + part
                 # the rows of every rank so far: the sums are added over the ranks
                 logs.update(_logs.finish(model, running, min((i + 1) * batch_size, n)))
@@ -79,12 +79,12 @@ class Eager(Engine):
             if self.stopped(model):  # as in Keras, a callback can stop after any batch
                 break
         n = min(steps_run * batch_size, n)  # the rows trained on
-        Y = self.seen(xp, Y, targets, n)
-        Y_hat = xp.concat(outputs, axis=0) if len(outputs) > 1 else outputs[0]
-        Z = (xp.concat(logits, axis=0) if len(logits) > 1 else logits[0]) if logits else None
+        del xb, yb  # the last batch: not held through the epoch's sums
+        sizes = [y_hat.shape[0] for y_hat in outputs]
+        # each list joined, then dropped, in turn: one list's parts and its join at a time
+        Y, Y_hat, Z = _join(xp, targets), _join(xp, outputs), _join(xp, logits)
         dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
         total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
-        sizes = [y_hat.shape[0] for y_hat in outputs]
         sums = _logs.stack(model, total_loss, totals)
         return Epoch(sums, n, len(dead), (Y, Y_hat, Z, sizes), None, batches, steps_run)
 
@@ -113,6 +113,27 @@ class Eager(Engine):
         """One step on the batch ``(x, y)``; returns its outputs."""
         return _step.step(model, x, y)
 
-    def seen(self, xp: Any, Y: Array, targets: list, n: int) -> Array:
-        """The targets of the rows trained on: the first ``n`` of the epoch's order."""
-        return Y if n == Y.shape[0] else Y[:n, ...]
+
+def batch(xp: Any, X: Array, Y: Array, order: Array | None, lo: int, hi: int) -> tuple:
+    """The rows ``lo:hi`` of the epoch: a slice of ``(X, Y)``, or gathered through ``order``.
+
+    One ``take`` per batch of the rows the permutation names there: the same rows, in the
+    same order, as slicing the whole set gathered in that order, without its copy.
+    """
+    if order is None:
+        return X[lo:hi, ...], Y[lo:hi, ...]
+    rows = order[lo:hi]
+    return xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+
+
+def _join(xp: Any, parts: list) -> Array | None:
+    """The batches' arrays joined along the rows (None for none); empties ``parts``.
+
+    Emptied so that the parts are freed as soon as they are joined, before the next list is:
+    the epoch's outputs, targets and logits are then never held twice at once.
+    """
+    if not parts:
+        return None
+    joined = xp.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+    parts.clear()
+    return joined

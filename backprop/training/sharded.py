@@ -289,10 +289,6 @@ class Sharded(Eager):
         _step.update(model, comm.allreduce(g, model.backend))
         return y_hat if x.shape[0] else None
 
-    def seen(self, xp: Any, Y: Array, targets: list, n: int) -> Array:
-        """The targets of the rows this rank trained on (their loss is summed over ranks)."""
-        return xp.concat(targets, axis=0) if len(targets) > 1 else targets[0]
-
     def __repr__(self) -> str:
         return f"Sharded({self.comm!r})"
 
