@@ -16,6 +16,9 @@ it between backends. What it hands over to lives on the floors below, none of wh
 - ``backprop.trainer``: ``compile``, ``fit``, ``evaluate``, ``predict``, ``train_step``,
   ``loss_and_gradients``, ``dead_layers`` (Keras's ``Trainer`` methods, bound here), which
   check input through ``backprop.data`` and hand over to ``backprop.training``;
+- ``backprop.calls``: ``model(X)``, ``predict_on_batch``, ``train_on_batch``,
+  ``test_on_batch`` and ``pop``; ``backprop.weights``: ``get_weights``, ``set_weights`` and
+  ``weights``, ``trainable_weights``, ``non_trainable_weights`` (Keras's handles);
 - ``backprop.summary`` (``summary``), ``backprop.explain`` (``explain``), ``backprop.io``
   (``save``; ``bp.load`` builds a ``Sequential`` through ``backprop.registry``, where this
   module registers it) and ``backprop.clone`` (``bp.clone_model``).
@@ -29,6 +32,7 @@ from typing import Any
 
 from . import backend as _backend
 from . import callbacks as _callbacks
+from . import calls as _calls
 from . import data as _data
 from . import explain as _explain
 from . import io as _io
@@ -39,6 +43,7 @@ from . import optimizers as _optimizers
 from . import registry as _registry
 from . import summary as _summary
 from . import trainer as _trainer
+from . import weights as _weights
 from ._checks import check_bool
 from .parameters import FlatParameters, check_input_fits
 from .rng import Streams
@@ -362,53 +367,19 @@ class Sequential(FlatParameters):
     _to_device = _trainer._to_device
     _prepare = _trainer._prepare
 
-    # -- weights --------------------------------------------------------------------------------
-    def get_weights(self) -> list:
-        """Copies of the weights as NumPy arrays, in Keras order: W1, b1, W2, b2, ...
+    # -- weights: NumPy copies, and Keras's handles (backprop/weights.py) -------------------------
+    get_weights = _weights.get_weights
+    set_weights = _weights.set_weights
+    weights = property(_weights.weights)
+    trainable_weights = property(_weights.trainable_weights)
+    non_trainable_weights = property(_weights.non_trainable_weights)
 
-        Each layer's trainable weights, then its non-trainable ones: BatchNormalization gives
-        gamma, beta, moving_mean, moving_variance.
-
-        Returns
-        -------
-        list of numpy.ndarray
-            ``W`` of shape ``(in_dim, units)`` and ``b`` of shape ``(units,)`` for each ``Dense``.
-        """
-        self._require_built("get_weights")
-        return [
-            self.backend.to_numpy(getattr(layer, store)[k]).copy()
-            for layer, store, k in self._weight_slots
-        ]
-
-    def set_weights(self, weights: list) -> None:
-        """Replace the weights from a list shaped like :meth:`get_weights` (checked first).
-
-        Parameters
-        ----------
-        weights : list of array_like
-            Arrays shaped like those of :meth:`get_weights`, in the same order.
-        """
-        self._require_built("set_weights")
-        slots = self._weight_slots
-        if not isinstance(weights, list | tuple) or len(weights) != len(slots):
-            received = len(weights) if isinstance(weights, list | tuple) else type(weights).__name__
-            raise ValueError(
-                f"set_weights expects a list of {len(slots)} arrays (as get_weights returns), "
-                f"received {received}."
-            )
-        arrays = []
-        for (layer, store, k), w in zip(slots, weights, strict=True):
-            w = _data.as_array(w, f"weights for {layer.name}.{k}")
-            expected = tuple(getattr(layer, store)[k].shape)
-            if tuple(w.shape) != expected:
-                raise ValueError(
-                    f"set_weights: {layer.name}.{k} expects shape {expected}, received "
-                    f"{tuple(w.shape)}."
-                )
-            arrays.append(self.backend.asarray(self.backend.to_numpy(w), self.dtype))
-        for (layer, store, k), w in zip(slots, arrays, strict=True):
-            getattr(layer, store)[k] = w
-        self._collect_params()
+    # -- Keras's calls on one batch, and pop (backprop/calls.py) ---------------------------------
+    __call__ = _calls.call
+    predict_on_batch = _calls.predict_on_batch
+    train_on_batch = _calls.train_on_batch
+    test_on_batch = _calls.test_on_batch
+    pop = _calls.pop
 
     def count_params(self) -> int:
         """Total number of scalars in the weights, trainable or not (as Keras counts).
