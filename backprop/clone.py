@@ -101,7 +101,8 @@ def _working_copy(
     """``model`` copied: architecture, current weights and compile settings, on ``backend``.
 
     :func:`clone_model`, then the model's weights and, when it is compiled, its loss, metrics
-    and a new optimizer of the same config (fresh state: the copy's step is a first step).
+    (weighted ones included) and a new optimizer of the same config (fresh state: the copy's
+    step is a first step).
     What ``explain`` and ``gradcheck`` run on, so that the model itself is not changed.
     float64 copies of a model whose device has no float64 go to NumPy. An unbuilt model is
     built for ``input_dim`` features: its seed gives the weights it would have drawn itself.
@@ -136,5 +137,6 @@ def _working_copy(
         copy.set_weights(model.get_weights())
     if model.loss is not None:
         optimizer = _optimizers.get(model.optimizer.get_config())
-        copy.compile(model.loss, optimizer, model._metric_specs)
+        weighted = getattr(model, "_weighted_metric_specs", [])
+        copy.compile(model.loss, optimizer, model._metric_specs, weighted)
     return copy

@@ -13,7 +13,8 @@ A NumPy ``.npz`` (zip) archive with
     {"format": "backprop-sequential", "version": 2, "library_version": "0.1.0",
      "model": {"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...],
                "input_shape"},
-     "compile": {"loss", "optimizer", "metrics", "iterations", "state_keys"} or absent,
+     "compile": {"loss", "optimizer", "metrics", "weighted_metrics", "iterations",
+                 "state_keys"} or absent,
      "rng_state": {...}, "arrays": ["weight_0", ...], "checksum": "sha256:<hex>"}
 
 The checksum is SHA-256 over the header itself (every key but ``checksum``, as canonical JSON)
@@ -155,7 +156,8 @@ def save(model: Any, path: str | os.PathLike) -> str:
         config["compile"] = {
             "loss": model.loss.get_config(),
             "optimizer": opt.get_config(),
-            "metrics": [m if isinstance(m, str) else m.get_config() for m in model._metric_specs],
+            "metrics": _metric_configs(model._metric_specs),
+            "weighted_metrics": _metric_configs(getattr(model, "_weighted_metric_specs", [])),
             "iterations": opt.iterations,
             "state_keys": [sorted(s) for s in opt.state],
         }
@@ -189,6 +191,16 @@ def save(model: Any, path: str | os.PathLike) -> str:
             raise
         raise named from None  # the cause names the temporary file, this names the target
     return target
+
+
+def _metric_configs(specs: list) -> list:
+    """The compile's metric specs as JSON: names as given, instances as their configs."""
+    return [m if isinstance(m, str) else m.get_config() for m in specs]
+
+
+def _metrics_of(configs: list) -> list:
+    """The metric specs of saved configs (``weighted_metrics`` is absent from older files)."""
+    return [m if isinstance(m, str) else _metrics.get(m) for m in configs]
 
 
 def _save_target(path: str | os.PathLike) -> tuple[str, str]:
@@ -408,8 +420,9 @@ def load(path: str | os.PathLike, backend: str | None = None, device: Any = None
         compiled = config.get("compile")
         if compiled is not None:
             optimizer = _optimizers.get(compiled["optimizer"])
-            metrics = [m if isinstance(m, str) else _metrics.get(m) for m in compiled["metrics"]]
-            model.compile(_losses.get(compiled["loss"]), optimizer, metrics)
+            metrics = _metrics_of(compiled["metrics"])
+            weighted = _metrics_of(compiled.get("weighted_metrics", []))  # absent: older files
+            model.compile(_losses.get(compiled["loss"]), optimizer, metrics, weighted)
             optimizer.state = [
                 {k: model.backend.asarray(arrays.pop(f"opt_{i}_{k}"), model.dtype) for k in keys}
                 for i, keys in enumerate(compiled["state_keys"])

@@ -123,6 +123,10 @@ class Metric:
         """The constructor's arguments other than ``name``."""
         return {}
 
+    def _logged_stats(self, y: Array, y_hat: Array, xp: Any, sample_weight: Array | None) -> list:
+        """The sums fit and evaluate log: unweighted (a weighted metric uses the weights)."""
+        return self.stats(y, y_hat, xp)
+
     def _set_outputs(self, k: int) -> None:
         """Told the model's number of outputs when it compiles (a hook for per-class sums)."""
 
@@ -639,20 +643,20 @@ class AUC(Metric):
 
     def _weighted_stats(self, p, true, thresholds, sample_weight, xp):
         """The confusion counts weighted: each output counts its row's weight (Keras)."""
-        k = p.shape[0] // sample_weight.shape[0]
-        w = xp.reshape(_weigh(xp.ones((sample_weight.shape[0], k), dtype=p.dtype,
-                                      device=_device(p)), sample_weight, xp), (-1,))  # fmt: skip
+        n = sample_weight.shape[0]
+        rows = xp.ones((n, p.shape[0] // n), dtype=p.dtype, device=_device(p))
+        w = xp.reshape(_weigh(rows, sample_weight, xp), (-1,))  # the flattened outputs' rows
         zero = xp.zeros_like(w)
 
         def above(mask):
             # the weight of the outputs where ``mask`` holds above each threshold: sorted by
-            # output, each position's weight from there to the end (a suffix sum), looked up
-            # where the threshold would be inserted
-            order = xp.argsort(xp.where(mask, p, xp.full_like(p, -1.0)))
-            ranked = xp.take(xp.where(mask, p, xp.full_like(p, -1.0)), order)
-            weights = xp.take(xp.where(mask, w, zero), order)
+            # output, the weight from each position to the end (a suffix sum), read where
+            # the threshold would be inserted
+            masked = xp.where(mask, p, xp.full_like(p, -1.0))  # -1: under every threshold
+            order = xp.argsort(masked)
+            ranked, weights = xp.take(masked, order), xp.take(xp.where(mask, w, zero), order)
             tail = xp.flip(xp.cumulative_sum(xp.flip(weights, axis=0)), axis=0)
-            tail = xp.concat([tail, zero[:1]])  # nothing above the largest output
+            tail = xp.concat([tail, zero[:1]])  # nothing lies above the largest output
             return xp.take(tail, xp.searchsorted(ranked, thresholds, side="right"))
 
         positives = xp.sum(xp.where(true, w, zero))
@@ -725,6 +729,63 @@ class MeanSquaredError(Metric):
 
     def result(self, totals, n, k):
         return _ratio(totals[0], n * k)
+
+
+class _Weighted(Metric):
+    """A metric of ``compile(weighted_metrics=...)``: its sums weighed by the sample weights.
+
+    The sums are the metric's own with ``sample_weight``, then the batch's total weight (the
+    number of rows without weights), which :meth:`result` hands the metric as its ``n``: a
+    mean becomes the weighted mean, Keras's ``sum(w * value) / sum(w)``. Without weights the
+    sums are the unweighted ones and the result is the unweighted metric's.
+
+    Parameters
+    ----------
+    metric : Metric
+        The metric weighed; its ``stats`` must take ``sample_weight``.
+    """
+
+    def __init__(self, metric: Metric):
+        import inspect
+
+        try:
+            takes = "sample_weight" in inspect.signature(metric.stats).parameters
+        except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+            takes = False
+        if not takes:
+            raise TypeError(
+                f"{type(metric).__name__} cannot be a weighted metric: its stats(y, y_hat, xp) "
+                "takes no sample_weight. Give it stats(self, y, y_hat, xp, sample_weight=None), "
+                "summing each row's terms times its weight, or pass it in metrics= instead."
+            )
+        self.metric = metric
+        self.name = metric.name
+        self.direction = metric.direction
+
+    @property
+    def n_stats(self) -> int:
+        return self.metric.n_stats + 1
+
+    def stats(self, y, y_hat, xp, sample_weight=None):
+        own = self.metric.stats(y, y_hat, xp, sample_weight=sample_weight)
+        if sample_weight is None:  # the rows, counted on the device (capture-safe)
+            return [*own, xp.sum(xp.ones_like(y_hat[:, 0]))]
+        return [*own, xp.sum(sample_weight)]
+
+    def _logged_stats(self, y, y_hat, xp, sample_weight):
+        return self.stats(y, y_hat, xp, sample_weight=sample_weight)
+
+    def result(self, totals, n, k):
+        return self.metric.result(totals[:-1], totals[-1], k)
+
+    def get_config(self):
+        return self.metric.get_config()
+
+    def _set_outputs(self, k):
+        self.metric._set_outputs(k)
+
+    def __repr__(self) -> str:
+        return f"weighted {self.metric!r}"
 
 
 _REGISTRY: dict[str, type[Metric]] = {
@@ -848,7 +909,8 @@ def _check_names(named_metrics: list[tuple[str, Metric]]) -> None:
     ValueError: Two metrics are named 'auc' (AUC and AUC): ... e.g. AUC(..., name='auc_1').
     """
     seen: dict[str, Metric] = {}
-    for name, metric in named_metrics:
+    for name, weighed in named_metrics:
+        metric = getattr(weighed, "metric", weighed)  # a weighted metric: the one it weighs
         if name in _RESERVED or name.startswith("val_"):
             what = "starts with 'val_', the prefix of" if name.startswith("val_") else "is"
             raise ValueError(

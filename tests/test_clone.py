@@ -72,3 +72,15 @@ def test_the_working_copy_has_the_current_weights_and_the_compile_settings(backe
     assert copy.loss is model.loss and copy.optimizer is not model.optimizer
     assert copy.optimizer.get_config() == model.optimizer.get_config()
     assert copy.optimizer.iterations == 0 and [n for n, _ in copy.metrics] == ["accuracy"]
+
+
+def test_the_working_copy_keeps_the_weighted_metrics(backend):
+    model = _net(backend)
+    model.compile("binary_crossentropy", "sgd", ["accuracy"], weighted_metrics=["accuracy", "mse"])
+    copy = _working_copy(model)
+    assert [n for n, _ in copy.metrics] == ["accuracy", "weighted_accuracy", "mse"]
+    X = np.random.default_rng(0).normal(size=(6, copy.input_shape[0]))
+    y, w = np.array([0, 1, 1, 0, 1, 0]), np.arange(6.0)
+    got, expected = copy.evaluate(X, y, sample_weight=w), model.evaluate(X, y, sample_weight=w)
+    assert list(got) == list(expected)
+    np.testing.assert_allclose(list(got.values()), list(expected.values()), rtol=1e-6)

@@ -281,3 +281,21 @@ def test_rank_0_reads_the_training_state_and_every_rank_restores_it(tmp_path, ci
     path.write_bytes(bytes(data))
     errors = ThreadGroup(2, timeout=10).run(restore)
     assert all(isinstance(e, ValueError) and "damaged" in str(e) for e in errors), errors
+
+
+def test_weighted_metrics_survive_save_and_load(tmp_path, circles):
+    X, y = circles
+    w = np.linspace(0.0, 2.0, len(y))
+    model = bp.Sequential([Dense(4, "relu", input_dim=2), Dense(1, "sigmoid")], seed=0)
+    model.compile("binary_crossentropy", "adam", metrics=["accuracy"],
+                  weighted_metrics=["accuracy", bp.metrics.Precision(0.7, name="p7")])  # fmt: skip
+    model.fit(X, y, epochs=2, verbose=0)
+    before = model.evaluate(X, y, sample_weight=w)
+    assert list(before) == ["loss", "accuracy", "weighted_accuracy", "p7"]
+    model.save(tmp_path / "m.npz")
+    loaded = bp.load(tmp_path / "m.npz")
+    assert loaded.evaluate(X, y, sample_weight=w) == pytest.approx(before, rel=1e-6)
+    loaded.save(tmp_path / "again.npz")
+    again = bp.load(tmp_path / "again.npz")
+    assert [n for n, _ in again.metrics] == ["accuracy", "weighted_accuracy", "p7"]
+    assert again.metrics[2][1].get_config() == model.metrics[2][1].get_config()

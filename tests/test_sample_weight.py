@@ -29,7 +29,9 @@ def _data(seed=0, k=1):
     return X, y, w
 
 
-def _model(backend="numpy", loss="binary_crossentropy", out="sigmoid", k=1, lr=0.05, reg=None):
+def _model(
+    backend="numpy", loss="binary_crossentropy", out="sigmoid", k=1, lr=0.05, reg=None, wm=None
+):
     name, _, device = str(backend).partition(":")
     model = bp.Sequential(
         [
@@ -41,7 +43,8 @@ def _model(backend="numpy", loss="binary_crossentropy", out="sigmoid", k=1, lr=0
         dtype="float64",
         seed=1,
     )
-    model.compile(loss, bp.optimizers.SGD(lr), ["accuracy"] if out != "linear" else ["mae"])
+    metrics = ["accuracy"] if out != "linear" else ["mae"]
+    model.compile(loss, bp.optimizers.SGD(lr), metrics, weighted_metrics=wm)
     return model
 
 
@@ -174,13 +177,121 @@ def test_validation_split_takes_the_weights_of_its_rows():
     np.testing.assert_allclose(h.history["val_loss"], [expected["loss"]], rtol=1e-14)
 
 
+# -- weighted metrics: compile(weighted_metrics=...) ---------------------------------------------
+
+
+def _predicted(model, X):
+    return np.asarray(bp.to_numpy(model.predict(X)), dtype=np.float64)[:, 0]
+
+
+def test_weighted_metrics_weigh_by_the_sample_weights_under_their_own_names(spec):
+    skm = pytest.importorskip("sklearn.metrics")
+    X, y, w = _data()
+    model = _model(spec, wm=["accuracy", "auc", "mae"])
+    _fit(model, X, y, epochs=1)
+    p = _predicted(model, X)
+    got = model.evaluate(X, y, sample_weight=w)
+    # Keras 3: a weighted metric named like an unweighted one gets the prefix "weighted_"
+    assert list(got) == ["loss", "accuracy", "weighted_accuracy", "auc", "mae"]
+    expected = skm.accuracy_score(y, p > 0.5, sample_weight=w)
+    assert got["weighted_accuracy"] == pytest.approx(expected, rel=1e-12)
+    assert got["weighted_accuracy"] != got["accuracy"]
+    assert got["accuracy"] == skm.accuracy_score(y, p > 0.5)  # unweighted stays unweighted
+    np.testing.assert_allclose(got["mae"], np.average(np.abs(p - y), weights=w), rtol=1e-12)
+    # within Keras's threshold error (200 thresholds, 40 rows: a few pairs share a bucket)
+    assert abs(got["auc"] - skm.roc_auc_score(y, p, sample_weight=w)) < 0.02
+    # without weights a weighted metric is the unweighted one
+    plain = model.evaluate(X, y)
+    assert plain["weighted_accuracy"] == plain["accuracy"]
+    np.testing.assert_allclose(plain["mae"], np.mean(np.abs(p - y)), rtol=1e-12)
+
+
+def test_weighted_metrics_in_fit_use_the_fit_and_the_validation_weights():
+    X, y, w = _data()
+    Xv, yv, wv = _data(seed=5)
+    model = _model(wm=["accuracy", "precision"])
+    h = _fit(model, X, y, epochs=1, batch_size=N, shuffle=False, sample_weight=w,
+             validation_data=(Xv, yv, wv))  # fmt: skip
+    val = model.evaluate(Xv, yv, sample_weight=wv)
+    assert h.history["val_weighted_accuracy"] == [val["weighted_accuracy"]]
+    assert h.history["val_precision"] == [val["precision"]]
+    assert val["weighted_accuracy"] != model.evaluate(Xv, yv)["weighted_accuracy"]
+    # one full batch: the epoch's metrics are those of the weights before its step
+    start = _model(wm=["accuracy", "precision"])
+    before = start.evaluate(X, y, sample_weight=w)
+    assert h.history["weighted_accuracy"] == [before["weighted_accuracy"]]
+    assert h.history["precision"] == [before["precision"]]
+
+
+def test_class_weight_weighs_the_weighted_metrics():
+    X, y, _ = _data()
+    cw = {0: 0.25, 1: 4.0}
+    a, b = _model(wm=["accuracy"]), _model(wm=["accuracy"])
+    ha = _fit(a, X, y, class_weight=cw)
+    hb = _fit(b, X, y, sample_weight=np.array([cw[int(c)] for c in y]))
+    assert ha.history == hb.history
+    assert ha.history["weighted_accuracy"] != ha.history["accuracy"]
+
+
+def test_integer_weights_weigh_as_repeated_rows():
+    X, y, w = _data()
+    w = np.round(w).astype(int)
+    model = _model(wm=["accuracy", "precision", "recall", "mse"])
+    _fit(model, X, y, epochs=1)
+    got = model.evaluate(X, y, sample_weight=w)
+    repeated = model.evaluate(np.repeat(X, w, axis=0), np.repeat(y, w))
+    for name in ("precision", "recall", "mse"):
+        assert got[name] == pytest.approx(repeated[name], rel=1e-12), name
+    assert got["weighted_accuracy"] == pytest.approx(repeated["accuracy"], rel=1e-12)
+
+
+def test_weighted_metric_names_follow_keras_and_clashes_are_refused():
+    model = _model(wm=["accuracy"])  # the model's metrics=["accuracy"]
+    assert [n for n, _ in model.metrics] == ["accuracy", "weighted_accuracy"]
+    model = _model(wm=["auc", bp.metrics.AUC(curve="PR")])
+    assert [n for n, _ in model.metrics] == ["accuracy", "auc", "weighted_auc"]
+    # Keras would number a third; here, as for metrics=, a clash is told at compile
+    with pytest.raises(ValueError, match=r"named 'weighted_accuracy' \(BinaryAccuracy and Bin"):
+        _model(wm=["accuracy", bp.metrics.BinaryAccuracy(name="accuracy")])
+
+
+def test_compile_refuses_bad_weighted_metrics_and_leaves_the_model_as_it_was():
+    class Unweighable(bp.metrics.Metric):
+        name = "unweighable"
+
+        def stats(self, y, y_hat, xp):
+            return [xp.sum(y_hat)]
+
+        def result(self, totals, n, k):
+            return totals[0] / n
+
+    model = _model(wm=["precision"])
+    with pytest.raises(TypeError, match="sample_weight"):
+        model.compile("binary_crossentropy", "adam", weighted_metrics=[Unweighable()])
+    with pytest.raises(TypeError, match="weighted_metrics must be a list"):
+        model.compile("binary_crossentropy", "adam", weighted_metrics=3)
+    with pytest.raises(ValueError, match="Unknown metric"):
+        model.compile("binary_crossentropy", "adam", weighted_metrics=["nope"])
+    assert [n for n, _ in model.metrics] == ["accuracy", "precision"]
+    assert type(model.optimizer).__name__ == "SGD"
+    # a custom metric that takes sample_weight is weighed
+    model.compile("binary_crossentropy", "sgd", weighted_metrics=[bp.metrics.MeanSquaredError()])
+    assert [n for n, _ in model.metrics] == ["mse"]
+
+
 # -- every engine gives the eager numbers ------------------------------------------------------
+
+
+# the engines' tests log weighted metrics too: their sums ride with the unweighted ones
+WEIGHTED = ["accuracy", "precision", "mse"]
+WEIGHTED_KEYS = ["weighted_accuracy", "precision", "mse"]
 
 
 def _reference(spec="numpy", **kw):
     X, y, w = _data()
-    model = _model(spec, **kw)
+    model = _model(spec, wm=WEIGHTED, **kw)
     h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w)
+    assert set(WEIGHTED_KEYS) <= set(h.history)
     return h.history, model.get_weights()
 
 
@@ -199,7 +310,7 @@ def test_the_compiled_epoch_weighs_as_the_eager_steps(monkeypatch):
         _loop, "choose_engine", lambda m, *a: _compiled.Compiled(_compiled.program(m, 12))
     )
     X, y, w = _data()
-    model = _model()
+    model = _model(wm=WEIGHTED)
     h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w)
     _same(h.history, model.get_weights(), ref)
 
@@ -208,7 +319,7 @@ def test_jax_compiled_epoch_weighs_as_numpy():
     pytest.importorskip("jax")
     ref = _reference()
     X, y, w = _data()
-    model = _model("jax")
+    model = _model("jax", wm=WEIGHTED)
     h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w)
     assert h.params["engine"] == "compiled"
     _same(h.history, model.get_weights(), ref)
@@ -217,7 +328,7 @@ def test_jax_compiled_epoch_weighs_as_numpy():
 def test_the_captured_step_weighs_as_the_eager_steps(recorder):
     ref = _reference()
     X, y, w = _data()
-    model = _model()
+    model = _model(wm=WEIGHTED)
     h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w)
     assert h.params["engine"] == "captured" and recorder
     _same(h.history, model.get_weights(), ref)
@@ -229,7 +340,7 @@ def test_data_parallel_weights_equal_one_process(ranks):
     X, y, w = _data()
 
     def rank_fit(rank, comm):
-        model = _model()
+        model = _model(wm=WEIGHTED)
         h = _fit(model, X, y, epochs=2, batch_size=12, sample_weight=w, distributed=comm)
         return h.history, model.get_weights()
 

@@ -22,24 +22,31 @@ def compile(
     # the model as it was
     loss = _losses.get(loss)
     optimizer = _optimizers.get(optimizer)
-    if metrics is None:
-        metrics = []
-    if isinstance(metrics, str | _metrics.Metric):
-        metrics = [metrics]
-    if not isinstance(metrics, list | tuple):
-        raise TypeError(
-            "metrics must be a list of names or Metric instances, received "
-            f"{type(metrics).__name__}."
-        )
-    specs = list(metrics)
-    resolved = resolve_metrics(model, specs, loss)
+    specs = _specs(metrics, "metrics")
+    weighted = _specs(weighted_metrics, "weighted_metrics")
+    resolved = resolve_metrics(model, specs, loss, weighted)
     model._sync_trainable()  # layers frozen since the last packing leave theta now
     claim(model, optimizer)
     if model.optimizer is not None and model.optimizer is not optimizer:
         model.optimizer._model_token = None  # the one it replaces may train another model
     model.loss, model.optimizer = loss, optimizer
-    model._metric_specs, model.metrics = specs, resolved
+    model._metric_specs, model._weighted_metric_specs = specs, weighted
+    model.metrics = resolved
     model._compiled = None  # the compiled epoch depends on the loss, optimizer and metrics
+
+
+def _specs(metrics: Any, argument: str) -> list:
+    """The list of metric specs ``metrics`` (None: none; one name or instance: a list of it)."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, str | _metrics.Metric):
+        return [metrics]
+    if not isinstance(metrics, list | tuple):
+        raise TypeError(
+            f"{argument} must be a list of names or Metric instances, received "
+            f"{type(metrics).__name__}."
+        )
+    return list(metrics)
 
 
 def claim(model: Any, optimizer: _optimizers.Optimizer) -> None:
@@ -113,17 +120,32 @@ def check_optimizer_state(model: Any) -> None:
 
 
 def resolve_metrics(
-    model: Any, specs: list | None = None, loss: _losses.Loss | None = None
+    model: Any,
+    specs: list | None = None,
+    loss: _losses.Loss | None = None,
+    weighted: list | None = None,
 ) -> list[tuple[str, _metrics.Metric]]:
-    """``(name, Metric)`` for each spec; names as given, instances under their own name."""
+    """``(name, Metric)`` for each spec, then each weighted spec (instances: their own name).
+
+    A weighted metric is logged under its name, or, as Keras 3 names it, under
+    ``"weighted_" + name`` when a metric before it has that name already.
+    """
     specs = model._metric_specs if specs is None else specs
+    if weighted is None:
+        weighted = getattr(model, "_weighted_metric_specs", [])
     loss = model.loss if loss is None else loss
     out = model.output_dim if model.built else 1
-    resolved = []
-    for spec in specs:
+
+    def named(spec):
         metric = _metrics.get(spec, loss.kind, out)
-        name = spec if isinstance(spec, str) else metric.name
-        resolved.append((name, metric))
+        return (spec if isinstance(spec, str) else metric.name), metric
+
+    resolved = [named(spec) for spec in specs]
+    for spec in weighted:
+        name, metric = named(spec)
+        if any(name == taken for taken, _ in resolved):
+            name = "weighted_" + name
+        resolved.append((name, _metrics._Weighted(metric)))
     _metrics._check_names(resolved)  # two log keys of one name would overwrite each other
     return resolved
 

@@ -29,9 +29,13 @@ def loss_value(model: Any, Y: Array, Y_hat: Array, Z: Array | None) -> Array:
 
 
 def metric_stats(model: Any, y: Array, y_hat: Array) -> list:
-    """The metrics' statistics of a batch (unweighted: the weights column is dropped)."""
-    y = split(model, y)[0]
-    return [s for _, m in model.metrics for s in m.stats(y, y_hat, model.xp)]
+    """The metrics' statistics of a batch.
+
+    The metrics of ``compile(metrics=...)`` are unweighted; those of ``weighted_metrics``
+    weigh each row by the weights column of ``y`` (its rows counted without one).
+    """
+    y, w = split(model, y)
+    return [s for _, m in model.metrics for s in m._logged_stats(y, y_hat, model.xp, w)]
 
 
 def epoch_sums(model: Any, Y, Y_hat, Z, penalties: list, dead: list) -> tuple:
