@@ -5,14 +5,17 @@ weight array, and the update, done in place, reaches every layer's view. :class:
 is the base of ``Sequential`` that packs it (``_collect_params``), splits it back into the
 layers' arrays (``_split``, ``_bind_views``), gathers the layers' gradients into its twin
 (``_flat_grads``) and builds layers straight from saved arrays (``_add_built``, what loading
-does). It reads the model's ``layers``, ``backend``, ``xp``, ``dtype``, ``_token`` and
-``_build_args``; it never imports the model.
+does). It also applies the layers' weight constraints to ``theta`` after an optimizer step
+(``_constrain``) and writes one layer's new weights into ``theta`` (``_assign_layer_weights``,
+what ``layer.set_weights`` calls). It reads the model's ``layers``, ``backend``, ``xp``,
+``dtype``, ``_token`` and ``_build_args``; it never imports the model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from typing import Any
 
 from . import data as _data
@@ -168,6 +171,17 @@ class FlatParameters:
             if store == "buffers" or not layer.trainable
         ]
         self._trainable_key = tuple(layer.trainable for layer in self.layers)
+        # the trained weights that have a constraint (kernel_constraint, ...): the slot's index
+        # and the constraint, applied to theta after each optimizer step (_constrain)
+        self._constrained = [
+            (i, c)
+            for i, (layer, k) in enumerate(self._param_slots)
+            if (c := layer.constraints.get(k)) is not None
+        ]
+        for layer in self.layers:
+            # layer.set_weights writes into theta through its model (a weak reference: a
+            # layer does not keep a model alive)
+            layer._flat_owner = weakref.ref(self)
         params = [layer.params[k] for layer, k in self._param_slots]
         self._shapes = [tuple(p.shape) for p in params]
         self._bounds, start = [], 0
@@ -221,6 +235,105 @@ class FlatParameters:
         if getattr(self, "_splitter", (None, None))[0] != key:
             self._splitter = (key, self.backend.compile(self._split))
         return self._splitter[1]
+
+    def _replaced(self, theta: Array, pieces: dict[int, Array]) -> Array:
+        """A new ``theta`` with slot ``i``'s entries replaced by ``pieces[i]``.
+
+        ``pieces[i]`` has any shape of the slot's size. For immutable arrays (JAX), where no
+        slice can be written.
+        """
+        xp, parts, start = self.xp, [], 0
+        for i in sorted(pieces):
+            a, b = self._bounds[i]
+            if a > start:
+                parts.append(theta[start:a])
+            parts.append(xp.reshape(pieces[i], (-1,)))
+            start = b
+        if start < theta.shape[0]:
+            parts.append(theta[start:])
+        return xp.concat(parts) if len(parts) > 1 else parts[0]
+
+    def _constrain(self, theta: Array) -> Array:
+        """``theta`` with each constrained weight ``W`` replaced by ``constraint(W)``.
+
+        What follows every optimizer step, as in Keras (the variable is assigned
+        ``constraint(variable)`` after the update): the eager and sharded steps call it in
+        ``training.step.update``, the compiled epoch and the captured step after their
+        optimizer's step. A pure function of ``theta`` and the layout, so it can be traced
+        (JAX) or recorded (a CUDA graph): where arrays are mutable it writes into ``theta``
+        in place (its addresses stay those the layers' views and a recording hold) and
+        returns it; on JAX it returns a new vector. Without constraints, ``theta`` itself.
+
+        Parameters
+        ----------
+        theta : array, shape (n_params,)
+            The flat vector of trained weights, laid out as the model's.
+
+        Returns
+        -------
+        array, shape (n_params,)
+            The constrained vector (``theta`` itself where it was written in place).
+        """
+        if not self._constrained:
+            return theta
+        xp, new = self.xp, {}
+        for i, constraint in self._constrained:
+            a, b = self._bounds[i]
+            shape = self._shapes[i]
+            w = constraint(xp.reshape(theta[a:b], shape))
+            if tuple(w.shape) != shape:
+                layer, k = self._param_slots[i]
+                raise ValueError(
+                    f"The constraint {constraint!r} of {layer.name}.params[{k!r}] returned "
+                    f"shape {tuple(w.shape)}; expected {shape}, the weight's own shape."
+                )
+            new[i] = w if w.dtype == theta.dtype else xp.astype(w, theta.dtype)
+        if not self.backend.mutable:
+            return self._replaced(theta, new)
+        for i, w in new.items():
+            a, b = self._bounds[i]
+            theta[a:b] = xp.reshape(w, (-1,))
+        return theta
+
+    def _owns(self, layer: Any) -> bool:
+        """Whether ``layer`` is one of this model's layers (it may have been popped since)."""
+        return any(layer is other for other in self.layers) and self.built
+
+    def _assign_layer_weights(
+        self, layer: Any, arrays: list[tuple[tuple[str, str], Array]]
+    ) -> None:
+        """Write one layer's checked weights where the model keeps them (``set_weights``).
+
+        A trained weight goes into ``theta`` (in place where arrays are mutable, so the
+        layers' views and a recorded step see it; a new vector on JAX); a buffer (moving
+        statistics) or a frozen layer's weight replaces the layer's array.
+
+        Parameters
+        ----------
+        layer : Layer
+            One of this model's layers.
+        arrays : list of ((store, key), array)
+            The new arrays on the model's backend, with the model's dtype and the weights'
+            shapes, ``store`` being ``"params"`` or ``"buffers"``.
+        """
+        xp = self.xp
+        slots = {k: i for i, (other, k) in enumerate(self._param_slots) if other is layer}
+        pieces = {}
+        for (store, k), a in arrays:
+            i = slots.get(k) if store == "params" else None
+            if i is None:
+                getattr(layer, store)[k] = a
+            else:
+                pieces[i] = a
+        if not pieces:
+            return
+        if self.backend.mutable:
+            for i, a in pieces.items():
+                lo, hi = self._bounds[i]
+                self._theta[lo:hi] = xp.reshape(a, (-1,))
+        else:
+            self._theta = self._replaced(self._theta, pieces)
+            self._bind_views()
 
     def _sync_trainable(self) -> None:
         """Re-pack theta when a layer was frozen or unfrozen since the last packing."""

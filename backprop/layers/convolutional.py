@@ -13,11 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._checks import check_bool
 from . import _im2col
-from .core import Array, Layer, _check_positive_int, _initializer_config
+from .core import (
+    Array,
+    Layer,
+    _check_positive_int,
+    _constraint_configs,
+    _initializer_config,
+    _weight_constraints,
+)
 
 # The most entries of a column matrix built at once: a convolution runs its batch in runs of
 # images whose columns fit, so that the largest array of a CNN's step no longer grows with the
@@ -66,6 +74,10 @@ class Conv2D(Layer):
         Penalty on W added to the loss.
     input_shape : tuple of int, optional
         ``(h, w, c_in)`` of one image, on the first layer (as in Keras).
+    kernel_constraint, bias_constraint : str, dict, Constraint or callable, optional
+        Applied to W and b after each optimizer step (:mod:`backprop.constraints`). As in
+        Keras, a norm constraint's default ``axis=0`` runs over the kernel's rows only; give
+        ``axis=[0, 1, 2]`` for one norm per filter (Keras's advice for conv kernels).
 
     Shapes: ``x (n, h, w, c_in)``, ``W (kh, kw, c_in, filters)`` (Keras's layout, so weights
     can be exchanged with Keras), ``b (filters,)``, ``z, y (n, oh, ow, filters)``.
@@ -92,6 +104,8 @@ class Conv2D(Layer):
         name: str | None = None,
         trainable: bool = True,
         input_shape: tuple[int, ...] | None = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
     ):
         cls = type(self).__name__
         self.filters = _check_positive_int(filters, "filters")
@@ -106,6 +120,12 @@ class Conv2D(Layer):
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.kernel_constraint = _constraints.get(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = _constraints.get(bias_constraint, "bias_constraint")
+
+    @property
+    def constraints(self):
+        return _weight_constraints(self)
 
     # -- shapes ---------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape):
@@ -149,6 +169,7 @@ class Conv2D(Layer):
         if self.use_bias:
             self.params["b"] = backend.asarray(self.bias_initializer((self.filters,), rng), dtype)
         self.grads = {}
+        self._check_constraints()
 
     def build(self, input_dim, backend, rng, dtype):
         """Refused: a convolution needs the image's height and width (``build_from_shape``)."""
@@ -271,5 +292,6 @@ class Conv2D(Layer):
                 "kernel_regularizer": None
                 if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
+                **_constraint_configs(self),
             }
         )

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from .. import activations as _activations
+from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._checks import as_int, check_bool
@@ -241,6 +242,112 @@ class Layer:
         """
         return None
 
+    @property
+    def constraints(self) -> dict[str, Any]:
+        """The constraint of each weight that has one, by key of ``params``.
+
+        Keras's ``kernel_constraint`` and ``bias_constraint``: the model applies
+        ``W = c(W)`` to each after every optimizer step. Empty by default.
+
+        Returns
+        -------
+        dict of str to Constraint or callable
+        """
+        return {}
+
+    def _check_constraints(self) -> None:
+        """Refuse, when built, a constraint with an axis its weight does not have."""
+        arguments = {"W": "kernel_constraint", "b": "bias_constraint"}
+        for k, c in self.constraints.items():
+            check = getattr(c, "check", None)
+            if k in self.params and check is not None:
+                check(tuple(self.params[k].shape), f"{self.name}.{arguments.get(k, k)}")
+
+    # -- weights ----------------------------------------------------------------------------
+    def _weight_keys(self) -> list[tuple[str, str]]:
+        """``(store, key)`` of each weight in Keras's order: params, then buffers."""
+        return [(store, k) for store in ("params", "buffers") for k in getattr(self, store)]
+
+    def get_weights(self) -> list:
+        """Copies of this layer's weights as NumPy arrays, in Keras's order (Keras's name).
+
+        The trainable weights, then the non-trainable ones: Dense and Conv2D give
+        ``[kernel, bias]``, BatchNormalization ``[gamma, beta, moving_mean,
+        moving_variance]``, a layer without weights (or not built yet) ``[]``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+        """
+        if not self.built:
+            return []
+        return [
+            self.backend.to_numpy(getattr(self, store)[k]).copy()
+            for store, k in self._weight_keys()
+        ]
+
+    def set_weights(self, weights: list) -> None:
+        """Replace this layer's weights from a list shaped like :meth:`get_weights`.
+
+        Every array is checked (count, shape, finite values) before any weight changes; in a
+        model, the values are written into the model's flat parameter vector, so training,
+        saving and ``model.get_weights()`` see them.
+
+        Parameters
+        ----------
+        weights : list of array_like
+            One array per weight, in :meth:`get_weights` order, of the same shapes.
+
+        Raises
+        ------
+        ValueError
+            For another number of arrays, another shape, or a NaN or infinity; the layer is
+            left unchanged.
+        """
+        keys = self._weight_keys() if self.built else []
+        if not isinstance(weights, list | tuple) or len(weights) != len(keys):
+            received = (
+                f"{len(weights)} arrays"
+                if isinstance(weights, list | tuple)
+                else type(weights).__name__
+            )
+            names = [k for _, k in keys]
+            raise ValueError(
+                f"{self.name}.set_weights expects a list of {len(keys)} arrays {names} (as "
+                f"get_weights returns), received {received}."
+                + ("" if self.built else " The layer is not built: it has no weights yet.")
+            )
+        checked = []
+        for (store, k), w in zip(keys, weights, strict=True):
+            host = self.backend.to_numpy(w)
+            expected = tuple(getattr(self, store)[k].shape)
+            if tuple(host.shape) != expected:
+                raise ValueError(
+                    f"{self.name}.set_weights: {k} expects shape {expected}, received "
+                    f"{tuple(host.shape)}."
+                )
+            if host.dtype.kind not in "iuf":
+                raise ValueError(
+                    f"{self.name}.set_weights: {k} expects real numbers, received an array "
+                    f"of dtype {host.dtype}."
+                )
+            a = self.backend.asarray(host, self.dtype)
+            # one check on the device, read once (arrays of a GPU are not converted silently)
+            if not bool(self.backend.to_numpy(self.xp.all(self.xp.isfinite(a)))):
+                raise ValueError(
+                    f"{self.name}.set_weights: {k} holds NaN or infinite values; expected "
+                    "finite numbers."
+                )
+            # a copy of its own: the layer never shares memory with the caller's array
+            checked.append(((store, k), self.xp.asarray(a, copy=True) if a is host else a))
+        owner = getattr(self, "_flat_owner", None)
+        model = owner() if owner is not None else None
+        if model is not None and model._owns(self):
+            model._assign_layer_weights(self, checked)
+            return
+        for (store, k), a in checked:
+            getattr(self, store)[k] = a
+
     def _check_forward_done(self) -> None:
         if not self._has_forward:
             raise RuntimeError(
@@ -368,6 +475,10 @@ class Dense(Layer):
         Whether the layer has ``b``.
     input_shape : tuple of int, optional
         Shape of one input sample, as in Keras (the first layer only).
+    kernel_constraint, bias_constraint : str, dict, Constraint or callable, optional
+        Applied to W and b after each optimizer step, as in Keras (``"max_norm"``,
+        ``bp.constraints.MaxNorm(3.0)``, ...; :mod:`backprop.constraints`); not part of the
+        loss, so the gradients do not see them.
 
     Shapes: ``x (n, in)``, ``W (in, out)``, ``b (out,)``, ``z, y (n, out)``. On an input of
     higher rank ``(n, ..., in)`` the layer acts on the last axis, as Keras's Dense does:
@@ -387,6 +498,8 @@ class Dense(Layer):
         name: str | None = None,
         trainable: bool = True,
         input_shape: tuple[int, ...] | None = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
     ):
         units = _check_positive_int(units, "units")
         input_dim = _check_positive_int(input_dim, "input_dim", allow_none=True)
@@ -405,6 +518,12 @@ class Dense(Layer):
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
         self.use_bias = check_bool(use_bias, "use_bias")
+        self.kernel_constraint = _constraints.get(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = _constraints.get(bias_constraint, "bias_constraint")
+
+    @property
+    def constraints(self):
+        return _weight_constraints(self)
 
     def build(self, input_dim, backend, rng, dtype):
         """Draw ``W (input_dim, units)`` and ``b (units,)`` on the host; move them to the device.
@@ -426,6 +545,7 @@ class Dense(Layer):
         if self.use_bias:
             self.params["b"] = backend.asarray(self.bias_initializer((self.units,), rng), dtype)
         self.grads = {}
+        self._check_constraints()
 
     def output_dim(self, input_dim):
         return self.units
@@ -515,8 +635,29 @@ class Dense(Layer):
                 if self.kernel_regularizer is None
                 else self.kernel_regularizer.get_config(),
                 "use_bias": self.use_bias,
+                **_constraint_configs(self),
             }
         )
+
+
+def _weight_constraints(layer: Layer) -> dict[str, Any]:
+    """``{"W": kernel_constraint, "b": bias_constraint}``, the ones that are set."""
+    pairs = (("W", layer.kernel_constraint), ("b", layer.bias_constraint))
+    return {k: c for k, c in pairs if c is not None}
+
+
+def _constraint_configs(layer: Layer) -> dict[str, Any]:
+    """The ``kernel_constraint`` and ``bias_constraint`` entries of a config, where set.
+
+    Absent when None (their default), so the configs and files of layers without
+    constraints keep the shape they had before constraints existed.
+    """
+    config = {}
+    for argument in ("kernel_constraint", "bias_constraint"):
+        constraint = getattr(layer, argument)
+        if constraint is not None:
+            config[argument] = _constraints.get_config(constraint)
+    return config
 
 
 def _initializer_config(init: Any) -> Any:

@@ -18,13 +18,16 @@ def update(model: Any, g: Array | None = None) -> None:
     """The optimizer's step on the flat vector (per weight array for per-array clipnorm).
 
     ``g`` is the flat gradient when it comes from elsewhere (summed over ranks), else the
-    layers' gradients are used.
+    layers' gradients are used. Then the layers' weight constraints, as in Keras: each
+    constrained weight is assigned ``constraint(weight)`` after the update.
     """
     xp, opt = model.xp, model.optimizer
     if model._theta is None:
         return
     if opt.clipnorm is None:
         theta = opt.apply([model._theta], [model._flat_grads() if g is None else g], xp)[0]
+        if model._constrained:
+            theta = model._constrain(theta)
         if theta is not model._theta:  # immutable arrays (JAX): the update rebound it
             model._theta = theta
             model._bind_views()
@@ -36,6 +39,11 @@ def update(model: Any, g: Array | None = None) -> None:
         for (layer, k), W in zip(model._param_slots, new, strict=True):
             layer.params[k] = W
         model._collect_params()
+    if model._constrained:
+        theta = model._constrain(model._theta)
+        if theta is not model._theta:  # immutable arrays (JAX)
+            model._theta = theta
+            model._bind_views()
 
 
 def backward(model: Any, y: Array, y_hat: Array) -> None:
