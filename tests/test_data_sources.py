@@ -11,6 +11,7 @@ works as an iterable.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import sys
@@ -267,6 +268,30 @@ def test_a_generator_of_uneven_batches_keeps_its_first_batch_and_its_stream():
     sizes += [check_batch(b, 2, (3,), needs_y=True)[0].shape[0] for b in source.epoch()]
     assert sizes == [5, 2, 7, 1]
     assert list(source.epoch()) == []
+
+
+def test_an_epoch_dropped_partway_leaves_the_generator_open():
+    """steps_per_epoch stops an epoch partway; its iterator, collected, must not close the
+    user's generator (``yield from`` would), or the next epoch would find it finished."""
+    source = adapt(iter([(X[i : i + 2], Y[i : i + 2]) for i in range(0, 20, 2)]))
+    epoch = source.epoch()
+    assert [len(next(epoch)[0]) for _ in range(3)] == [2, 2, 2]
+    del epoch
+    gc.collect()
+    assert len(list(source.epoch())) == 7
+
+
+def test_a_dropped_generator_epoch_leaves_the_generator_open():
+    def batches():
+        for i in range(0, 20, 2):
+            yield X[i : i + 2], Y[i : i + 2]
+
+    source = adapt(batches())
+    epoch = source.epoch()
+    next(epoch), next(epoch)
+    del epoch
+    gc.collect()
+    np.testing.assert_array_equal(next(source.epoch())[0], X[4:6])
 
 
 def test_a_list_of_batches_restarts_each_epoch():

@@ -22,7 +22,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from . import arrays, capture, core, kernels, namespaces, selection, threads
+from . import arrays, capture, core, kernels, namespaces, selection, threads, transfer
 from .arrays import array_backend_name, device_of, to_numpy
 from .capture import CaptureError
 from .core import Backend, BackendError, BackendNotInstalledError
@@ -38,6 +38,7 @@ from .selection import (
     use_backend,
 )
 from .threads import limit_cpu_threads
+from .transfer import Transfer, uses_copy_stream
 
 __all__ = [
     "BACKENDS",
@@ -47,6 +48,7 @@ __all__ = [
     "BackendError",
     "BackendNotInstalledError",
     "CaptureError",
+    "Transfer",
     "array_backend_name",
     "available_backends",
     "backend_of",
@@ -58,6 +60,7 @@ __all__ = [
     "set_backend",
     "to_numpy",
     "use_backend",
+    "uses_copy_stream",
 ]
 
 # The modules, each importing only modules further down (an import-linter contract keeps it so):
@@ -68,7 +71,17 @@ __all__ = [
 #   capture     CUDA-graph recording (CuPy, torch) and the recording's matrix product
 #   arrays      which library an array belongs to, its device, to_numpy
 #   threads     the CPU threads of torch's kernels, limited for a command
-_PARTS: tuple[ModuleType, ...] = (selection, core, kernels, namespaces, capture, arrays, threads)
+#   transfer    batches from the host to the device (CUDA: pinned memory, a copy stream)
+_PARTS: tuple[ModuleType, ...] = (
+    selection,
+    core,
+    kernels,
+    namespaces,
+    capture,
+    arrays,
+    threads,
+    transfer,
+)
 
 
 # The package is one namespace to its users, as when it was one module: ``bp.backend.NAME``

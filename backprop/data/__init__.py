@@ -10,6 +10,8 @@ The modules, each one concept:
   batches (a :class:`PyDataset`, generators and other iterables, a torch DataLoader).
 - :mod:`~backprop.data.pydataset`: :class:`PyDataset`, Keras 3's batches-by-index dataset.
 - :mod:`~backprop.data.batches`: :func:`check_batch`, one streamed batch checked as arrays are.
+- :mod:`~backprop.data.prefetch`: :class:`Prefetcher`, the next batches read and sent to the
+  device in a background thread while the current one trains.
 
 Every name other modules use as ``backprop.data.NAME`` is bound here, as when the package was
 one module ``data.py`` (the private helpers of the checks: ``backprop.data.checks._NAME``).
@@ -17,7 +19,7 @@ one module ``data.py`` (the private helpers of the checks: ``backprop.data.check
 
 from __future__ import annotations
 
-from . import adapters, batches, checks, pydataset, sources
+from . import adapters, batches, checks, prefetch, pydataset, sources
 from .adapters import adapt
 from .batches import check_batch
 from .checks import (
@@ -34,12 +36,14 @@ from .checks import (
     split_weights,
     to_device,
 )
+from .prefetch import Prefetcher
 from .pydataset import PyDataset
 from .sources import DataReadError, IterableSource, PyDatasetSource, RowSource, Source
 
 __all__ = [
     "DataReadError",
     "IterableSource",
+    "Prefetcher",
     "PyDataset",
     "PyDatasetSource",
     "RowSource",
@@ -59,6 +63,7 @@ __all__ = [
     "check_y",
     "checks",
     "class_weight_to_sample_weight",
+    "prefetch",
     "pydataset",
     "sources",
     "split_weights",

@@ -464,4 +464,7 @@ class IterableSource(Source):
         it = self._it
         if not self.one_shot:
             self._it = None  # the next epoch starts a fresh pass
-        yield from it
+        # not ``yield from it``: an epoch stopped partway (steps_per_epoch) and collected
+        # would close the user's generator through it, and the next epoch find it finished
+        for batch in it:
+            yield batch
