@@ -404,3 +404,124 @@ def test_default_names_are_kerass_snake_case(cls, name):
     prefix = re.escape(name)
     assert re.fullmatch(rf"{prefix}(_\d+)?", first.name), first.name
     assert second.name != first.name and second.name.startswith(name)
+
+
+# -- layer.get_weights / layer.set_weights (Keras's order, written into the model) -------------
+
+
+def _weights_model(backend, trainable=True):
+    model = bp.Sequential(
+        [
+            L.Conv2D(2, 3, activation="relu", input_shape=(5, 5, 1)),
+            L.BatchNormalization(),
+            L.Flatten(),
+            L.Dense(3, "tanh"),
+            L.Dense(1, "sigmoid"),
+        ],
+        backend=backend.spec,
+        dtype="float64",
+        seed=0,
+    )
+    model.layers[3].trainable = trainable
+    model.compile("binary_crossentropy", "sgd")
+    return model
+
+
+def test_layer_get_weights_is_kerass_list_in_kerass_order(backend64):
+    model = _weights_model(backend64)
+    conv, bn, flatten, dense, out = model.layers
+    # Conv2D [kernel, bias]; BatchNormalization [gamma, beta, moving_mean, moving_variance]
+    shapes = {
+        conv: [(3, 3, 1, 2), (2,)],
+        bn: [(2,), (2,), (2,), (2,)],
+        flatten: [],
+        dense: [(18, 3), (3,)],
+        out: [(3, 1), (1,)],
+    }
+    joined = []
+    for layer in model.layers:
+        weights = layer.get_weights()
+        assert all(type(w) is np.ndarray for w in weights)
+        assert [w.shape for w in weights] == shapes[layer]
+        joined += weights
+    gamma, beta, mean, var = bn.get_weights()
+    np.testing.assert_array_equal(np.c_[gamma, beta, mean, var], [[1, 0, 0, 1]] * 2)
+    # the model's list is the layers' lists joined
+    for a, b in zip(joined, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # copies: changing one changes nothing in the model
+    w = dense.get_weights()[0]
+    w[...] = 7.0
+    assert not np.any(dense.get_weights()[0] == 7.0)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_layer_set_weights_writes_into_the_model(backend, trainable):
+    model = bp.Sequential(
+        [L.Dense(3, "tanh", input_dim=2), L.BatchNormalization(), L.Dense(1, "sigmoid")],
+        backend=backend.spec,
+        seed=0,
+    )
+    model.layers[0].trainable = trainable
+    model.compile("binary_crossentropy", bp.optimizers.SGD(0.1))
+    dense, bn, _ = model.layers
+    X = np.array([[0.5, -1.0], [2.0, 0.25], [-1.0, 1.0]])
+    theta_before = model._theta
+    new = [np.arange(6.0).reshape(2, 3) / 10, np.array([0.1, -0.2, 0.3])]
+    dense.set_weights(new)
+    for a, b in zip(dense.get_weights(), new, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7)
+    for a, b in zip(model.get_weights()[:2], new, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7)
+    if backend.mutable:  # written in place: the arrays a recorded step holds stay valid
+        assert model._theta is theta_before
+    # the forward pass uses them: the same predictions as a model given them by its own list
+    other = bp.Sequential(
+        [L.Dense(3, "tanh", input_dim=2), L.BatchNormalization(), L.Dense(1, "sigmoid")],
+        backend=backend.spec,
+        seed=1,
+    )
+    other.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict(X, verbose=0), other.predict(X, verbose=0), rtol=1e-6)
+    # moving statistics too; and training starts from them
+    stats = [np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.5, 0.5])]
+    bn.set_weights([bn.get_weights()[0], bn.get_weights()[1], *stats])
+    np.testing.assert_allclose(model.get_weights()[4:6], stats, rtol=1e-7)
+    model.fit(X, np.array([0, 1, 1]), epochs=1, verbose=0)
+    moved = dense.get_weights()[0]
+    assert np.allclose(moved, new[0], rtol=1e-7) != trainable
+
+
+def test_layer_set_weights_checks_before_changing_anything(backend):
+    model = bp.Sequential([L.Dense(3, input_dim=2), L.Dense(1)], backend=backend.spec, seed=0)
+    dense = model.layers[0]
+    before = model.get_weights()
+    W, b = dense.get_weights()
+    bad = [
+        ([W], r"expects a list of 2 arrays \['W', 'b'\].*received 1 arrays"),
+        ([W, b, b], "received 3 arrays"),
+        (W, "received ndarray"),
+        ([W.T, b], r"W expects shape \(2, 3\), received \(3, 2\)"),
+        ([W, np.full(3, np.nan)], "b holds NaN or infinite"),
+        ([np.where(W > 0, np.inf, W), b], "W holds NaN or infinite"),
+        ([W, np.array(["a", "b", "c"])], "real numbers"),
+    ]
+    for weights, match in bad:
+        with pytest.raises(ValueError, match=match):
+            dense.set_weights(weights)
+        for a, c in zip(model.get_weights(), before, strict=True):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_layer_weights_outside_a_model_and_unbuilt():
+    layer = L.Dense(2)
+    assert layer.get_weights() == []
+    with pytest.raises(ValueError, match="not built"):
+        layer.set_weights([np.zeros((3, 2)), np.zeros(2)])
+    layer.set_weights([])  # nothing to set
+    built = build(L.Dense(2), bp.backend.resolve("numpy"))
+    W = np.ones((3, 2))
+    built.set_weights([W, np.zeros(2)])
+    W[...] = 5.0  # the layer keeps its own copy
+    np.testing.assert_array_equal(built.get_weights()[0], np.ones((3, 2)))
+    assert L.Flatten().get_weights() == [] and L.Dropout(0.5).get_weights() == []
