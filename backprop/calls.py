@@ -194,6 +194,9 @@ def test_on_batch(
     return _results(_loop.evaluate(self, x, y, sample_weight=sample_weight), return_dict)
 
 
+test_on_batch.__test__ = False  # a method of the model that pytest would take for a test
+
+
 def pop(self: Any) -> Any:
     """Remove the last layer, and return it (Keras's ``Sequential.pop``).
 

@@ -23,14 +23,8 @@ from . import data as _data
 
 Array = Any
 
-__all__ = [
-    "Weight",
-    "get_weights",
-    "non_trainable_weights",
-    "set_weights",
-    "trainable_weights",
-    "weights",
-]
+# the functions are Sequential's methods and properties, documented there
+__all__ = ["Weight"]
 
 # Keras's names of the weights this library keys by their letters in the equations
 _KERAS_NAMES = {"W": "kernel", "b": "bias"}

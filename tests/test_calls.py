@@ -262,6 +262,21 @@ def test_model_call_in_training_mode_leaves_a_frozen_batchnorm_alone():
         np.testing.assert_array_equal(a, b)
 
 
+def test_model_call_in_training_mode_drops_as_a_training_step_does():
+    X, _ = data()
+
+    def dropout_net():
+        return bp.Sequential(
+            [Dense(8, "relu", input_dim=3), Dropout(0.5), Dense(2)], dtype="float64", seed=4
+        )
+
+    model, twin = dropout_net(), dropout_net()
+    out = model(X, training=True)
+    np.testing.assert_array_equal(out, twin.forward(X, training=True))  # the same masks
+    assert not np.allclose(out, model(X))  # some units dropped
+    np.testing.assert_array_equal(model(X), twin.predict(X))
+
+
 # -- weights ----------------------------------------------------------------------------------
 
 
