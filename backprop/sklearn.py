@@ -26,7 +26,13 @@ exactly scikit-learn's steps: the same initial weights (drawn as scikit-learn dr
 same objective, Adam/SGD updates, schedules, stopping rule and early-stopping split. What
 differs (see ``docs/sklearn.md``): the shuffling order; a last batch smaller than the others
 gets the L2 term of a full one; the default ``dtype="float32"`` (scikit-learn follows X);
-``solver="lbfgs"``, ``loss="poisson"`` and ``sample_weight`` are not supported.
+``solver="lbfgs"`` and ``loss="poisson"`` are not supported.
+
+``fit(X, y, sample_weight=...)`` weighs as scikit-learn's MLP (>= 1.7): each batch's objective
+is ``(sum_i w_i L_i + alpha/2 ||W||^2) / sum_i w_i``. Here the weights are divided by their
+mean over the training rows and the L2 term by that mean as well, which is that objective
+exactly when the batch is the whole training set (or weighs on average as it does); otherwise
+each step is scikit-learn's scaled by the batch's mean weight over the data's.
 
 Examples
 --------
@@ -108,6 +114,13 @@ class _SummedBinaryCrossentropy(_losses.BinaryCrossentropy):
     def logits_gradient(self, y, y_hat, xp):
         return (y_hat - y) / y_hat.shape[0]
 
+    # each row's loss, summed over its labels (sample weights multiply it)
+    def per_sample(self, y, y_hat, xp):
+        return super().per_sample(y, y_hat, xp) * y_hat.shape[1]
+
+    def per_sample_from_logits(self, y, z, xp):
+        return super().per_sample_from_logits(y, z, xp) * z.shape[1]
+
 
 class _HalfSquaredError(_losses.Loss):
     """Half the squared error, summed over the k outputs and averaged over the n samples.
@@ -125,6 +138,10 @@ class _HalfSquaredError(_losses.Loss):
 
     def gradient(self, y, y_hat, xp):
         return (y_hat - y) / y_hat.shape[0]
+
+    def per_sample(self, y, y_hat, xp):
+        d = y_hat - y
+        return xp.sum(d * d, axis=-1) / 2.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,8 +298,7 @@ class _SklearnMonitor(_callbacks.Callback):
                 est._no_improvement_count = 0
             est.best_loss_ = min(est.best_loss_, last)
             return
-        Xv, Yv = self.validation
-        score = est._device_score(self.model, Xv, Yv)
+        score = est._device_score(self.model, *self.validation)
         est.validation_scores_.append(score)
         if est.verbose:
             print(f"Validation score: {score:f}")
@@ -365,8 +381,12 @@ class _BaseMLP(BaseEstimator):
         """(targets on the compute backend, n_outputs, output activation, loss)."""
         raise NotImplementedError
 
-    def _device_score(self, model: Sequential, X: Array, Y: Array) -> float:
-        """Accuracy or R^2 of the model on data already on its backend (early stopping)."""
+    def _device_score(self, model: Sequential, X: Array, Y: Array, w: Array | None = None) -> float:
+        """Accuracy or R^2 of the model on data already on its backend (early stopping).
+
+        Weighted by ``w`` (sample weights on the backend) when given, as scikit-learn's
+        ``accuracy_score`` and ``r2_score`` weigh.
+        """
         raise NotImplementedError
 
     # -- parameters -----------------------------------------------------------------------------
@@ -427,10 +447,22 @@ class _BaseMLP(BaseEstimator):
         )
 
     # -- the network ----------------------------------------------------------------------------
-    def _network(self, compute: _backend.Backend, batch_size: int, seed: int | None) -> Sequential:
-        """A Sequential of Dense layers holding ``coefs_``/``intercepts_`` on ``compute``."""
-        # scikit-learn adds alpha/2 ||W||^2 / n_batch to each batch's loss; L2(l2) adds l2 ||W||^2
-        penalty = _regularizers.L2(self.alpha / (2.0 * batch_size)) if self.alpha else None
+    def _network(
+        self,
+        compute: _backend.Backend,
+        batch_size: int,
+        seed: int | None,
+        mean_weight: float = 1.0,
+    ) -> Sequential:
+        """A Sequential of Dense layers holding ``coefs_``/``intercepts_`` on ``compute``.
+
+        ``mean_weight``: the training rows' mean sample weight (see :func:`_sample_weights`).
+        """
+        # scikit-learn adds alpha/2 ||W||^2 / n_batch to each batch's loss (divided by the
+        # batch's total weight, n_batch * mean_weight, with sample weights); L2(l2) adds
+        # l2 ||W||^2
+        l2 = self.alpha / (2.0 * batch_size * mean_weight)
+        penalty = _regularizers.L2(l2) if self.alpha else None
         n_layers = len(self.coefs_)
         layers = []
         for i, W in enumerate(self.coefs_):
@@ -519,7 +551,7 @@ class _BaseMLP(BaseEstimator):
             y = place.asarray(y)
         return X, y
 
-    def _fit(self, X, y, *, incremental: bool, classes=None):
+    def _fit(self, X, y, *, incremental: bool, classes=None, sample_weight=None):
         hidden = self._check_params()
         if incremental and self.early_stopping:
             raise ValueError(
@@ -532,6 +564,7 @@ class _BaseMLP(BaseEstimator):
         if not first_pass:
             self._check_same_place(X, "partial_fit" if incremental else "fit")
         X, y = self._validate_fit_data(X, y, reset=first_pass, place=place)
+        weights = _check_weights(sample_weight, X.shape[0])
         compute = self._compute_backend(place)
         Y, n_outputs, out_activation, loss = self._encode_targets(
             y, first_pass, incremental, classes, place, compute
@@ -575,6 +608,11 @@ class _BaseMLP(BaseEstimator):
             ival = compute.asarray(val, compute.int_dtype)
             validation = (xp.take(Xd, ival, axis=0), xp.take(Y, ival, axis=0))
             Xd, Y = xp.take(Xd, itrain, axis=0), xp.take(Y, itrain, axis=0)
+            if weights is not None:  # split with the rows, as scikit-learn splits them
+                w_val = compute.asarray(weights[val], compute.dtype(self.dtype))
+                validation = (*validation, w_val)
+                weights = weights[train]
+        fit_weights, mean_weight = _sample_weights(weights)
 
         n_train = Xd.shape[0]
         if self.batch_size == "auto":
@@ -590,7 +628,7 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(int(self.batch_size), n_train)
 
         seed = int(rs.randint(np.iinfo(np.int32).max))
-        model = self._network(compute, batch_size, seed)
+        model = self._network(compute, batch_size, seed, mean_weight)
         optimizer = getattr(self, "_optimizer", None)
         if not incremental or optimizer is None:
             optimizer = self._optimizer = self._make_optimizer()
@@ -616,6 +654,7 @@ class _BaseMLP(BaseEstimator):
                 shuffle=bool(self.shuffle),
                 verbose=0,
                 callbacks=[monitor],
+                sample_weight=fit_weights,
             )
         except NonFiniteLossError as exc:  # fit put back the weights of the epoch's start
             diverged = exc
@@ -662,7 +701,7 @@ class _BaseMLP(BaseEstimator):
             f"sklearn.preprocessing.StandardScaler), {remedies}."
         )
 
-    def fit(self, X: Any, y: Any) -> _BaseMLP:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> _BaseMLP:
         """Fit the network to ``X`` and ``y`` (``max_iter`` epochs at most).
 
         Parameters
@@ -672,13 +711,17 @@ class _BaseMLP(BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Class labels (any hashable values; a 0/1 indicator matrix for multilabel) or
             real targets.
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Each sample's weight (finite, >= 0, not all 0), as scikit-learn's MLP weighs
+            it: each batch's loss and L2 term are divided by the batch's total weight (see
+            the module's docstring). The early-stopping score is weighted too.
 
         Returns
         -------
         self
             The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     # -- inference ------------------------------------------------------------------------------
     def _check_same_place(self, X: Any, method: str) -> None:
@@ -844,7 +887,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ['yes', 'no']
     """
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, *, sample_weight: Any = None
+    ) -> MLPClassifier:
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
         Parameters
@@ -856,13 +901,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes : array-like of shape (n_classes,), optional
             Every class of the whole problem: required on the first call (unless ``y`` is a
             multilabel indicator matrix), optional afterwards.
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Each sample's weight, as in :meth:`fit`. Keyword-only: scikit-learn's
+            ``partial_fit(X, y, sample_weight=None, classes=None)`` puts it third, where
+            ``classes`` has been here.
 
         Returns
         -------
         self
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     # -- labels ---------------------------------------------------------------------------------
     def _encode_targets(self, y, first_pass, incremental, classes, place, compute):
@@ -931,14 +980,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.classes_, self._multilabel = labels, multilabel
         return Y, n_outputs, out, loss or _SummedBinaryCrossentropy()
 
-    def _device_score(self, model, X, Y):
+    def _device_score(self, model, X, Y, w=None):
         xp = model.xp
         p = model.forward(X, training=False)
         if self.out_activation_ == "softmax":
             hit = xp.argmax(p, axis=1) == Y
         else:  # one sigmoid unit per label (a single one for binary y); all must be right
             hit = xp.all((p > 0.5) == (xp.reshape(Y, (Y.shape[0], -1)) > 0.5), axis=1)
-        return float(model.backend.to_numpy(xp.mean(xp.astype(hit, p.dtype))))
+        hit = xp.astype(hit, p.dtype)
+        score = xp.mean(hit) if w is None else xp.sum(w * hit) / xp.sum(w)
+        return float(model.backend.to_numpy(score))
 
     def predict(self, X: Any) -> Any:
         """Predicted labels.
@@ -1122,7 +1173,7 @@ n_layers_, n_features_in_, feature_names_in_
             dtype=dtype,
         )
 
-    def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
         Parameters
@@ -1131,13 +1182,15 @@ n_layers_, n_features_in_, feature_names_in_
             A batch of training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Its targets.
+        sample_weight : array-like of shape (n_samples,) or float, optional
+            Each sample's weight, as in :meth:`fit`.
 
         Returns
         -------
         self
             The updated estimator.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _check_params(self) -> list[int]:
         if not (isinstance(self.loss, str) and self.loss == "squared_error"):
@@ -1160,12 +1213,16 @@ n_layers_, n_features_in_, feature_names_in_
             Y = compute.xp.reshape(Y, (-1, 1))
         return Y, int(Y.shape[1]), "identity", _HalfSquaredError()
 
-    def _device_score(self, model, X, Y):
+    def _device_score(self, model, X, Y, w=None):
         # R^2 per output, averaged; a constant target scores 1 if fitted exactly, else 0
         xp = model.xp
         p = model.forward(X, training=False)
-        ss_res = xp.sum((Y - p) ** 2, axis=0)
-        ss_tot = xp.sum((Y - xp.mean(Y, axis=0)) ** 2, axis=0)
+        # weighted as scikit-learn's r2_score: the sums and the mean of Y by w
+        w = xp.ones_like(p[:, 0]) if w is None else w
+        w = xp.reshape(w, (-1, 1))
+        mean = xp.sum(w * Y, axis=0) / xp.sum(w)
+        ss_res = xp.sum(w * (Y - p) ** 2, axis=0)
+        ss_tot = xp.sum(w * (Y - mean) ** 2, axis=0)
         safe = xp.where(ss_tot > 0, ss_tot, 1.0)
         r2 = xp.where(ss_tot > 0, 1.0 - ss_res / safe, xp.where(ss_res == 0, 1.0, 0.0))
         return float(model.backend.to_numpy(xp.mean(r2)))
@@ -1205,6 +1262,67 @@ def _follow(labels: Any, place: _backend.Backend | None) -> Any:
     if _backend.array_backend_name(labels) is None:
         labels = np.asarray(labels)
     return place.asarray(labels) if _is_numeric(labels) else labels
+
+
+def _check_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """``sample_weight`` as n float64 weights on the host, checked (None stays None).
+
+    A number weighs every sample alike, as scikit-learn's ``_check_sample_weight``. Weights
+    must be finite and >= 0 (a negative weight makes the objective unbounded below) and not
+    all 0 (scikit-learn divides each batch's objective by its total weight).
+    """
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
+        w = np.full(n, float(sample_weight))
+    else:
+        # an array of another library (torch, CuPy, ...) comes to the host first
+        named = _backend.array_backend_name(sample_weight) is not None
+        try:
+            w = np.asarray(_host(sample_weight) if named else sample_weight, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                "sample_weight must be numbers, one per sample; received "
+                f"{type(sample_weight).__name__} that does not convert to float: {exc}"
+            ) from None
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(
+            f"sample_weight must be 1-D with one weight per sample, shape ({n},); received "
+            f"shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w)):
+        i = int(np.argmin(np.isfinite(w)))
+        raise ValueError(f"sample_weight must be finite; sample {i} is {w[i]}.")
+    if np.any(w < 0):
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"sample_weight must be >= 0; sample {i} is {w[i]}.")
+    if not np.any(w > 0):
+        raise ValueError(
+            "sample_weight must not sum to 0: the sample weights are all zero, so every "
+            "sample would weigh nothing. Give some samples a positive weight."
+        )
+    return w
+
+
+def _sample_weights(w: np.ndarray | None) -> tuple[np.ndarray | None, float]:
+    """The weights ``fit`` gets and the training rows' mean weight.
+
+    ``Sequential.fit`` divides a batch's weighted loss by its rows (Keras's
+    ``sum_over_batch_size``); scikit-learn divides it, and the L2 term, by the batch's total
+    weight. Weights divided by their mean give scikit-learn's loss term for a batch that
+    weighs on average as the data; the L2 term is divided by the mean in ``_network``.
+    Weights all equal (ones included) then are all 1: the plain, unweighted steps.
+    """
+    if w is None:
+        return None, 1.0
+    mean = float(np.mean(w))
+    if mean == 0:
+        raise ValueError(
+            "The training samples' sample weights are all zero (early stopping held out "
+            "every weighted sample): give more samples a positive weight."
+        )
+    scaled = w / mean
+    return (None if np.all(scaled == 1.0) else scaled), mean
 
 
 def _host(a: Any) -> np.ndarray:

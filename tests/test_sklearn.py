@@ -43,8 +43,17 @@ def _scipy_array_api(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# scikit-learn's own estimator checks (no check is skipped or expected to fail; the array API
-# checks for CUDA/MPS/XPU/dpnp skip themselves where that hardware or library is absent)
+# scikit-learn's own estimator checks (the array API checks for CUDA/MPS/XPU/dpnp skip
+# themselves where that hardware or library is absent). One check is expected to fail in
+# float32, the default dtype, and runs in float64 below.
+
+_FLOAT32_ROUNDING = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "float32: the weighted fit and the fit on repeated rows sum in other orders and "
+        "differ by about float32's eps (1.2e-7), at the check's rtol=1e-7; in float64 they "
+        "agree (test_sample_weight_checks_in_float64)"
+    )
+}
 
 
 @no_convergence_warning
@@ -53,9 +62,20 @@ def _scipy_array_api(monkeypatch):
         MLPClassifier(max_iter=20, random_state=0),
         MLPRegressor(max_iter=20, random_state=0),
     ],
+    expected_failed_checks=lambda est: _FLOAT32_ROUNDING,
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_sample_weight_checks_in_float64(Estimator):
+    from sklearn.utils import estimator_checks as checks
+
+    est = Estimator(max_iter=20, random_state=0, dtype="float64")
+    checks.check_sample_weight_equivalence_on_dense_data(Estimator.__name__, est)
+    checks.check_sample_weights_not_overwritten(Estimator.__name__, est)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,3 +664,137 @@ def test_array_api_dispatch_strict_details():
     # without dispatch, NumPy in gives NumPy out whatever the fit was
     assert isinstance(est.predict_proba(X), np.ndarray)
     assert isinstance(est.predict(X), np.ndarray)
+
+
+# ---------------------------------------------------------------------------------------------
+# sample_weight, as scikit-learn's MLP weighs it (>= 1.7): each batch's objective is
+# (sum_i w_i L_i + alpha/2 ||W||^2) / sum_i w_i
+
+
+def _weights(n, seed=0, zeros=True):
+    w = np.random.default_rng(seed).integers(0, 4, n).astype(np.float64)
+    if not zeros:
+        w += 0.5
+    return w
+
+
+def _fit_both(ours, theirs, X, y, w):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, y, sample_weight=w)
+        theirs.fit(X, y, sample_weight=w)
+    assert ours.n_iter_ == theirs.n_iter_
+    for a, b in zip(
+        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra"),
+    [
+        ("multiclass", {}),
+        ("binary", {"activation": "logistic", "solver": "sgd"}),
+        ("multilabel", {"activation": "tanh"}),
+        ("multiclass", {"early_stopping": True, "batch_size": 108, "n_iter_no_change": 2}),
+    ],
+)
+def test_weighted_classifier_matches_sklearn_full_batch(kind, extra):
+    X, y = make_classification(120, 6, n_informative=4, n_classes=3, random_state=0)
+    if kind == "binary":
+        y = y % 2
+    elif kind == "multilabel":
+        y = np.c_[y == 0, y == 1, y != 1].astype(int)
+    # one batch: scikit-learn divides each batch's objective by that batch's total weight
+    params = {**_PARITY, "batch_size": 120, **extra}
+    ours, theirs = MLPClassifier(dtype="float64", **params), SkMLPClassifier(**params)
+    _fit_both(ours, theirs, X, y, _weights(120))
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    if extra.get("early_stopping"):  # the weighted validation accuracy
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_weighted_regressor_matches_sklearn_full_batch(early_stopping):
+    X, y = make_regression(120, 6, noise=1.0, random_state=0)
+    y = y / y.std()
+    params = {**_PARITY, "early_stopping": early_stopping,
+              "batch_size": 108 if early_stopping else 120}  # fmt: skip
+    ours, theirs = MLPRegressor(dtype="float64", **params), SkMLPRegressor(**params)
+    _fit_both(ours, theirs, X, y, _weights(120, zeros=False))
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    if early_stopping:  # the weighted R^2
+        np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_all_ones_weights_fit_as_no_weights(Estimator):
+    X, y = make_classification(60, 4, random_state=1)
+    params = dict(hidden_layer_sizes=(5,), max_iter=5, batch_size=16, random_state=0)
+    kw = {"classes": [0, 1]} if Estimator is MLPClassifier else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pairs = [
+            (
+                Estimator(**params).fit(X, y),
+                Estimator(**params).fit(X, y, sample_weight=np.ones(60)),
+            ),
+            (
+                Estimator(**params).partial_fit(X, y, **kw),
+                Estimator(**params).partial_fit(X, y, sample_weight=np.ones(60), **kw),
+            ),
+        ]
+    for a, b in pairs:
+        assert a.loss_curve_ == b.loss_curve_
+        for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_integer_weights_fit_as_repeated_rows_in_one_batch(Estimator):
+    X, y = make_classification(40, 4, random_state=2)
+    w = _weights(40, seed=1)  # zeros too: those rows are as if removed
+    params = dict(hidden_layer_sizes=(5,), max_iter=6, shuffle=False, random_state=0,
+                  alpha=0.1, dtype="float64", solver="sgd", learning_rate_init=0.1)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = Estimator(**params).fit(X, y, sample_weight=w)  # batch_size="auto": one batch
+        reps = w.astype(int)
+        b = Estimator(**params).fit(np.repeat(X, reps, axis=0), np.repeat(y, reps))
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+    for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-13)
+
+
+def test_weights_of_partial_fit_and_score():
+    X, y = _blobs()
+    w = _weights(len(y), zeros=False)
+    clf = MLPClassifier((6,), random_state=0, learning_rate_init=0.05)
+    clf.partial_fit(X, y, classes=np.unique(y), sample_weight=w)
+    clf.partial_fit(X, y, sample_weight=w)
+    ref = MLPClassifier((6,), random_state=0, learning_rate_init=0.05)
+    ref.partial_fit(X, y, classes=np.unique(y))
+    ref.partial_fit(X, y)
+    assert not np.array_equal(clf.coefs_[0], ref.coefs_[0])  # the weights mattered
+    assert clf.score(X, y, sample_weight=w) == pytest.approx(
+        np.average(clf.predict(X) == y, weights=w)
+    )
+
+
+@pytest.mark.parametrize(
+    ("w", "error", "match"),
+    [
+        (np.ones(59), ValueError, r"sample_weight.*\(60,\).*\(59,\)"),
+        (np.ones((60, 2)), ValueError, "1-D"),
+        (-np.ones(60), ValueError, ">= 0"),
+        (np.r_[np.ones(59), np.nan], ValueError, "finite"),
+        (np.zeros(60), ValueError, "all zero"),
+        (np.array(["a"] * 60), (TypeError, ValueError), "sample_weight"),
+    ],
+)
+def test_bad_sample_weights_get_a_clear_error(w, error, match):
+    X, y = _xy()
+    est = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with pytest.raises(error, match=match):
+        est.fit(X, y, sample_weight=w)
+    assert not hasattr(est, "coefs_")
