@@ -73,6 +73,7 @@ EXTRA_MODULES = [
     "viz",
     "backend",
     "model",
+    "weights",
     "io",
     "distributed.comm",
     "distributed.parallel",
