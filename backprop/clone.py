@@ -137,6 +137,6 @@ def _working_copy(
         copy.set_weights(model.get_weights())
     if model.loss is not None:
         optimizer = _optimizers.get(model.optimizer.get_config())
-        weighted = getattr(model, "_weighted_metric_specs", [])
+        weighted = model._weighted_metric_specs
         copy.compile(model.loss, optimizer, model._metric_specs, weighted)
     return copy

@@ -157,7 +157,7 @@ def save(model: Any, path: str | os.PathLike) -> str:
             "loss": model.loss.get_config(),
             "optimizer": opt.get_config(),
             "metrics": _metric_configs(model._metric_specs),
-            "weighted_metrics": _metric_configs(getattr(model, "_weighted_metric_specs", [])),
+            "weighted_metrics": _metric_configs(model._weighted_metric_specs),
             "iterations": opt.iterations,
             "state_keys": [sorted(s) for s in opt.state],
         }

@@ -134,6 +134,7 @@ class Sequential(FlatParameters):
         self.optimizer: _optimizers.Optimizer | None = None
         self.metrics: list[tuple[str, _metrics.Metric]] = []
         self._metric_specs: list[str | _metrics.Metric] = []
+        self._weighted_metric_specs: list[str | _metrics.Metric] = []
         self._token = next(_TOKENS)
         self.stop_training = False
         self.history: _callbacks.History | None = None

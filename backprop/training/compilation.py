@@ -132,7 +132,7 @@ def resolve_metrics(
     """
     specs = model._metric_specs if specs is None else specs
     if weighted is None:
-        weighted = getattr(model, "_weighted_metric_specs", [])
+        weighted = model._weighted_metric_specs
     loss = model.loss if loss is None else loss
     out = model.output_dim if model.built else 1
 
