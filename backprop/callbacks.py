@@ -480,7 +480,9 @@ class ProgbarLogger(Callback):
         if self.verbose == 1:
             self._write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
 
-    def _bar(self, done: int, total: int) -> str:
+    def _bar(self, done: int, total: int | None) -> str:
+        if total is None:  # a stream of unknown length (a generator): Keras's "n/Unknown"
+            return f"{done}/Unknown"
         filled = int(self.width * done / total) if total else self.width
         arrow = ">" if filled < self.width else ""
         pad = len(str(total))
@@ -492,13 +494,29 @@ class ProgbarLogger(Callback):
         if self.verbose != 1:
             return
         now = time.perf_counter()
-        if now - self._last >= 0.1 and self.seen < self.params["steps"]:
+        steps = self.params["steps"]
+        if now - self._last >= 0.1 and (steps is None or self.seen < steps):
             self._last = now
-            self._write(f"\r{self._bar(self.seen, self.params['steps'])} - {now - self.t0:.0f}s")
+            self._write(f"\r{self._bar(self.seen, steps)} - {now - self.t0:.0f}s")
+
+    def on_predict_begin(self, logs=None):
+        self.t0 = self._last = time.perf_counter()
+        self.seen = 0
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch)
+
+    def on_predict_end(self, logs=None):
+        """The finished bar (``verbose=1``) or line (``verbose=2``) of a ``predict``."""
+        elapsed = time.perf_counter() - self.t0
+        steps = self.params["steps"] or self.seen
+        text = f"{elapsed:.0f}s {1e3 * elapsed / max(steps, 1):.0f}ms/step"
+        self._write(f"\r{self._bar(self.seen, steps)} - {text}\n")
 
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self.t0
-        steps = self.params["steps"]
+        # the steps run: a stream of unknown length counts them as they come
+        steps = self.params["steps"] or self.seen
         per_step = f"{1e3 * elapsed / max(steps, 1):.0f}ms/step"
         text = f"{elapsed:.0f}s {per_step} - {_format_logs(logs or {})}"
         if self.verbose == 1:

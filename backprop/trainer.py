@@ -33,6 +33,9 @@ Array = Any
 # failures_told(comm) (its module comm)
 COMMUNICATORS = ("distributed", "communicators")
 
+#: rows per batch of ``predict`` when its ``batch_size`` is not given
+PREDICT_BATCH_SIZE = 1024
+
 
 def on_device(method: Any) -> Any:
     """Run a method with the model's device current (CuPy computes on the current GPU)."""
@@ -165,12 +168,14 @@ def fit(
     shuffle: bool = True,
     validation_data: tuple[Any, Any] | None = None,
     validation_split: float = 0.0,
-    verbose: int = 1,
+    verbose: int | str = "auto",
     callbacks: list[_callbacks.Callback] | None = None,
     initial_epoch: int = 0,
     distributed: Any = None,
     sample_weight: Any = None,
     class_weight: dict | None = None,
+    validation_freq: int | list[int] = 1,
+    validation_batch_size: int | None = None,
 ) -> _callbacks.History:
     """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
 
@@ -191,8 +196,8 @@ def fit(
         ``val_*`` keys to the history.
     validation_split : float
         Fraction of the data, taken from the end before shuffling, held out for validation.
-    verbose : {0, 1, 2}
-        Silent, a progress bar per epoch, or one line per epoch.
+    verbose : {"auto", 0, 1, 2}
+        Silent, a progress bar per epoch, or one line per epoch; ``"auto"`` is 1 (Keras 3).
     callbacks : list of Callback, optional
         Hooks called during training.
     initial_epoch : int
@@ -213,6 +218,14 @@ def fit(
         ``{class index: weight}``: each row weighs its class's weight (binary labels
         rounded, one-hot rows by their largest entry, integer labels as they are; classes
         missing from the dict weigh 1, as in Keras). Not together with ``sample_weight``.
+    validation_freq : int or list of int, default 1
+        Validate after every ``validation_freq``-th epoch, or after the epochs listed
+        (counted from 1: ``[1, 5, 10]``), as in Keras; the other epochs' logs have no
+        ``val_*`` keys.
+    validation_batch_size : int, optional
+        Rows per validation batch. Unset, the validation rows run in one batch, as before
+        (Keras uses ``batch_size``; a large validation set wants a value here, which bounds
+        the memory the validation takes).
 
     Returns
     -------
@@ -220,7 +233,12 @@ def fit(
         ``history.history`` maps ``"loss"``, metric names and ``"val_*"`` to per-epoch lists.
     """
     args = (X, y, epochs, batch_size, shuffle, validation_data, validation_split, verbose)
-    weights = dict(sample_weight=sample_weight, class_weight=class_weight)
+    weights = dict(
+        sample_weight=sample_weight,
+        class_weight=class_weight,
+        validation_freq=validation_freq,
+        validation_batch_size=validation_batch_size,
+    )
     if distributed is None or distributed is False:
         return _loop.fit(self, *args, callbacks, initial_epoch, **weights)
     # the distributed package sits above the model: it registered its communicators by name
@@ -263,10 +281,11 @@ def evaluate(
     X: Any,
     y: Any,
     batch_size: int | None = None,
-    verbose: int = 0,
+    verbose: int | str = 0,
     callbacks: list[_callbacks.Callback] | None = None,
     sample_weight: Any = None,
-) -> dict[str, float]:
+    return_dict: bool = True,
+) -> dict[str, float] | float | list[float]:
     """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
     Parameters
@@ -277,23 +296,33 @@ def evaluate(
         Targets.
     batch_size : int, optional
         Rows per batch; all at once when omitted.
-    verbose : int, default 0
-        Whether to print the results.
+    verbose : {0, 1, 2, "auto"}, default 0
+        Whether to print the results (``"auto"``: 1). Silent by default, unlike Keras.
     callbacks : list of Callback, optional
         Called as Keras's ``evaluate`` calls them: ``on_test_begin``, then
         ``on_test_batch_begin``/``on_test_batch_end`` around each batch (the end's logs: the
         running loss and metrics), then ``on_test_end`` with the results.
     sample_weight : array_like, shape (n,), optional
         Each sample's weight in the loss, as in ``fit`` (the metrics stay unweighted).
+    return_dict : bool, default True
+        True: the dict below. False: Keras's plain result, the loss as a float without
+        metrics, else ``[loss, *metrics]`` in the metrics' order. The default differs from
+        Keras's (False) because code written for this library reads the dict.
 
     Returns
     -------
-    dict
-        ``{"loss": ..., "accuracy": ..., ...}``.
+    dict, float or list of float
+        ``{"loss": ..., "accuracy": ..., ...}`` (or as ``return_dict`` says).
     """
-    return _loop.evaluate(
+    if not isinstance(return_dict, bool):
+        raise TypeError(f"return_dict must be True or False, received {return_dict!r}.")
+    result = _loop.evaluate(
         self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight
     )
+    if return_dict:
+        return result
+    values = list(result.values())
+    return values[0] if len(values) == 1 else values
 
 
 @on_device
@@ -302,6 +331,7 @@ def predict(
     X: Any,
     batch_size: int | None = None,
     callbacks: list[_callbacks.Callback] | None = None,
+    verbose: int | str = 0,
 ) -> Any:
     """Outputs ``y_hat`` for ``X`` (inference mode).
 
@@ -313,19 +343,25 @@ def predict(
     X : array_like, shape (n, n_features)
         Inputs (any library).
     batch_size : int, optional
-        Rows per batch; all at once when omitted.
+        Rows per batch; unset, batches of 1024 rows (Keras uses 32): large enough that the
+        per-batch overhead stays small, small enough that the memory ``predict`` takes above
+        the data and the outputs stays that of one batch's activations.
     callbacks : list of Callback, optional
         Called as Keras's ``predict`` calls them: ``on_predict_begin``, then
         ``on_predict_batch_begin``/``on_predict_batch_end`` around each batch (the end's
         logs: ``{"outputs": y_hat}`` of the batch, on the model's device), then
         ``on_predict_end``.
+    verbose : {0, 1, 2, "auto"}, default 0
+        1 or ``"auto"``: a progress bar over the batches. Silent by default, unlike Keras.
 
     Returns
     -------
     y_hat : array, shape (n, n_outputs)
         The predictions, in the library and on the device of ``X``.
     """
-    return _loop.predict(self, X, batch_size, callbacks=callbacks)
+    if batch_size is None:
+        batch_size = PREDICT_BATCH_SIZE
+    return _loop.predict(self, X, batch_size, callbacks=callbacks, verbose=verbose)
 
 
 # -- gradients as host arrays ---------------------------------------------------------------

@@ -333,3 +333,128 @@ def test_a_shuffled_fit_makes_no_copy_of_the_training_set(engine, monkeypatch, r
     peak = _traced_peak(lambda: model.fit(X, y, epochs=1, batch_size=50, verbose=0, **kwargs))
     assert model.history.params["engine"] == {"watched": "eager"}.get(engine, engine)
     assert peak <= 0.1 * X.nbytes, f"{peak / X.nbytes:.3f}x the data"
+
+
+# -- Keras 3's keywords of fit, evaluate and predict (issue 21) ------------------------------
+
+
+def _xy(n=64, seed=0):
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(n, 2))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+
+
+class _Tests(bp.callbacks.Callback):
+    """Records the epochs whose end came after a validation (on_test_begin), and the rows of
+    each validation batch."""
+
+    def on_train_begin(self, logs=None):
+        self.validated, self.sizes, self.epoch = [], [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        self.validated.append(self.epoch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.sizes.append(logs["size"])
+
+
+@pytest.mark.parametrize(
+    ("freq", "epochs"), [(1, [0, 1, 2, 3, 4, 5]), (2, [1, 3, 5]), ([1, 4, 6], [0, 3, 5])]
+)
+def test_validation_freq_validates_on_those_epochs_only(freq, epochs):
+    X, y = _xy()
+    rec = _Tests()
+    h = _net().fit(X, y, epochs=6, validation_split=0.25, validation_freq=freq, callbacks=[rec],
+                   verbose=0)  # fmt: skip
+    assert rec.validated == epochs
+    assert len(h.history["val_loss"]) == len(epochs) and len(h.history["loss"]) == 6
+    # as Keras: the epochs without validation have no val_* keys in their logs
+
+
+@pytest.mark.parametrize("freq", [0, -1, 1.5, "2", [0, 2], [], None])
+def test_validation_freq_refuses_what_is_not_an_epoch(freq):
+    X, y = _xy()
+    with pytest.raises((TypeError, ValueError), match="validation_freq"):
+        _net().fit(X, y, validation_split=0.25, validation_freq=freq, verbose=0)
+
+
+def test_validation_batch_size_sets_the_validation_batches():
+    X, y = _xy()
+    rec = _Tests()
+    model = _net()
+    model.fit(X, y, epochs=1, validation_split=0.25, validation_batch_size=5, callbacks=[rec],
+              verbose=0)  # fmt: skip
+    assert rec.sizes == [5, 5, 5, 1]  # 16 validation rows
+    rec = _Tests()
+    model.fit(X, y, epochs=1, validation_split=0.25, callbacks=[rec], verbose=0)
+    assert rec.sizes == [16]  # unset: the validation rows in one batch, as before
+    with pytest.raises(ValueError, match="validation_batch_size"):
+        model.fit(X, y, validation_split=0.25, validation_batch_size=0, verbose=0)
+
+
+def test_verbose_auto_is_1(capsys):
+    X, y = _xy()
+    model = _net()
+    model.fit(X, y, epochs=1, verbose="auto")
+    assert capsys.readouterr().out.startswith("engine: ")
+    model.evaluate(X, y, verbose="auto")
+    assert "loss: " in capsys.readouterr().out
+    model.predict(X, verbose="auto")
+    assert "1/1 [" in capsys.readouterr().out  # the progress bar counts the batches
+    model.predict(X, batch_size=10, verbose=1)
+    assert "7/7 [" in capsys.readouterr().out
+    for call in (
+        lambda: model.fit(X, y, verbose="yes"),
+        lambda: model.evaluate(X, y, verbose=3),
+        lambda: model.predict(X, verbose="loud"),
+    ):
+        with pytest.raises(ValueError, match=r"verbose must be 0, 1 or 2 \(or 'auto'"):
+            call()
+
+
+def test_predict_verbose_0_prints_nothing(capsys):
+    X, _ = _xy()
+    _net().predict(X, verbose=0)
+    _net().predict(X)
+    assert capsys.readouterr().out == ""
+
+
+def test_evaluate_return_dict():
+    X, y = _xy()
+    model = _net()
+    result = model.evaluate(X, y)
+    assert result == model.evaluate(X, y, return_dict=True)
+    assert list(result) == ["loss", "accuracy"]
+    # Keras's list: the loss, then the metrics in their order
+    assert model.evaluate(X, y, return_dict=False) == [result["loss"], result["accuracy"]]
+    plain = bp.Sequential([Dense(1, input_dim=2)], seed=0)
+    plain.compile("mse", "sgd")
+    loss = plain.evaluate(X, y, return_dict=False)  # no metrics: the loss alone, a float
+    assert isinstance(loss, float) and loss == plain.evaluate(X, y)["loss"]
+    with pytest.raises(TypeError, match="return_dict"):
+        model.evaluate(X, y, return_dict="yes")
+
+
+def test_predict_batch_size_none_runs_batches_of_1024(backend):
+    """The default batch bounds predict's memory: the outputs equal one batch's."""
+    X, _ = _xy(2500)
+    model = _net(backend, dtype="float32")
+    sizes = []
+    cb = bp.callbacks.LambdaCallback(
+        on_predict_batch_end=lambda batch, logs: sizes.append(logs["outputs"].shape[0])
+    )
+    out = model.predict(X, callbacks=[cb])
+    assert sizes == [1024, 1024, 452]
+    whole = model.predict(X, batch_size=2500)
+    np.testing.assert_allclose(bp.to_numpy(out), bp.to_numpy(whole), rtol=1e-6)
+
+
+def test_predict_memory_stays_below_a_tenth_of_the_data():
+    X = np.random.default_rng(0).normal(size=(20000, 400)).astype(np.float32)  # 30 MiB
+    model = bp.Sequential([Dense(32, "relu", input_dim=400), Dense(10, "softmax")], seed=0,
+                          dtype="float32")  # fmt: skip
+    model.predict(X[:10])
+    assert _traced_peak(lambda: model.predict(X)) <= 0.1 * X.nbytes

@@ -41,6 +41,8 @@ def fit(
     comm: Any = None,
     sample_weight: Any = None,
     class_weight: Any = None,
+    validation_freq: Any = 1,
+    validation_batch_size: int | None = None,
 ) -> _callbacks.History:
     """``model.fit`` (see ``Sequential.fit``); ``comm``: the ranks of a data-parallel fit."""
     _compilation.require_compiled(model, "fit")
@@ -53,8 +55,11 @@ def fit(
     # Python ints from here: callbacks see them in params and logs (and write them as JSON)
     epochs, batch_size = int(epochs), None if batch_size is None else int(batch_size)
     validation_split = _data.check_fraction(validation_split, "validation_split")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
+    verbose = check_verbose(verbose)
+    validation_freq = check_validation_freq(validation_freq)
+    _data.check_positive_int(validation_batch_size, "validation_batch_size", allow_none=True)
+    if validation_batch_size is not None:
+        validation_batch_size = int(validation_batch_size)
     if validation_data is not None and (
         not isinstance(validation_data, tuple | list) or len(validation_data) not in (2, 3)
     ):
@@ -123,9 +128,21 @@ def fit(
     n = X.shape[0]
     batch_size = min(batch_size or 32, n)
     model._comm = comm
+    validation = dict(freq=validation_freq, batch_size=validation_batch_size)
     try:
         return _epochs(
-            model, X, Y, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch
+            model,
+            X,
+            Y,
+            Xv,
+            Yv,
+            epochs,
+            batch_size,
+            shuffle,
+            verbose,
+            callbacks,
+            initial_epoch,
+            validation,
         )
     finally:
         model._comm = None
@@ -144,8 +161,57 @@ def with_weights(model: Any, Y: Array, sample_weight: Any) -> Array:
     return xp.concat([Y, xp.reshape(w, (-1, 1))], axis=1)
 
 
+def check_verbose(verbose: Any) -> int:
+    """``verbose`` as 0, 1 or 2; ``"auto"`` is 1, as in Keras 3."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if not is_int(verbose) or int(verbose) not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2 (or 'auto': 1), received verbose={verbose!r}.")
+    return int(verbose)
+
+
+def check_validation_freq(freq: Any) -> int | frozenset[int]:
+    """``validation_freq`` as Keras 3 takes it: every ``freq``-th epoch, or these epochs.
+
+    Returns an int (validate after epochs ``freq, 2 freq, ...``, counted from 1) or the set
+    of epochs (from 1) to validate after.
+    """
+    if is_int(freq):
+        if int(freq) < 1:
+            raise ValueError(
+                f"validation_freq must be a positive integer (validate every that many epochs) "
+                f"or a list of epochs (counted from 1), received {freq!r}."
+            )
+        return int(freq)
+    epochs = isinstance(freq, list | tuple | set | frozenset | range) and bool(freq)
+    if epochs and all(is_int(e) and int(e) >= 1 for e in freq):
+        return frozenset(int(e) for e in freq)
+    raise TypeError(
+        "validation_freq must be a positive integer (validate every that many epochs) or a "
+        f"non-empty list of epochs counted from 1, e.g. [1, 5, 10]; received {freq!r}."
+    )
+
+
+def _validates(freq: int | frozenset[int], epoch: int) -> bool:
+    """Whether the epoch ``epoch`` (from 0) ends with a validation."""
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return epoch + 1 in freq
+
+
 def _epochs(
-    model, X, Y, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch
+    model,
+    X,
+    Y,
+    Xv,
+    Yv,
+    epochs,
+    batch_size,
+    shuffle,
+    verbose,
+    callbacks,
+    initial_epoch,
+    validation,
 ) -> _callbacks.History:
     """The epochs of a fit, on data already checked and on the device."""
     steps = math.ceil(X.shape[0] / batch_size)
@@ -157,7 +223,20 @@ def _epochs(
     )
     engine.begin(model, X, Y, Xv, settings)
     try:
-        return _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks)
+        return _run(
+            model,
+            engine,
+            X,
+            Y,
+            Xv,
+            Yv,
+            batch_size,
+            steps,
+            settings,
+            verbose,
+            callbacks,
+            validation,
+        )
     finally:
         engine.end(model)
 
@@ -210,7 +289,7 @@ def _batch_size_without_one_row(n: int, batch_size: int) -> int | None:
     return None
 
 
-def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks):
+def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, callbacks, validation):
     """The epochs themselves: callbacks, the engine's epochs, validation, logs."""
     epochs, shuffle = settings["epochs"], settings["shuffle"]
     initial_epoch = settings["initial_epoch"]
@@ -260,8 +339,11 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         logs = _logs.finish(model, result.sums, result.n, result.n_flags)
         if not math.isfinite(logs["loss"]):
             _nonfinite(model, epoch, logs["loss"], snapshot, result, callbacks or [])
-        if Xv is not None:  # an evaluate with the fit's callbacks, as in Keras
-            val = evaluate_device(model, Xv, Yv, n_total=n_val, callbacks=cb)
+        # an evaluate with the fit's callbacks, as in Keras; on the epochs validation_freq names
+        if Xv is not None and _validates(validation["freq"], epoch):
+            val = evaluate_device(
+                model, Xv, Yv, validation["batch_size"], n_total=n_val, callbacks=cb
+            )
             logs.update({f"val_{k}": v for k, v in val.items()})
         # the last batch's flags come back with the metrics; a full probe confirms them
         if logs.pop("_dead_in_last_batch", False) and not warned:
@@ -374,8 +456,7 @@ def evaluate(
         raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
     batch_size = None if batch_size is None else int(batch_size)
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, received verbose={verbose!r}.")
+    verbose = check_verbose(verbose)
     _check_callbacks(callbacks)
     X, y = model._check(X, y)
     if sample_weight is not None:
@@ -492,24 +573,32 @@ def predict(
     X: Any,
     batch_size: int | None = None,
     callbacks: list[_callbacks.Callback] | None = None,
+    verbose: Any = 0,
 ) -> Any:
     """``model.predict``: the outputs, in the library and on the device of ``X``.
 
+    ``batch_size`` None: all rows in one batch (``Sequential.predict`` passes its default).
     ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin/end`` per batch (the
-    end's logs: ``{"outputs": y_hat}`` of the batch, on the device) and ``on_predict_end``.
+    end's logs: ``{"outputs": y_hat}`` of the batch, on the device) and ``on_predict_end``;
+    ``verbose=1`` adds a progress bar over the batches.
     """
     from ..backend import array_backend_name, backend_of
 
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
     batch_size = None if batch_size is None else int(batch_size)
+    verbose = check_verbose(verbose)
     _check_callbacks(callbacks)
+    callbacks = list(callbacks or [])
+    if verbose:
+        callbacks.append(_callbacks.ProgbarLogger(verbose))
     source = backend_of(X) if array_backend_name(X) else None
     Xd, _ = model._prepare(X)
     n = Xd.shape[0]
     batch_size = min(batch_size or n, n)
     cb = None
     if callbacks:
-        params = {"epochs": 1, "steps": math.ceil(n / batch_size), "verbose": 0, "samples": n}
+        steps = math.ceil(n / batch_size)
+        params = {"epochs": 1, "steps": steps, "verbose": verbose, "samples": n}
         cb = _callbacks.CallbackList(list(callbacks), model, params)
         cb.on_predict_begin()
     parts = []
