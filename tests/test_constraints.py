@@ -268,6 +268,11 @@ def test_gradients_do_not_see_the_constraints(backend64):
         np.testing.assert_array_equal(bp.to_numpy(g), bp.to_numpy(g_free))
 
 
+def test_gradcheck_of_a_constrained_model():
+    X, y = _data(6)
+    assert bp.gradcheck(_model("numpy"), X, y) < 1e-6
+
+
 def test_conv2d_kernel_with_keras_conv_axes():
     """Keras's advice for conv kernels (kh, kw, c_in, filters): axis=[0, 1, 2], one norm
     per filter."""
