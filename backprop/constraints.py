@@ -44,6 +44,21 @@ from array_api_compat import array_namespace
 
 from ._checks import as_float, as_int
 
+__all__ = [
+    "Constraint",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "get",
+    "get_config",
+    "max_norm",
+    "min_max_norm",
+    "names",
+    "non_neg",
+    "unit_norm",
+]
+
 Array = Any
 
 # Keras's backend.epsilon(): what keeps w / norm finite where a slice is all zeros
