@@ -12,6 +12,8 @@ Examples
 from . import (
     activations,
     callbacks,
+    constraints,
+    data,
     datasets,
     distributed,
     initializers,
@@ -48,6 +50,8 @@ __all__ = [
     "available_backends",
     "callbacks",
     "clone_model",
+    "constraints",
+    "data",
     "datasets",
     "distributed",
     "get_backend",

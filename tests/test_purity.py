@@ -17,6 +17,7 @@ LIBRARIES = {"numpy", "cupy", "torch", "jax", "jaxlib", "array_api_strict", "sci
 # layers, activations, losses, optimizers and the training step (model) must not touch NumPy
 MATH = [
     "activations",
+    "constraints",
     "layers",
     "losses",
     "optimizers",
