@@ -56,7 +56,7 @@ class Eager(Engine):
                 callbacks.on_train_batch_begin(i)
             penalty = model._penalty()  # the weights this step starts from
             lo, hi = self.rows(lo, hi)
-            xb, yb = batch(xp, X, Y, order, lo, hi)
+            xb, yb = self.batch(model, X, Y, order, lo, hi)
             y_hat = self.step(model, xb, yb, (hi - lo) / size)
             if y_hat is not None:
                 outputs.append(y_hat)
@@ -108,6 +108,10 @@ class Eager(Engine):
     def rows(self, lo: int, hi: int) -> tuple[int, int]:
         """The rows of the batch ``lo:hi`` this process trains on: all of them."""
         return lo, hi
+
+    def batch(self, model: Any, X: Array, Y: Array, order: Array | None, lo: int, hi: int):
+        """The rows ``lo:hi`` of the epoch, on the device (a gather by index from ``order``)."""
+        return batch(model.xp, X, Y, order, lo, hi)
 
     def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
         """One step on the batch ``(x, y)``; returns its outputs."""

@@ -12,6 +12,8 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .. import callbacks as _callbacks
 from .. import data as _data
 from .. import layers as _layers
@@ -22,6 +24,7 @@ from . import probe as _probe
 from .choose import choose_engine
 from .errors import NonFiniteLossError
 from .sharded import any_rank, shard
+from .streamed import Rows, Streamed, is_rows, with_weights
 
 Array = Any
 
@@ -88,6 +91,13 @@ def fit(
         if not isinstance(c, _callbacks.Callback):
             raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
     _compilation.check_optimizer_state(model)  # after re-packing theta for frozen layers
+    source = _data.adapt(X, y, sample_weight, name="X")
+    if source is not None:  # a store read batch by batch, not in memory
+        return _fit_streamed(
+            model, source, epochs, batch_size, shuffle, validation_data, validation_split,
+            verbose, callbacks, initial_epoch, comm, class_weight,
+            dict(freq=validation_freq, batch_size=validation_batch_size),
+        )  # fmt: skip
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
     if sample_weight is not None and class_weight is not None:  # as Keras 3 refuses
@@ -148,17 +158,65 @@ def fit(
         model._comm = None
 
 
-def with_weights(model: Any, Y: Array, sample_weight: Any) -> Array:
-    """``Y`` with the sample weights as one more column (``Y`` itself without weights).
-
-    The engines gather the column with the rows; :func:`backprop.training.logs.split` takes
-    it off again where the loss and metrics are computed.
-    """
-    if sample_weight is None:
-        return Y
-    xp = model.xp
-    w = model.backend.asarray(sample_weight, model.dtype)
-    return xp.concat([Y, xp.reshape(w, (-1, 1))], axis=1)
+def _fit_streamed(
+    model, source, epochs, batch_size, shuffle, validation_data, validation_split, verbose,
+    callbacks, initial_epoch, comm, class_weight, validation,
+) -> _callbacks.History:  # fmt: skip
+    """``fit`` on a by-rows source: the batches of the in-memory fit, read as they come."""
+    if not source.by_rows:
+        raise TypeError(
+            f"fit() reads {source.kind} input batch by batch through the streamed engine, "
+            "which takes only sliceable stores (a NumPy memmap, h5py, zarr, Dask) so far; "
+            "pass the data as arrays, or as one of those."
+        )
+    if comm is not None:
+        raise TypeError(
+            "fit(distributed=...) takes in-memory arrays so far; a store read batch by batch "
+            "(a memmap, h5py, zarr, Dask) trains in one process."
+        )
+    if class_weight is not None:
+        raise TypeError(
+            "class_weight takes in-memory labels so far: pass sample_weight computed from "
+            "your labels beside a store read batch by batch."
+        )
+    if validation_split and validation_data is None:
+        source, val_source = source.split(validation_split)
+    else:
+        val_source = None
+    # the first rows: checked against the model (shape, labels), and they build it
+    probe = np.arange(min(source.n, _probe.DEAD_CHECK_ROWS))
+    x0, y0, _ = source.read(probe)
+    if y0 is None:
+        raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
+    model._to_device(*model._check(x0, y0))
+    X = Rows(model, source)
+    Xv = Yv = None
+    if val_source is not None:
+        Xv = Rows(model, val_source)
+    elif validation_data is not None:
+        v_source = _data.adapt(*validation_data[:3], name="X_val")
+        if v_source is not None:
+            Xv = Rows(model, v_source)
+        else:
+            Xv, yv = model._check(
+                *validation_data[:2], name="X_val", input_shape=tuple(X.shape[1:])
+            )
+            wv = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                wv = _data.check_sample_weight(
+                    validation_data[2], Xv.shape[0], "validation sample_weight"
+                )
+            Xv, Yv = model._to_device(Xv, yv)
+            Yv = with_weights(model, Yv, wv)
+    n = X.shape[0]
+    batch_size = min(batch_size or 32, n)
+    engine = Streamed()
+    engine.reason = f"the {source.kind} input is read one batch at a time"
+    model._comm = None
+    return _epochs(
+        model, X, None, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch,
+        validation, engine,
+    )  # fmt: skip
 
 
 def check_verbose(verbose: Any) -> int:
@@ -212,12 +270,14 @@ def _epochs(
     callbacks,
     initial_epoch,
     validation,
+    engine=None,
 ) -> _callbacks.History:
     """The epochs of a fit, on data already checked and on the device."""
     steps = math.ceil(X.shape[0] / batch_size)
     if model._comm is None or model._comm.is_root:  # rank 0 speaks for all
         _warn_one_row_batches(model, X.shape[0], batch_size)
-    engine = choose_engine(model, callbacks or [], model._comm, batch_size)
+    if engine is None:
+        engine = choose_engine(model, callbacks or [], model._comm, batch_size)
     settings = dict(
         batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=shuffle
     )
@@ -322,7 +382,8 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
     cb = _callbacks.CallbackList(cbs, model, params)
 
     model.stop_training = False
-    probe = X[: min(n, _probe.DEAD_CHECK_ROWS), ...]
+    rows = min(n, _probe.DEAD_CHECK_ROWS)
+    probe = X.slice(0, rows)[0] if is_rows(X) else X[:rows, ...]
     warned = _probe.warn_dead(model, probe, when="at initialisation" if epochs else "")
     cb.on_train_begin()
     # a callback may resume an interrupted fit (BackupAndRestore), as Keras's _initial_epoch
@@ -458,13 +519,23 @@ def evaluate(
     batch_size = None if batch_size is None else int(batch_size)
     verbose = check_verbose(verbose)
     _check_callbacks(callbacks)
-    X, y = model._check(X, y)
-    if sample_weight is not None:
-        sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
-    X, Y = model._to_device(X, y)
-    Y = with_weights(model, Y, sample_weight)
+    source = _data.adapt(X, y, sample_weight, name="X")
+    if source is not None:  # a store read batch by batch: 1024 rows unless told
+        X, Y = _streamed_input(model, source, "evaluate"), None
+        batch_size = batch_size or STREAM_BATCH_SIZE
+    else:
+        X, y = model._check(X, y)
+        if sample_weight is not None:
+            sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
+        X, Y = model._to_device(X, y)
+        Y = with_weights(model, Y, sample_weight)
     n = X.shape[0]
     if comm is not None:
+        if is_rows(X):
+            raise TypeError(
+                "evaluate over the ranks takes in-memory arrays so far; a store read batch by "
+                "batch (a memmap, h5py, zarr, Dask) evaluates in one process."
+            )
         lo, hi = shard(0, n, comm.rank, comm.size)
         X, Y = X[lo:hi, ...], Y[lo:hi, ...]
     model._comm = comm
@@ -481,6 +552,25 @@ def evaluate(
     if verbose:
         print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
     return result
+
+
+#: rows per batch of ``evaluate`` and ``predict`` on a store read batch by batch, by default
+STREAM_BATCH_SIZE = 1024
+
+
+def _streamed_input(model: Any, source: Any, what: str) -> Rows:
+    """A by-rows source of ``evaluate``/``predict`` as :class:`Rows`, checked on its first rows."""
+    if not source.by_rows:
+        raise TypeError(
+            f"{what}() reads {source.kind} input batch by batch through the streamed engine, "
+            "which takes only sliceable stores (a NumPy memmap, h5py, zarr, Dask) so far; "
+            "pass the data as arrays, or as one of those."
+        )
+    x0, y0, _ = source.read(np.arange(min(source.n, _probe.DEAD_CHECK_ROWS)))
+    if what == "evaluate" and y0 is None:
+        raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
+    model._to_device(*model._check(x0, y0))
+    return Rows(model, source)
 
 
 def _check_callbacks(callbacks: Any) -> None:
@@ -531,7 +621,7 @@ def evaluate_device(
         hi = min(lo + batch_size, n)
         if callbacks is not None:
             callbacks.on_test_batch_begin(i)
-        xb, yb = X[lo:hi, ...], Y[lo:hi, ...]
+        xb, yb = X.slice(lo, hi) if is_rows(X) else (X[lo:hi, ...], Y[lo:hi, ...])
         y_hat = model._forward(xb, training=False)
         loss = _logs.loss_value(model, yb, y_hat, model.layers[-1].z if fused else None)
         total_loss = total_loss + loss * (hi - lo)
@@ -591,8 +681,13 @@ def predict(
     callbacks = list(callbacks or [])
     if verbose:
         callbacks.append(_callbacks.ProgbarLogger(verbose))
+    stream = _data.adapt(X, name="X")
     source = backend_of(X) if array_backend_name(X) else None
-    Xd, _ = model._prepare(X)
+    if stream is not None:  # a store read batch by batch: NumPy out
+        Xd = _streamed_input(model, stream, "predict")
+        batch_size = batch_size or STREAM_BATCH_SIZE
+    else:
+        Xd, _ = model._prepare(X)
     n = Xd.shape[0]
     batch_size = min(batch_size or n, n)
     cb = None
@@ -605,7 +700,9 @@ def predict(
     for i, lo in enumerate(range(0, n, batch_size)):
         if cb is not None:
             cb.on_predict_batch_begin(i)
-        parts.append(model._forward(Xd[lo : min(lo + batch_size, n), ...], training=False))
+        hi = min(lo + batch_size, n)
+        xb = Xd.slice(lo, hi)[0] if is_rows(Xd) else Xd[lo:hi, ...]
+        parts.append(model._forward(xb, training=False))
         if cb is not None:
             cb.on_predict_batch_end(i, {"outputs": parts[-1]})
     if cb is not None:
