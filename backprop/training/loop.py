@@ -24,7 +24,8 @@ from . import probe as _probe
 from .choose import choose_engine
 from .errors import NonFiniteLossError
 from .sharded import any_rank, shard
-from .streamed import Rows, Streamed, is_rows, with_weights
+from .streamed import Rows, is_rows, with_weights
+from .streamed_sharded import streamed_engine
 
 Array = Any
 
@@ -169,11 +170,7 @@ def _fit_streamed(
             "which takes only sliceable stores (a NumPy memmap, h5py, zarr, Dask) so far; "
             "pass the data as arrays, or as one of those."
         )
-    if comm is not None:
-        raise TypeError(
-            "fit(distributed=...) takes in-memory arrays so far; a store read batch by batch "
-            "(a memmap, h5py, zarr, Dask) trains in one process."
-        )
+    engine = streamed_engine(comm)  # refuses what it cannot run, before anything is read
     if class_weight is not None:
         raise TypeError(
             "class_weight takes in-memory labels so far: pass sample_weight computed from "
@@ -210,13 +207,15 @@ def _fit_streamed(
             Yv = with_weights(model, Yv, wv)
     n = X.shape[0]
     batch_size = min(batch_size or 32, n)
-    engine = Streamed()
     engine.reason = f"the {source.kind} input is read one batch at a time"
-    model._comm = None
-    return _epochs(
-        model, X, None, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks, initial_epoch,
-        validation, engine,
-    )  # fmt: skip
+    model._comm = comm
+    try:
+        return _epochs(
+            model, X, None, Xv, Yv, epochs, batch_size, shuffle, verbose, callbacks,
+            initial_epoch, validation, engine,
+        )  # fmt: skip
+    finally:
+        model._comm = None
 
 
 def check_verbose(verbose: Any) -> int:
