@@ -319,11 +319,6 @@ def test_a_frozen_layer_is_left_alone():
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax")
-@pytest.mark.xfail(
-    strict=True,
-    reason="the compiled epoch (training/compiled.py pure_step) applies no constraint until "
-    "`theta = model._constrain(theta)` follows the optimizer's step there",
-)
 def test_jax_compiled_epoch_keeps_the_constraints():
     model = _model("jax")
     history = model.fit(*_data(), epochs=3, batch_size=8, verbose=0)
@@ -336,11 +331,6 @@ def test_jax_compiled_epoch_keeps_the_constraints():
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the captured step (training/captured.py) applies no constraint until "
-    "`_keep(st.theta, model._constrain(st.theta))` follows its optimizer's step",
-)
 def test_captured_step_keeps_the_constraints(recorder):
     model = _model("numpy")
     history = model.fit(*_data(), epochs=3, batch_size=8, verbose=0)

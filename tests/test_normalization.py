@@ -553,6 +553,31 @@ def test_jax_compiled_epoch_equals_eager(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.skipif(not HAS_JAX, reason="needs jax")
+@pytest.mark.parametrize("last", [BatchNormalization, LayerNormalization])
+def test_a_normalization_as_the_last_layer_trains_in_the_compiled_epoch(monkeypatch, last):
+    """The compiled step handed over the last layer's logits ``z``, which a normalization
+    layer does not have: the epoch failed to trace (AttributeError)."""
+    X, labels = _data()
+    y = np.stack([labels, 2.0 - labels], axis=1).astype(np.float64)
+
+    def fit(compiled: bool):
+        if not compiled:
+            monkeypatch.setattr(compiled_engine, "program", lambda model, batch_size: None)
+        model = bp.Sequential([Dense(2, input_dim=3), last()], backend="jax", dtype="float64",
+                              seed=0)  # fmt: skip
+        model.compile("mse", "sgd", metrics=["mae"])
+        history = model.fit(X, y, epochs=2, batch_size=8, verbose=0)
+        assert history.params["engine"] == ("compiled" if compiled else "eager")
+        return history.history, model.get_weights()
+
+    (h_c, w_c), (h_e, w_e) = fit(True), fit(False)
+    for k in h_e:
+        np.testing.assert_allclose(h_c[k], h_e[k], rtol=1e-9)
+    for a, b in zip(w_c, w_e, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 # -- 4. save / load --------------------------------------------------------------------------------
 
 

@@ -233,6 +233,7 @@ class Captured(Engine):
                 st.flags[...] = _stack(xp, [xp.max(layer.z) for layer in hidden])
             state = opt.state[0]
             _keep(st.theta, opt.step([st.theta], [model._flat_grads()], [state], lr, t, xp)[0])
+            _keep(st.theta, model._constrain(st.theta))  # after the update, as Keras
             for name, a in st.state.items():
                 _keep(a, state[name])
                 state[name] = a

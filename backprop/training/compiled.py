@@ -85,8 +85,12 @@ def pure_step(
     _step.backward(model, y, y_hat)
     state = dict(state)
     theta = model.optimizer.step([theta], [model._flat_grads()], [state], lr, t, xp)[0]
+    theta = model._constrain(theta)  # Keras: each weight projected after its update
     dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
-    return theta, state, model._get_buffers(), y_hat, model.layers[-1].z, penalty, *dead
+    # the logits are a fused loss's (its last layer is a Dense or Activation); any other loss
+    # needs none, and its last layer may have no z (a normalization): y_hat takes the place
+    z = model.layers[-1].z if model._fused else y_hat
+    return theta, state, model._get_buffers(), y_hat, z, penalty, *dead
 
 
 def pure_epoch(
