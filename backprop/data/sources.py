@@ -377,6 +377,11 @@ class PyDatasetSource(Source):
             self._first = self.dataset[0]
         return _shape_of(_first_x(self._first), self.name, self.what)
 
+    def peek(self) -> Any:
+        """Batch 0, read once: the first epoch hands it out again, not read a second time."""
+        _ = self.sample_shape  # reads batch 0 if it is not read yet
+        return self._first
+
     def steps(self, batch_size: int | None = None) -> int:
         """``len(dataset)`` (the batch size is the dataset's)."""
         return self._len()
@@ -439,6 +444,11 @@ class IterableSource(Source):
                     "generator that yields (x, y) batches."
                 ) from None
         return _shape_of(_first_x(self._first), self.name, self.what)
+
+    def peek(self) -> Any:
+        """The first batch, pulled once: the first epoch hands it out again."""
+        _ = self.sample_shape  # pulls the first batch if it is not pulled yet
+        return self._first
 
     def steps(self, batch_size: int | None = None) -> int | None:
         """The batches per epoch: None for an iterator, else ``len(data)`` where it has one.
