@@ -339,6 +339,8 @@ class Sequential(FlatParameters):
         return total
 
     def _output_shape_from(self, input_shape: int | tuple[int, ...]) -> tuple[int, ...]:
+        if not self.layers:  # (after pop() too: the input is no output)
+            raise ValueError("The model has no layers: add some with model.add(...) first.")
         shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
         for layer in self.layers:
             shape = layer.compute_output_shape(shape)

@@ -352,6 +352,26 @@ def test_assign_refuses_a_wrong_shape_and_changes_nothing():
 # -- pop --------------------------------------------------------------------------------------
 
 
+def test_a_model_popped_empty_says_it_has_no_layers():
+    """fit on a compiled model emptied by pop() blamed y for the model's "3 outputs" (the old
+    input width), and output_shape raised a bare TypeError."""
+    X, y = np.ones((20, 3)), np.ones(20)
+    model = bp.Sequential([Dense(1, input_dim=3)], seed=0)
+    model.compile(loss="mse")
+    model.fit(X, y, verbose=0)
+    model.pop()
+    for call in (
+        lambda: model.fit(X, y, verbose=0),
+        lambda: model.evaluate(X, y),
+        lambda: model.train_on_batch(X, y),
+        lambda: model.test_on_batch(X, y),
+        lambda: model.output_shape,
+        lambda: bp.Sequential().output_dim,
+    ):
+        with pytest.raises(ValueError, match="no layers"):
+            call()
+
+
 def test_pop_removes_the_last_layer_and_returns_it(backend64):
     X, _ = data()
     model = net(backend64, compiled=False)
