@@ -59,7 +59,19 @@ def any_rank(comm: Any, flag: Any) -> bool:
     return any(comm.allgather(bool(flag)))
 
 
-def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any) -> dict:
+def data_fields(X: Array, Y: Array, Xv: Array | None) -> dict:
+    """The data in the ranks' signature: the arrays themselves.
+
+    The communicator compares their fingerprints (rows spread through the whole array,
+    column sums) and names the one that differs. A store read batch by batch puts a few of
+    its rows here instead (``streamed_sharded.store_fields``).
+    """
+    return {"X": X, "y": Y, "validation X": Xv}
+
+
+def _signature(
+    model: Any, X: Array, Y: Array, Xv: Array | None, data: dict | None = None, **settings: Any
+) -> dict:
     opt = model.optimizer
     # the layers' settings, not their names (which count the layers a process made before)
     layers = {
@@ -86,11 +98,7 @@ def _signature(model: Any, X: Array, Y: Array, Xv: Array | None, **settings: Any
         "samples": int(X.shape[0]),
         "sample shape": tuple(int(d) for d in X.shape[1:]),
         "validation samples": None if Xv is None else int(Xv.shape[0]),
-        # arrays: the communicator compares their fingerprints (rows spread through the
-        # whole array, column sums) and names the one that differs
-        "X": X,
-        "y": Y,
-        "validation X": Xv,
+        **(data_fields(X, Y, Xv) if data is None else data),
         **settings,
     }
 
@@ -105,8 +113,11 @@ def _begin(
     epochs: int,
     initial_epoch: int,
     shuffle: bool,
+    data: dict | None = None,
 ) -> None:
     """Check that every rank runs the same training, then copy rank 0's state to all.
+
+    ``data``: what the ranks compare of the data (:func:`data_fields` by default).
 
     Raises
     ------
@@ -135,6 +146,7 @@ def _begin(
         X,
         Y,
         Xv,
+        data,
         batch_size=batch_size,
         epochs=epochs,
         initial_epoch=initial_epoch,
@@ -195,12 +207,16 @@ class Sharded(Eager):
 
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
         self.batch_hooks = None
-        _begin(model, self.comm, X, Y, Xv, **settings)
+        _begin(model, self.comm, X, Y, Xv, data=self.data_fields(X, Y, Xv), **settings)
         # BatchNormalization's statistics are those of the global batch: its sums over the
         # batch go through the communicator
         self.syncs = [_BatchSync(self.comm, model.backend) for _ in _batch_norms(model)]
         for layer, sync in zip(_batch_norms(model), self.syncs, strict=True):
             layer.sync = sync
+
+    def data_fields(self, X: Array, Y: Array, Xv: Array | None) -> dict:
+        """What the ranks compare of the data before training (:func:`data_fields`)."""
+        return data_fields(X, Y, Xv)
 
     def end(self, model: Any) -> None:
         for layer in _batch_norms(model):
@@ -240,9 +256,13 @@ class Sharded(Eager):
 
     def rows(self, lo: int, hi: int) -> tuple[int, int]:
         r_lo, r_hi = shard(lo, hi, self.comm.rank, self.comm.size)
-        for sync in self.syncs:  # this step's rows: the global batch's and this rank's
-            sync.rows, sync.local = hi - lo, r_hi - r_lo
+        self.sync_rows(hi - lo, r_hi - r_lo)
         return r_lo, r_hi
+
+    def sync_rows(self, rows: int, local: int) -> None:
+        """Set the step's rows, the global batch's and this rank's, for BatchNormalization."""
+        for sync in self.syncs:
+            sync.rows, sync.local = rows, local
 
     def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
         """``step`` on this rank's shard of a global batch.

