@@ -162,7 +162,7 @@ def train_step(self: Any, x: Array, y: Array) -> tuple[Array, Array]:
 def fit(
     self: Any,
     X: Any,
-    y: Any,
+    y: Any = None,
     epochs: int = 1,
     batch_size: int | None = 32,
     shuffle: bool = True,
@@ -176,26 +176,37 @@ def fit(
     class_weight: dict | None = None,
     validation_freq: int | list[int] = 1,
     validation_batch_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
 ) -> _callbacks.History:
     """Train for ``epochs`` passes over ``(X, y)`` in shuffled mini-batches.
 
     Parameters
     ----------
-    X : array_like, shape (n_samples, n_features)
-        NumPy data or an array of any supported library.
+    X : array_like, store, generator or PyDataset
+        NumPy data or an array of any supported library, shape (n_samples, n_features); a
+        store read batch by batch (a NumPy memmap, an h5py or zarr dataset, a Dask array);
+        or batches ``(x, y)``/``(x, y, sample_weight)`` from a generator, an iterable (a
+        torch ``DataLoader``) or a :class:`backprop.data.PyDataset` (see docs/data.md).
     y : array_like, shape (n_samples,) or (n_samples, n_outputs)
-        Labels in the loss's layout (0/1, one-hot, integer classes or real values).
+        Labels in the loss's layout (0/1, one-hot, integer classes or real values). None
+        for a generator or a PyDataset, whose batches carry them.
     epochs : int
         Passes over the data.
     batch_size : int or None
         Samples per step (None: 32, Keras's default); larger than n means full batch.
+        Unused for a generator or a PyDataset: their batches are as they come.
     shuffle : bool
-        Reshuffle the samples each epoch (from the model's seeded host generator).
-    validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-        Evaluated after each epoch (weighted by ``sample_weight_val`` when given); adds
-        ``val_*`` keys to the history.
+        Reshuffle the samples each epoch (from the model's seeded host generator). A
+        generator or a PyDataset keeps its own order.
+    validation_data : tuple, generator or PyDataset, optional
+        ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)`` (arrays or stores), or
+        batches from a generator or a PyDataset. Evaluated after each epoch (weighted by
+        ``sample_weight_val`` when given); adds ``val_*`` keys to the history.
     validation_split : float
         Fraction of the data, taken from the end before shuffling, held out for validation.
+        Refused for a generator or a PyDataset (they cannot be split without reading them),
+        as Keras: pass ``validation_data``.
     verbose : {"auto", 0, 1, 2}
         Silent, a progress bar per epoch, or one line per epoch; ``"auto"`` is 1 (Keras 3).
     callbacks : list of Callback, optional
@@ -226,6 +237,14 @@ def fit(
         Rows per validation batch. Unset, the validation rows run in one batch, as before
         (Keras uses ``batch_size``; a large validation set wants a value here, which bounds
         the memory the validation takes).
+    steps_per_epoch : int, optional
+        The batches of a generator or a PyDataset per epoch, as Keras: unset, an epoch is
+        the whole source (its length, or until a generator runs out, after which training
+        stops). A generator that runs out before ``steps_per_epoch`` ends the epoch and the
+        training with a warning naming the batch. Arrays and stores take their
+        ``ceil(rows / batch_size)`` steps (refused with them).
+    validation_steps : int, optional
+        The batches of a validation generator or PyDataset per validation (unset: all).
 
     Returns
     -------
@@ -238,6 +257,8 @@ def fit(
         class_weight=class_weight,
         validation_freq=validation_freq,
         validation_batch_size=validation_batch_size,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
     )
     if distributed is None or distributed is False:
         return _loop.fit(self, *args, callbacks, initial_epoch, **weights)
@@ -279,23 +300,26 @@ def dead_layers(self: Any, X: Any) -> list[str]:
 def evaluate(
     self: Any,
     X: Any,
-    y: Any,
+    y: Any = None,
     batch_size: int | None = None,
     verbose: int | str = 0,
     callbacks: list[_callbacks.Callback] | None = None,
     sample_weight: Any = None,
     return_dict: bool = True,
+    steps: int | None = None,
 ) -> dict[str, float] | float | list[float]:
     """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
     Parameters
     ----------
-    X : array_like, shape (n, n_features)
-        Inputs (any library).
+    X : array_like, shape (n, n_features), store, generator or PyDataset
+        Inputs (any library), a store read batch by batch, or batches ``(x, y)`` from a
+        generator, an iterable or a PyDataset (as ``fit`` takes them).
     y : array_like, shape (n,) or (n, n_outputs)
-        Targets.
+        Targets (None for a generator or a PyDataset).
     batch_size : int, optional
-        Rows per batch; all at once when omitted.
+        Rows per batch; all at once when omitted (a store: 1024 rows; a generator or a
+        PyDataset: its own batches).
     verbose : {0, 1, 2, "auto"}, default 0
         Whether to print the results (``"auto"``: 1). Silent by default, unlike Keras.
     callbacks : list of Callback, optional
@@ -308,6 +332,8 @@ def evaluate(
         True: the dict below. False: Keras's plain result, the loss as a float without
         metrics, else ``[loss, *metrics]`` in the metrics' order. The default differs from
         Keras's (False) because code written for this library reads the dict.
+    steps : int, optional
+        The batches of a generator or a PyDataset to evaluate (unset: all of them).
 
     Returns
     -------
@@ -317,8 +343,9 @@ def evaluate(
     if not isinstance(return_dict, bool):
         raise TypeError(f"return_dict must be True or False, received {return_dict!r}.")
     result = _loop.evaluate(
-        self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight
-    )
+        self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight,
+        steps=steps,
+    )  # fmt: skip
     if return_dict:
         return result
     values = list(result.values())
@@ -332,6 +359,7 @@ def predict(
     batch_size: int | None = None,
     callbacks: list[_callbacks.Callback] | None = None,
     verbose: int | str = 0,
+    steps: int | None = None,
 ) -> Any:
     """Outputs ``y_hat`` for ``X`` (inference mode).
 
@@ -340,8 +368,9 @@ def predict(
 
     Parameters
     ----------
-    X : array_like, shape (n, n_features)
-        Inputs (any library).
+    X : array_like, shape (n, n_features), store, generator or PyDataset
+        Inputs (any library), a store read batch by batch, or batches ``(x,)`` (or
+        ``(x, y)``: ``y`` unused) from a generator, an iterable or a PyDataset (NumPy out).
     batch_size : int, optional
         Rows per batch; unset, batches of 1024 rows (Keras uses 32): large enough that the
         per-batch overhead stays small, small enough that the memory ``predict`` takes above
@@ -353,6 +382,8 @@ def predict(
         ``on_predict_end``.
     verbose : {0, 1, 2, "auto"}, default 0
         1 or ``"auto"``: a progress bar over the batches. Silent by default, unlike Keras.
+    steps : int, optional
+        The batches of a generator or a PyDataset to predict (unset: all of them).
 
     Returns
     -------
@@ -361,7 +392,7 @@ def predict(
     """
     if batch_size is None:
         batch_size = PREDICT_BATCH_SIZE
-    return _loop.predict(self, X, batch_size, callbacks=callbacks, verbose=verbose)
+    return _loop.predict(self, X, batch_size, callbacks=callbacks, verbose=verbose, steps=steps)
 
 
 # -- gradients as host arrays ---------------------------------------------------------------

@@ -92,3 +92,236 @@ def test_a_streamed_fit_reads_each_row_once_per_epoch(tmp_path, monkeypatch):
     (source,) = sources
     probe = min(X.shape[0], bp.training.probe.DEAD_CHECK_ROWS)
     assert source.reads == probe + 2 * X.shape[0] + probe  # the checks, two epochs, the probe
+
+
+# -- generators, iterables and PyDatasets: the batches they hand out, as they come ------------
+
+
+def _batches(X, y=None, w=None, batch_size=32):
+    """The batches of an unshuffled in-memory fit, as a generator yields them."""
+    for lo in range(0, X.shape[0], batch_size):
+        rows = slice(lo, lo + batch_size)
+        yield tuple(a[rows] for a in (X, y, w) if a is not None)
+
+
+class _Listed(bp.data.PyDataset):
+    """A PyDataset of given batches; counts its on_epoch_end calls."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches, self.ends = list(batches), 0
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+    def on_epoch_end(self):
+        self.ends += 1
+
+
+def _stream(kind, X, y=None, w=None, epochs=1, batch_size=32):
+    """``kind`` of input handing out the unshuffled batches (``epochs`` passes of a generator)."""
+    if kind == "generator":
+        return (b for _ in range(epochs) for b in _batches(X, y, w, batch_size))
+    if kind == "pydataset":
+        return _Listed(_batches(X, y, w, batch_size))
+    return list(_batches(X, y, w, batch_size))  # a re-iterable with a length: a fresh pass each
+
+
+def _prefetch_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "backprop-prefetch" and t.is_alive()]
+
+
+@pytest.mark.parametrize("kind", ["generator", "pydataset", "list"])
+def test_a_stream_fit_equals_the_in_memory_fit(backend64, kind):
+    """Batches equal to an unshuffled in-memory fit's: the same training (float64)."""
+    X, y = _data()
+    w = np.linspace(0.5, 2.0, X.shape[0])
+    Xv, yv = X[:40] * 0.5, y[:40]
+    ref = _net(backend64)
+    h_ref = ref.fit(
+        X, y, sample_weight=w, epochs=3, batch_size=32, shuffle=False, verbose=0,
+        validation_data=(Xv, yv),
+    )  # fmt: skip
+    model = _net(backend64)
+    steps = dict(steps_per_epoch=5) if kind == "generator" else {}
+    h = model.fit(
+        _stream(kind, X, y, w, epochs=3), epochs=3, verbose=0, validation_data=(Xv, yv), **steps
+    )
+    assert h.params["engine"] == "streamed"
+    _assert_same_fit(model, ref, h, h_ref)
+    # evaluate and predict pull the batches too
+    got = model.evaluate(_stream(kind, X, y), return_dict=False)
+    assert got == pytest.approx(ref.evaluate(X, y, batch_size=32, return_dict=False), rel=1e-12)
+    np.testing.assert_allclose(
+        bp.to_numpy(model.predict(_stream(kind, X))), bp.to_numpy(ref.predict(X)), rtol=1e-12
+    )
+    assert not _prefetch_threads()
+
+
+@pytest.mark.parametrize("kind", ["generator", "pydataset"])
+def test_a_stream_validates_as_the_arrays_do(kind):
+    X, y = _data()
+    Xv, yv = X[:40] * 0.5, y[:40]
+    ref, model = _net("numpy"), _net("numpy")
+    h_ref = ref.fit(X, y, epochs=2, validation_data=(Xv, yv), validation_batch_size=16, verbose=0)
+    steps = dict(validation_steps=3) if kind == "generator" else {}
+    h = model.fit(
+        X, y, epochs=2, verbose=0, validation_data=_stream(kind, Xv, yv, epochs=2, batch_size=16),
+        **steps,
+    )  # fmt: skip
+    _assert_same_fit(model, ref, h, h_ref)
+
+
+def test_a_pydataset_gets_on_epoch_end_after_each_epoch():
+    X, y = _data()
+    data, val = _Listed(_batches(X, y)), _Listed(_batches(X[:40], y[:40]))
+    _net("numpy").fit(data, epochs=3, validation_data=val, verbose=0)
+    assert (data.ends, val.ends) == (3, 3)
+
+
+@pytest.mark.parametrize("by_rows", [False, True])
+def test_class_weight_with_streamed_input(tmp_path, by_rows):
+    """class_weight weighs each batch's rows as it weighs the arrays in memory."""
+    X, y = _data()
+    weights = {0: 0.5, 1: 3.0}
+    ref, model = _net("numpy"), _net("numpy")
+    kwargs = dict(epochs=2, batch_size=32, shuffle=False, verbose=0, class_weight=weights)
+    h_ref = ref.fit(X, y, **kwargs)
+    if by_rows:
+        h = model.fit(_memmap(tmp_path, X, "X"), y, **kwargs)
+    else:
+        h = model.fit(_stream("list", X, y), **kwargs)
+    _assert_same_fit(model, ref, h, h_ref)
+
+
+def test_a_generator_without_length_runs_one_pass_then_stops():
+    """No steps_per_epoch: the first epoch takes every batch; the next finds none and stops."""
+    X, y = _data()
+    ref, model = _net("numpy"), _net("numpy")
+    h_ref = ref.fit(X, y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    with pytest.warns(UserWarning, match=r"ran out of data at batch 1 of epoch 2"):
+        h = model.fit(_stream("generator", X, y), epochs=3, verbose=0)
+    _assert_same_fit(model, ref, h, h_ref)
+    assert h.epoch == [0]
+
+
+def test_a_generator_that_runs_dry_ends_the_epoch_and_training():
+    X, y = _data()
+    ref, model = _net("numpy"), _net("numpy")
+    # 5 batches a pass; the second epoch gets 2 of its 3 steps
+    ref.fit(_stream("list", X[:128], y[:128]), epochs=1, verbose=0)
+    ref.fit(_stream("list", X[128:], y[128:]), epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match=r"ran out of data at batch 3 of epoch 2 .*steps_per_epoch=3"):
+        h = model.fit(_stream("generator", X, y), steps_per_epoch=3, epochs=4, verbose=0)
+    assert h.epoch == [0, 1]
+    for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_validation_split_is_refused_for_a_stream():
+    X, y = _data()
+    with pytest.raises(ValueError, match="validation_split"):
+        _net("numpy").fit(_stream("pydataset", X, y), validation_split=0.2, verbose=0)
+
+
+def test_the_progress_bar_counts_batches(capsys):
+    X, y = _data()
+    _net("numpy").fit(_stream("generator", X, y, epochs=2), steps_per_epoch=5, epochs=2, verbose=1)
+    out = capsys.readouterr().out
+    assert "5/5 [" in out and "Epoch 2/2" in out
+    _net("numpy").fit(_stream("generator", X, y), epochs=1, verbose=1)  # unknown length
+    assert "5/5 [" in capsys.readouterr().out
+
+
+def test_a_torch_dataloader_trains_as_the_arrays():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y = _data()
+    loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), batch_size=32)
+    ref, model = _net("numpy"), _net("numpy")
+    h_ref = ref.fit(X, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    h = model.fit(loader, epochs=2, verbose=0)
+    _assert_same_fit(model, ref, h, h_ref)
+
+
+# -- bad batches: an error naming the batch, the model as after the last step, no thread left --
+
+
+def test_uneven_batches_train_as_steps_on_each():
+    X, y = _data()
+    sizes = [10, 7, 33, 1, 20]
+    cuts = np.cumsum([0, *sizes])
+    batches = [(X[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    ref, model = _net("numpy"), _net("numpy")
+    ref.fit(X[:1], y[:1], epochs=1, verbose=0)  # built and compiled as fit leaves it
+    ref = _net("numpy")
+    for xb, yb in batches:
+        ref.train_on_batch(xb, yb)
+    model.fit(iter(batches), epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+def _bad(kind, X, y):
+    """Batch 3 (of 5) broken in the way ``kind`` says."""
+    good = list(_batches(X, y))
+    if kind == "raises":
+
+        def gen():
+            yield from good[:2]
+            raise _Boom("disk on fire")
+
+        return gen()
+    x3, y3 = (a.copy() for a in good[2])
+    if kind == "empty":
+        x3, y3 = x3[:0], y3[:0]
+    elif kind == "shape":
+        x3 = np.hstack([x3, x3])
+    elif kind == "dtype":
+        x3 = x3.astype(str)
+    elif kind == "nan_x":
+        x3[4, 1] = np.nan
+    elif kind == "nan_y":
+        y3[2] = np.nan
+    elif kind == "rows":
+        y3 = y3[:-1]
+    return iter([*good[:2], (x3, y3), *good[3:]])
+
+
+@pytest.mark.parametrize("kind", ["raises", "empty", "shape", "dtype", "nan_x", "nan_y", "rows"])
+def test_a_bad_batch_names_its_step_and_keeps_the_last_steps_weights(backend64, kind):
+    X, y = _data()
+    ref = _net(backend64)
+    ref.fit(iter(list(_batches(X, y))[:2]), epochs=1, verbose=0)  # the two good steps
+    model = _net(backend64)
+    error = _Boom if kind == "raises" else (TypeError, ValueError)
+    with pytest.raises(error) as info:
+        model.fit(_bad(kind, X, y), epochs=1, verbose=0)
+    text = str(info.value) + " ".join(getattr(info.value, "__notes__", []))
+    assert "batch 3 of the generator" in text
+    for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert model.optimizer.iterations == ref.optimizer.iterations
+    assert not _prefetch_threads()
+
+
+def test_a_bad_batch_in_evaluate_and_predict_names_its_step():
+    X, y = _data()
+    model = _net("numpy")
+    model.fit(X, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="batch 3 of the generator"):
+        model.evaluate(_bad("nan_x", X, y))
+    with pytest.raises(_Boom) as info:
+        model.predict(_bad("raises", X, y))
+    assert "batch 3 of the generator" in " ".join(info.value.__notes__)
+    assert not _prefetch_threads()

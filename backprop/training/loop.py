@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,16 @@ from . import probe as _probe
 from .choose import choose_engine
 from .errors import NonFiniteLossError
 from .sharded import any_rank, shard
-from .streamed import Rows, is_rows, with_weights
+from .streamed import (
+    Batches,
+    Rows,
+    StreamedBatches,
+    is_batches,
+    is_rows,
+    probe_rows,
+    ran_out_warning,
+    with_weights,
+)
 from .streamed_sharded import streamed_engine
 
 Array = Any
@@ -47,13 +57,19 @@ def fit(
     class_weight: Any = None,
     validation_freq: Any = 1,
     validation_batch_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
 ) -> _callbacks.History:
     """``model.fit`` (see ``Sequential.fit``); ``comm``: the ranks of a data-parallel fit."""
     _compilation.require_compiled(model, "fit")
-    if y is None:
-        raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
-    if isinstance(validation_data, tuple | list) and any(v is None for v in validation_data[:2]):
+    if _is_pair(validation_data) and any(v is None for v in validation_data[:2]):
         raise TypeError("validation_data needs features and labels: (X_val, y_val).")
+    _data.check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
+    _data.check_positive_int(validation_steps, "validation_steps", allow_none=True)
+    steps = dict(
+        train=None if steps_per_epoch is None else int(steps_per_epoch),
+        val=None if validation_steps is None else int(validation_steps),
+    )
     _data.check_positive_int(epochs, "epochs")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
     # Python ints from here: callbacks see them in params and logs (and write them as JSON)
@@ -64,12 +80,12 @@ def fit(
     _data.check_positive_int(validation_batch_size, "validation_batch_size", allow_none=True)
     if validation_batch_size is not None:
         validation_batch_size = int(validation_batch_size)
-    if validation_data is not None and (
-        not isinstance(validation_data, tuple | list) or len(validation_data) not in (2, 3)
-    ):
+    val_stream = None if _is_pair(validation_data) else _stream_of(validation_data)
+    if validation_data is not None and val_stream is None and len(validation_data) not in (2, 3):
         raise ValueError(
             "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val),"
-            f" received {type(validation_data).__name__}"
+            " a PyDataset or a generator of batches (with validation_steps), received "
+            f"{type(validation_data).__name__}"
             + (
                 f" of length {len(validation_data)}."
                 if isinstance(validation_data, tuple | list)
@@ -93,12 +109,18 @@ def fit(
             raise TypeError(f"callbacks must be Callback instances, received {c!r}.")
     _compilation.check_optimizer_state(model)  # after re-packing theta for frozen layers
     source = _data.adapt(X, y, sample_weight, name="X")
-    if source is not None:  # a store read batch by batch, not in memory
+    validation = dict(
+        freq=validation_freq, batch_size=validation_batch_size, steps=steps["val"],
+        stream=val_stream, comm=comm,
+    )  # fmt: skip
+    if source is not None:  # a store read batch by batch, or a stream of batches
         return _fit_streamed(
             model, source, epochs, batch_size, shuffle, validation_data, validation_split,
-            verbose, callbacks, initial_epoch, comm, class_weight,
-            dict(freq=validation_freq, batch_size=validation_batch_size),
+            verbose, callbacks, initial_epoch, comm, class_weight, validation, steps["train"],
         )  # fmt: skip
+    if y is None:
+        raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
+    _arrays_take_no_steps(steps["train"], "fit", "steps_per_epoch")
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
     if sample_weight is not None and class_weight is not None:  # as Keras 3 refuses
@@ -116,21 +138,14 @@ def fit(
             f"validation_split={validation_split} of {X.shape[0]} samples leaves "
             f"{n_val} for validation; need at least one sample on each side."
         )
-    wv = None
-    if validation_data is not None:
-        Xv, yv = model._check(*validation_data[:2], name="X_val", input_shape=tuple(X.shape[1:]))
-        if len(validation_data) == 3 and validation_data[2] is not None:
-            wv = _data.check_sample_weight(
-                validation_data[2], Xv.shape[0], "validation sample_weight"
-            )
+    val = _check_validation(model, validation_data, validation, tuple(X.shape[1:]))
     # every check ran: from here the model is built and the data on its device
     X, Y = model._to_device(X, y)
     if class_weight is not None:
         sample_weight = _data.class_weight_to_sample_weight(class_weight, model.backend.to_numpy(Y))
     Y = with_weights(model, Y, sample_weight)
     if validation_data is not None:
-        Xv, Yv = model._to_device(Xv, yv)
-        Yv = with_weights(model, Yv, wv)
+        Xv, Yv = _validation_on_device(model, val, validation)
     elif n_val:
         X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
     else:
@@ -139,7 +154,6 @@ def fit(
     n = X.shape[0]
     batch_size = min(batch_size or 32, n)
     model._comm = comm
-    validation = dict(freq=validation_freq, batch_size=validation_batch_size)
     try:
         return _epochs(
             model,
@@ -159,54 +173,135 @@ def fit(
         model._comm = None
 
 
+def _is_pair(validation_data: Any) -> bool:
+    """Whether ``validation_data`` is ``(X_val, y_val[, w_val])``, not a list of batches."""
+    if not isinstance(validation_data, tuple | list) or not validation_data:
+        return False
+    return not isinstance(validation_data[0], tuple | list)
+
+
+def _stream_of(validation_data: Any) -> Any:
+    """The source of a ``validation_data`` given as batches (None: not a stream)."""
+    if validation_data is None:
+        return None
+    source = _data.adapt(validation_data, name="validation_data")
+    return None if source is None or source.by_rows else source
+
+
+def _arrays_take_no_steps(steps: int | None, what: str, name: str) -> None:
+    """Refuse ``steps_per_epoch``/``steps`` beside arrays and stores: their rows set the steps."""
+    if steps is not None:
+        raise ValueError(
+            f"{what}({name}={steps}) counts the batches of a generator or a PyDataset; with "
+            f"arrays or a store read by rows the steps are ceil(rows / batch_size). Leave "
+            f"{name} unset (pass fewer rows, or a generator, to take fewer steps)."
+        )
+
+
+def _check_validation(model: Any, validation_data: Any, validation: dict, input_shape) -> Any:
+    """``validation_data`` checked before the model is touched; what it needs on the device.
+
+    Returns None (no validation data), ``("stream", source, x0)`` for a generator or a
+    PyDataset (its first batch checked), ``("rows", source)`` for a store read by rows, or
+    ``("arrays", Xv, yv, wv)`` checked.
+    """
+    if validation_data is None:
+        return None
+    stream = validation["stream"]
+    if stream is not None:
+        if validation["comm"] is not None:
+            raise TypeError(
+                "fit(distributed=...) validates on arrays or stores read by rows; a generator "
+                "or a PyDataset as validation_data runs in one process."
+            )
+        x0, _ = _first_batch(model, stream, needs_y=True, input_shape=input_shape)
+        return ("stream", stream, x0)
+    _arrays_or_rows = _data.adapt(*validation_data[:3], name="X_val")
+    if _arrays_or_rows is not None:
+        return ("rows", _arrays_or_rows)
+    Xv, yv = model._check(*validation_data[:2], name="X_val", input_shape=input_shape)
+    wv = None
+    if len(validation_data) == 3 and validation_data[2] is not None:
+        wv = _data.check_sample_weight(validation_data[2], Xv.shape[0], "validation sample_weight")
+    return ("arrays", Xv, yv, wv)
+
+
+def _validation_on_device(model: Any, val: Any, validation: dict) -> tuple[Any, Any]:
+    """``(Xv, Yv)`` for the loop from :func:`_check_validation`'s result (model built)."""
+    if val[0] == "stream":
+        steps = validation["steps"] or val[1].steps(None)
+        return Batches(model, val[1], steps, needs_y=True), None
+    if val[0] == "rows":
+        return Rows(model, val[1]), None
+    _, Xv, yv, wv = val
+    Xv, Yv = model._to_device(Xv, yv)
+    return Xv, with_weights(model, Yv, wv)
+
+
+def _first_batch(model: Any, source: Any, *, needs_y: bool, input_shape=None) -> tuple:
+    """The first batch of a stream, checked as arrays are (named batch 1); builds nothing."""
+    x0, y0, _ = _data.check_batch(
+        source.peek(), 1, input_shape or model.input_shape, needs_y=needs_y, what=source.what,
+        dtype=model._dtype_name,
+    )  # fmt: skip
+    try:
+        x0, y0 = model._check(x0, y0, input_shape=input_shape)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"batch 1 of {source.what}: {e}") from None
+    return x0, y0
+
+
 def _fit_streamed(
     model, source, epochs, batch_size, shuffle, validation_data, validation_split, verbose,
-    callbacks, initial_epoch, comm, class_weight, validation,
+    callbacks, initial_epoch, comm, class_weight, validation, steps_per_epoch,
 ) -> _callbacks.History:  # fmt: skip
-    """``fit`` on a by-rows source: the batches of the in-memory fit, read as they come."""
-    if not source.by_rows:
-        raise TypeError(
-            f"fit() reads {source.kind} input batch by batch through the streamed engine, "
-            "which takes only sliceable stores (a NumPy memmap, h5py, zarr, Dask) so far; "
-            "pass the data as arrays, or as one of those."
-        )
-    engine = streamed_engine(comm)  # refuses what it cannot run, before anything is read
+    """``fit`` on a store read by rows, or on the batches a generator or a PyDataset gives."""
     if class_weight is not None:
-        raise TypeError(
-            "class_weight takes in-memory labels so far: pass sample_weight computed from "
-            "your labels beside a store read batch by batch."
-        )
+        class_weight = _data.check_class_weight(class_weight)
+        if source.by_rows and source.w is not None:  # as Keras 3 refuses
+            raise ValueError(
+                "fit() takes sample_weight or class_weight, not both. Multiply the class "
+                "weights into sample_weight yourself and pass that alone."
+            )
     if validation_split and validation_data is None:
-        source, val_source = source.split(validation_split)
+        source, val_source = source.split(validation_split)  # refused for streams, as Keras
     else:
         val_source = None
-    # the first rows: checked against the model (shape, labels), and they build it
-    probe = np.arange(min(source.n, _probe.DEAD_CHECK_ROWS))
-    x0, y0, _ = source.read(probe)
-    if y0 is None:
-        raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
-    model._to_device(*model._check(x0, y0))
-    X = Rows(model, source)
-    Xv = Yv = None
-    if val_source is not None:
-        Xv = Rows(model, val_source)
-    elif validation_data is not None:
-        v_source = _data.adapt(*validation_data[:3], name="X_val")
-        if v_source is not None:
-            Xv = Rows(model, v_source)
-        else:
-            Xv, yv = model._check(
-                *validation_data[:2], name="X_val", input_shape=tuple(X.shape[1:])
+    if source.by_rows:
+        _arrays_take_no_steps(steps_per_epoch, "fit", "steps_per_epoch")
+        engine = streamed_engine(comm)  # refuses what it cannot run, before anything is read
+        # the first rows: checked against the model (shape, labels), and they build it
+        x0, y0, _ = source.read(np.arange(min(source.n, _probe.DEAD_CHECK_ROWS)))
+        if y0 is None:
+            raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
+        x0, y0 = model._check(x0, y0)
+    else:
+        if comm is not None:
+            raise TypeError(
+                f"fit(distributed=...) reads arrays or stores by rows; a {source.kind} input "
+                "trains in one process so far (each rank would need a stream of its own)."
             )
-            wv = None
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                wv = _data.check_sample_weight(
-                    validation_data[2], Xv.shape[0], "validation sample_weight"
-                )
-            Xv, Yv = model._to_device(Xv, yv)
-            Yv = with_weights(model, Yv, wv)
-    n = X.shape[0]
-    batch_size = min(batch_size or 32, n)
+        engine = StreamedBatches()
+        x0, y0 = _first_batch(model, source, needs_y=True)
+    val = _check_validation(model, validation_data, validation, tuple(x0.shape[1:]))
+    # every check ran: the model is built from the first rows
+    model._to_device(x0, y0)
+    if source.by_rows:
+        X = Rows(model, source, class_weight)
+        n = X.shape[0]
+        batch_size = min(batch_size or 32, n)
+    else:
+        steps = steps_per_epoch or source.steps(batch_size)
+        X = Batches(
+            model, source, steps, needs_y=True, probe=probe_rows(model, x0),
+            class_weight=class_weight,
+        )  # fmt: skip
+    if val_source is not None:
+        Xv, Yv = Rows(model, val_source), None
+    elif val is not None:
+        Xv, Yv = _validation_on_device(model, val, validation)
+    else:
+        Xv = Yv = None
     engine.reason = f"the {source.kind} input is read one batch at a time"
     model._comm = comm
     try:
@@ -272,9 +367,12 @@ def _epochs(
     engine=None,
 ) -> _callbacks.History:
     """The epochs of a fit, on data already checked and on the device."""
-    steps = math.ceil(X.shape[0] / batch_size)
-    if model._comm is None or model._comm.is_root:  # rank 0 speaks for all
-        _warn_one_row_batches(model, X.shape[0], batch_size)
+    if is_batches(X):  # the source's batches: as many as it says, or as it gives
+        steps = X.steps
+    else:
+        steps = math.ceil(X.shape[0] / batch_size)
+        if model._comm is None or model._comm.is_root:  # rank 0 speaks for all
+            _warn_one_row_batches(model, X.shape[0], batch_size)
     if engine is None:
         engine = choose_engine(model, callbacks or [], model._comm, batch_size)
     settings = dict(
@@ -352,8 +450,8 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
     """The epochs themselves: callbacks, the engine's epochs, validation, logs."""
     epochs, shuffle = settings["epochs"], settings["shuffle"]
     initial_epoch = settings["initial_epoch"]
-    n, comm = X.shape[0], model._comm
-    n_val = None if Xv is None else Xv.shape[0]
+    n, comm = _rows(X), model._comm
+    n_val = _rows(Xv)
     if comm is not None:
         if Xv is not None:  # each rank evaluates its part of the validation rows
             lo, hi = shard(0, n_val, comm.rank, comm.size)
@@ -381,8 +479,11 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
     cb = _callbacks.CallbackList(cbs, model, params)
 
     model.stop_training = False
-    rows = min(n, _probe.DEAD_CHECK_ROWS)
-    probe = X.slice(0, rows)[0] if is_rows(X) else X[:rows, ...]
+    if is_batches(X):
+        probe = X.probe
+    else:
+        rows = min(n, _probe.DEAD_CHECK_ROWS)
+        probe = X.slice(0, rows)[0] if is_rows(X) else X[:rows, ...]
     warned = _probe.warn_dead(model, probe, when="at initialisation" if epochs else "")
     cb.on_train_begin()
     # a callback may resume an interrupted fit (BackupAndRestore), as Keras's _initial_epoch
@@ -394,8 +495,14 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
         cb.on_epoch_begin(epoch)
         snapshot = _snapshot(model)
         b = model.backend
-        order = b.asarray(model.streams.permutation(n), b.int_dtype) if shuffle else None
+        shuffled = shuffle and n is not None  # a stream comes in its own order
+        order = b.asarray(model.streams.permutation(n), b.int_dtype) if shuffled else None
         result = engine.run_epoch(model, X, Y, order, batch_size, steps, cb)
+        if is_batches(X) and X.ran_out is not None:  # as Keras: warn, end here, stop
+            ran_out_warning(X, epoch)
+            model.stop_training = True
+            if not result.n:  # no step ran: no epoch to log
+                break
         logs = _logs.finish(model, result.sums, result.n, result.n_flags)
         if not math.isfinite(logs["loss"]):
             _nonfinite(model, epoch, logs["loss"], snapshot, result, callbacks or [])
@@ -415,6 +522,13 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
             break
     cb.on_train_end(logs)  # the last epoch's logs, as Keras
     return model.history
+
+
+def _rows(X: Any) -> int | None:
+    """The rows of ``X`` (arrays, a store read by rows); None: a stream, or no data."""
+    if X is None or is_batches(X):
+        return None
+    return int(X.shape[0])
 
 
 def _snapshot(model: Any) -> tuple:
@@ -505,21 +619,33 @@ def evaluate(
     comm: Any = None,
     callbacks: list[_callbacks.Callback] | None = None,
     sample_weight: Any = None,
+    steps: int | None = None,
 ) -> dict[str, float]:
     """``model.evaluate``; with ``comm``, each rank evaluates its part of the rows.
 
     ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin/end`` per batch and
-    ``on_test_end`` with the results (Keras's hooks of ``evaluate``).
+    ``on_test_end`` with the results (Keras's hooks of ``evaluate``). ``steps``: the batches
+    of a generator or a PyDataset to evaluate (unset: until it runs out, or its length).
     """
     _compilation.require_compiled(model, "evaluate")
-    if y is None:
-        raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
     _data.check_positive_int(batch_size, "batch_size", allow_none=True)
+    _data.check_positive_int(steps, "steps", allow_none=True)
     batch_size = None if batch_size is None else int(batch_size)
     verbose = check_verbose(verbose)
     _check_callbacks(callbacks)
     source = _data.adapt(X, y, sample_weight, name="X")
-    if source is not None:  # a store read batch by batch: 1024 rows unless told
+    if source is None or source.by_rows:
+        _arrays_take_no_steps(steps, "evaluate", "steps")
+        if y is None and source is None:
+            raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
+    if source is not None and not source.by_rows:  # a stream: its own batches
+        if comm is not None:
+            raise TypeError(
+                f"evaluate over the ranks takes in-memory arrays so far; a {source.kind} "
+                "evaluates in one process."
+            )
+        X, Y = _stream_input(model, source, steps, needs_y=True), None
+    elif source is not None:  # a store read batch by batch: 1024 rows unless told
         X, Y = _streamed_input(model, source, "evaluate"), None
         batch_size = batch_size or STREAM_BATCH_SIZE
     else:
@@ -528,7 +654,7 @@ def evaluate(
             sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
         X, Y = model._to_device(X, y)
         Y = with_weights(model, Y, sample_weight)
-    n = X.shape[0]
+    n = _rows(X)
     if comm is not None:
         if is_rows(X):
             raise TypeError(
@@ -541,8 +667,11 @@ def evaluate(
     try:
         cb = None
         if callbacks:
-            rows = X.shape[0]
-            steps = math.ceil(rows / min(batch_size or rows, rows)) if rows else 0
+            if n is None:
+                steps = X.steps
+            else:
+                rows = X.shape[0]
+                steps = math.ceil(rows / min(batch_size or rows, rows)) if rows else 0
             params = {"epochs": 1, "steps": steps, "verbose": verbose, "samples": n}
             cb = _callbacks.CallbackList(_rank_callbacks(callbacks, comm), model, params)
         result = evaluate_device(model, X, Y, batch_size, n_total=n, callbacks=cb)
@@ -570,6 +699,14 @@ def _streamed_input(model: Any, source: Any, what: str) -> Rows:
         raise TypeError("evaluate() needs labels: evaluate(X, y); received y=None.")
     model._to_device(*model._check(x0, y0))
     return Rows(model, source)
+
+
+def _stream_input(model: Any, source: Any, steps: int | None, *, needs_y: bool) -> Batches:
+    """A generator or PyDataset of ``evaluate``/``predict`` as :class:`Batches` (model built)."""
+    if not model.built:
+        x0, y0 = _first_batch(model, source, needs_y=needs_y)
+        model._to_device(x0, y0)
+    return Batches(model, source, steps or source.steps(None), needs_y=needs_y)
 
 
 def _check_callbacks(callbacks: Any) -> None:
@@ -601,45 +738,76 @@ def evaluate_device(
 ) -> dict[str, float]:
     """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks.
 
-    With ``callbacks``, the test hooks are called (``on_test_begin``, around each batch,
+    ``X`` may also be a store read by rows (:class:`Rows`, read ahead in a thread) or a
+    stream's :class:`Batches` (its batches as they come; ``batch_size`` unused). With
+    ``callbacks``, the test hooks are called (``on_test_begin``, around each batch,
     ``on_test_end``); where one of them overrides a test-batch hook, each batch's logs hold
     the running loss and metrics (of this rank's rows), read back after each batch.
     """
-    n = X.shape[0]
-    batch_size = min(batch_size or n, n) or 1
+    n = _rows(X)
+    if n is None:  # a stream: its own batches, as many as it has (or validation_steps)
+        steps = X.steps
+        batches = X.passes()
+    else:
+        batch_size = min(batch_size or n, n) or 1
+        steps = math.ceil(n / batch_size)
+        batches = _windows(X, Y, batch_size)
     total_loss, totals = 0.0, []
-    if not n:  # a rank with no validation rows adds zeros to the sums
+    if n == 0:  # a rank with no validation rows adds zeros to the sums
         total_loss = model.backend.zeros((), model.dtype)
         totals = [total_loss for _, m in model.metrics for _ in range(m.n_stats)]
     fused = model._fused
-    steps = math.ceil(n / batch_size)
     watched = callbacks is not None and callbacks.watching(*_callbacks.TEST_BATCH_HOOKS)
     if callbacks is not None:
         callbacks.on_test_begin()
-    for i, lo in enumerate(range(0, n, batch_size)):
-        hi = min(lo + batch_size, n)
-        if callbacks is not None:
-            callbacks.on_test_batch_begin(i)
-        xb, yb = X.slice(lo, hi) if is_rows(X) else (X[lo:hi, ...], Y[lo:hi, ...])
-        y_hat = model._forward(xb, training=False)
-        loss = _logs.loss_value(model, yb, y_hat, model.layers[-1].z if fused else None)
-        total_loss = total_loss + loss * (hi - lo)
-        totals = _logs.accumulate(model, totals, yb, y_hat)
-        if callbacks is None:
-            continue
-        logs: dict[str, Any] = {"batch": i, "size": hi - lo}
-        if watched and i < steps - 1:  # this rank's rows so far
-            sums = _logs.stack(model, _with_penalties(model, total_loss, hi), totals)
-            logs.update(_logs.finish(model, sums, hi, local=True))
-        elif watched:  # the last batch's running logs are the results (over the ranks)
-            result = _result(model, total_loss, totals, n, n_total)
-            logs.update(result)
-        callbacks.on_test_batch_end(i, logs)
-    if callbacks is None or not watched or not n:  # every rank finishes once
-        result = _result(model, total_loss, totals, n, n_total)
+    seen, result = 0, None
+    try:
+        for i, (xb, yb) in enumerate(batches):
+            rows = int(xb.shape[0])
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(i)
+            y_hat = model._forward(xb, training=False)
+            loss = _logs.loss_value(model, yb, y_hat, model.layers[-1].z if fused else None)
+            total_loss = total_loss + loss * rows
+            totals = _logs.accumulate(model, totals, yb, y_hat)
+            seen += rows
+            if callbacks is None:
+                continue
+            logs: dict[str, Any] = {"batch": i, "size": rows}
+            if watched and (n is None or i < steps - 1):  # this rank's rows so far
+                sums = _logs.stack(model, _with_penalties(model, total_loss, seen), totals)
+                logs.update(_logs.finish(model, sums, seen, local=True))
+            elif watched:  # the last batch's running logs are the results (over the ranks)
+                result = _result(model, total_loss, totals, n, n_total)
+                logs.update(result)
+            callbacks.on_test_batch_end(i, logs)
+    finally:
+        batches.close()  # a stream's thread stops, whatever ended the pass
+    if n is None and X.ran_out is not None:
+        if not seen:
+            raise ValueError(
+                f"{X.source.name} ({X.source.what}) gave no batch to evaluate (a generator "
+                "is one stream for all epochs: its batches ran out). Pass validation_steps "
+                "and a generator that can give validation_steps batches per validation, or "
+                "a PyDataset, or an iterable that restarts (a list of batches, a DataLoader)."
+            )
+        ran_out_warning(X, None, "the evaluation")
+    if result is None:  # every rank finishes once
+        result = _result(model, total_loss, totals, seen, n_total if n is not None else None)
     if callbacks is not None:
         callbacks.on_test_end(dict(result))
     return result
+
+
+def _windows(X: Any, Y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
+    """The rows of arrays (or of a store, read ahead) in order, ``batch_size`` at a time."""
+    if is_rows(X):
+        yield from X.windows(batch_size)
+        return
+    n = X.shape[0]
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)  # the Array API leaves slices past the end unspecified
+        yield X[lo:hi, ...], Y[lo:hi, ...]
 
 
 def _with_penalties(model: Any, total_loss: Any, rows: int) -> Any:
@@ -663,13 +831,15 @@ def predict(
     batch_size: int | None = None,
     callbacks: list[_callbacks.Callback] | None = None,
     verbose: Any = 0,
+    steps: int | None = None,
 ) -> Any:
     """``model.predict``: the outputs, in the library and on the device of ``X``.
 
     ``batch_size`` None: all rows in one batch (``Sequential.predict`` passes its default).
     ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin/end`` per batch (the
     end's logs: ``{"outputs": y_hat}`` of the batch, on the device) and ``on_predict_end``;
-    ``verbose=1`` adds a progress bar over the batches.
+    ``verbose=1`` adds a progress bar over the batches. A generator or a PyDataset gives its
+    own batches (``steps`` of them, or until it runs out): NumPy out.
     """
     from ..backend import array_backend_name, backend_of
 
@@ -680,30 +850,48 @@ def predict(
     callbacks = list(callbacks or [])
     if verbose:
         callbacks.append(_callbacks.ProgbarLogger(verbose))
+    _data.check_positive_int(steps, "steps", allow_none=True)
     stream = _data.adapt(X, name="X")
     source = backend_of(X) if array_backend_name(X) else None
-    if stream is not None:  # a store read batch by batch: NumPy out
+    if stream is None or stream.by_rows:
+        _arrays_take_no_steps(steps, "predict", "steps")
+    if stream is not None and not stream.by_rows:  # a generator, a PyDataset: NumPy out
+        Xd = _stream_input(model, stream, steps, needs_y=False)
+    elif stream is not None:  # a store read batch by batch: NumPy out
         Xd = _streamed_input(model, stream, "predict")
         batch_size = batch_size or STREAM_BATCH_SIZE
     else:
         Xd, _ = model._prepare(X)
-    n = Xd.shape[0]
-    batch_size = min(batch_size or n, n)
+    n = _rows(Xd)
+    if n is None:
+        steps = Xd.steps
+        batches = Xd.passes()
+    else:
+        batch_size = min(batch_size or n, n)
+        steps = math.ceil(n / batch_size)
+        batches = _windows(Xd, Xd, batch_size)
     cb = None
     if callbacks:
-        steps = math.ceil(n / batch_size)
         params = {"epochs": 1, "steps": steps, "verbose": verbose, "samples": n}
         cb = _callbacks.CallbackList(list(callbacks), model, params)
         cb.on_predict_begin()
     parts = []
-    for i, lo in enumerate(range(0, n, batch_size)):
-        if cb is not None:
-            cb.on_predict_batch_begin(i)
-        hi = min(lo + batch_size, n)
-        xb = Xd.slice(lo, hi)[0] if is_rows(Xd) else Xd[lo:hi, ...]
-        parts.append(model._forward(xb, training=False))
-        if cb is not None:
-            cb.on_predict_batch_end(i, {"outputs": parts[-1]})
+    try:
+        for i, (xb, _) in enumerate(batches):
+            if cb is not None:
+                cb.on_predict_batch_begin(i)
+            parts.append(model._forward(xb, training=False))
+            if cb is not None:
+                cb.on_predict_batch_end(i, {"outputs": parts[-1]})
+    finally:
+        batches.close()
+    if n is None and Xd.ran_out is not None:
+        if not parts:
+            raise ValueError(
+                f"{Xd.source.name} ({Xd.source.what}) gave no batch to predict: its batches "
+                "ran out (a generator is one stream: pass a fresh one)."
+            )
+        ran_out_warning(Xd, None, "the prediction")
     if cb is not None:
         cb.on_predict_end()
     out = parts[0] if len(parts) == 1 else model.xp.concat(parts, axis=0)
