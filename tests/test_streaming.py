@@ -1,5 +1,7 @@
 """Training on stores read batch by batch (issue 23): the same numbers as the arrays in memory."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -216,7 +218,8 @@ def test_a_generator_that_runs_dry_ends_the_epoch_and_training():
     # 5 batches a pass; the second epoch gets 2 of its 3 steps
     ref.fit(_stream("list", X[:128], y[:128]), epochs=1, verbose=0)
     ref.fit(_stream("list", X[128:], y[128:]), epochs=1, verbose=0)
-    with pytest.warns(UserWarning, match=r"ran out of data at batch 3 of epoch 2 .*steps_per_epoch=3"):
+    ran_dry = r"ran out of data at batch 3 of epoch 2 .*steps_per_epoch=3"
+    with pytest.warns(UserWarning, match=ran_dry):
         h = model.fit(_stream("generator", X, y), steps_per_epoch=3, epochs=4, verbose=0)
     assert h.epoch == [0, 1]
     for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
@@ -257,10 +260,8 @@ def test_uneven_batches_train_as_steps_on_each():
     X, y = _data()
     sizes = [10, 7, 33, 1, 20]
     cuts = np.cumsum([0, *sizes])
-    batches = [(X[a:b], y[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    batches = [(X[a:b], y[a:b]) for a, b in itertools.pairwise(cuts)]
     ref, model = _net("numpy"), _net("numpy")
-    ref.fit(X[:1], y[:1], epochs=1, verbose=0)  # built and compiled as fit leaves it
-    ref = _net("numpy")
     for xb, yb in batches:
         ref.train_on_batch(xb, yb)
     model.fit(iter(batches), epochs=1, verbose=0)
