@@ -326,3 +326,73 @@ def test_a_bad_batch_in_evaluate_and_predict_names_its_step():
         model.predict(_bad("raises", X, y))
     assert "batch 3 of the generator" in " ".join(info.value.__notes__)
     assert not _prefetch_threads()
+
+
+# -- by-rows reads ahead of the steps, in the prefetch thread ---------------------------------
+
+
+class _Store:
+    """A sliceable store (as h5py's) that records the thread of each read."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype, self.threads = a, a.shape, a.dtype, []
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return self.a[index]
+
+
+def test_a_store_is_read_ahead_in_the_prefetch_thread():
+    X, y = _data()
+    store = _Store(X)
+    ref, model = _net("numpy"), _net("numpy")
+    kwargs = dict(epochs=2, batch_size=32, verbose=0)
+    h_ref = ref.fit(X, y, **kwargs)
+    h = model.fit(store, y, **kwargs)
+    _assert_same_fit(model, ref, h, h_ref)
+    # every batch of both epochs was read in the thread; the checks and probes before it not
+    assert store.threads.count("backprop-prefetch") == 2 * 5
+    store.threads.clear()
+    np.testing.assert_allclose(model.predict(store, batch_size=64), ref.predict(X), rtol=1e-12)
+    model.evaluate(store, y, batch_size=64)
+    assert store.threads.count("backprop-prefetch") == 2 * 3
+    assert not _prefetch_threads()
+
+
+def test_a_streamed_fit_stopped_or_failing_partway_leaves_no_thread(tmp_path):
+    X, y = _data()
+
+    class Stop(bp.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.stop_training = batch == 1
+
+    h = _net("numpy").fit(_memmap(tmp_path, X, "X"), y, callbacks=[Stop()], verbose=0)
+    assert h.epoch == [0]
+    assert not _prefetch_threads()
+    Xm = _memmap(tmp_path, X, "X")
+    with open(tmp_path / "X.npy", "r+b") as f:  # the file loses its last rows: reads fail
+        f.truncate(f.seek(0, 2) - 8 * 3 * 20)
+    with pytest.raises(bp.data.DataReadError):
+        _net("numpy").fit(Xm, y, epochs=1, shuffle=False, verbose=0)
+    assert not _prefetch_threads()
+
+
+def test_a_generator_is_pulled_ahead_in_the_prefetch_thread():
+    import threading
+
+    X, y = _data()
+    threads = []
+
+    def gen():
+        for batch in _batches(X, y):
+            threads.append(threading.current_thread().name)
+            yield batch
+
+    _net("numpy").fit(gen(), epochs=1, verbose=0)
+    # the first batch is peeked to build the model; the rest come through the thread
+    assert threads == ["MainThread"] + ["backprop-prefetch"] * 4
