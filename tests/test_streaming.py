@@ -396,3 +396,10 @@ def test_a_generator_is_pulled_ahead_in_the_prefetch_thread():
     _net("numpy").fit(gen(), epochs=1, verbose=0)
     # the first batch is peeked to build the model; the rest come through the thread
     assert threads == ["MainThread"] + ["backprop-prefetch"] * 4
+
+
+@pytest.mark.parametrize("bad", [np.zeros((2, 3)), {"x": 1}, (np.zeros((4, 3)),)])
+def test_validation_data_that_is_no_pair_nor_stream_is_refused(bad):
+    X, y = _data()
+    with pytest.raises(ValueError, match="validation_data must be a tuple"):
+        _net("numpy").fit(X, y, validation_data=bad, verbose=0)

@@ -81,7 +81,8 @@ def fit(
     if validation_batch_size is not None:
         validation_batch_size = int(validation_batch_size)
     val_stream = None if _is_pair(validation_data) else _stream_of(validation_data)
-    if validation_data is not None and val_stream is None and len(validation_data) not in (2, 3):
+    pair = _is_pair(validation_data) and len(validation_data) in (2, 3)
+    if validation_data is not None and val_stream is None and not pair:
         raise ValueError(
             "validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val),"
             " a PyDataset or a generator of batches (with validation_steps), received "
