@@ -7,6 +7,7 @@ fit (float64). One real ``mpirun -n 2`` on a memmap (``mpi_stream_worker.py``).
 """
 
 import contextlib
+import itertools
 import json
 import os
 import pathlib
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -358,6 +360,91 @@ def test_validation_from_a_store_over_the_ranks(tmp_path, monkeypatch, size):
     for rank, (xs, ys) in enumerate(val_stores):
         lo, hi = shard(0, Xv.shape[0], rank, size)
         assert xs.touched == ys.touched == set(range(lo, hi))
+
+
+# -- generators: each rank its own stream ------------------------------------------------------
+
+_LOOP_REFUSES_STREAMS = pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="needs loop._fit_streamed to take streamed_sharded.batches_engine(comm) for "
+    "generators and PyDatasets instead of refusing them under distributed=, and "
+    "StreamedBatches.run_epoch to count self.global_rows(size) rows per step",
+)
+
+
+def _rank_stream(X, y, w, rank, size, batch_size, batches=None):
+    """Rank ``rank``'s part of each batch of ``X`` in order, epoch after epoch (endless, or
+    ``batches`` batches in all)."""
+    count = itertools.count() if batches is None else range(batches)
+    n = X.shape[0]
+    for i in count:
+        lo = i * batch_size % (-(-n // batch_size) * batch_size)
+        a, b = shard(lo, min(lo + batch_size, n), rank, size)
+        yield X[a:b], y[a:b], w[a:b]
+
+
+class _BatchLogs(bp.callbacks.Callback):
+    root_only = True
+
+    def __init__(self):
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append(dict(logs))
+
+
+@_LOOP_REFUSES_STREAMS
+@pytest.mark.parametrize("size", [2, 3])
+def test_ranks_on_their_own_streams_equal_one_process_on_the_global_batches(size):
+    """Rank r's stream gives its shard of each batch of 20 (uneven: 103 rows): the global
+    batch of each step is the one-process batch, so the fit equals the in-memory fit without
+    shuffling; the running batch logs too (over every rank's rows)."""
+    X, y, w = _data()
+    Xv, yv, _ = _data(31, seed=1)
+    steps = -(-N // 20)
+    fit = dict(epochs=3, verbose=0, validation_data=(Xv, yv))
+
+    def rank_fit(rank, comm):
+        model, cb = _model(), _BatchLogs()
+        stream = _rank_stream(X, y, w, rank, size, 20)
+        h = model.fit(stream, steps_per_epoch=steps, distributed=comm, callbacks=[cb], **fit)
+        assert h.params["engine"] == "streamed sharded"
+        return model.get_weights(), h.history, cb.logs
+
+    results = _ok(ThreadGroup(size).run(rank_fit))
+    one, cb = _model(), _BatchLogs()
+    h_one = one.fit(X, y, sample_weight=w, batch_size=20, shuffle=False, callbacks=[cb], **fit)
+    _assert_equal_fit([r[:2] for r in results], one, h_one)
+    assert all(r[2] == [] for r in results[1:])  # a root-only callback
+    assert len(results[0][2]) == len(cb.logs) == 3 * steps
+    for got, expected in zip(results[0][2], cb.logs, strict=True):
+        assert got.keys() == expected.keys()
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, err_msg=key)
+
+
+@_LOOP_REFUSES_STREAMS
+def test_a_rank_whose_stream_runs_dry_ends_the_epoch_on_every_rank():
+    """Rank 1's stream gives 4 batches where the epoch takes 6: at step 5 every rank warns
+    that the input ran out and stops, none waiting for the others; the 4 steps taken are
+    those of one process on the 4 global batches."""
+    X, y, w = _data()
+
+    def rank_fit(rank, comm):
+        stream = _rank_stream(X, y, w, rank, 3, 20, batches=4 if rank == 1 else None)
+        model = _model()
+        h = model.fit(stream, steps_per_epoch=6, epochs=2, verbose=0, distributed=comm)
+        return model.get_weights(), h.history
+
+    with warnings.catch_warnings(record=True) as caught:  # the filters of every thread
+        warnings.simplefilter("always")
+        results = _ok(ThreadGroup(3, timeout=10).run(rank_fit))
+    ran_out = [str(c.message) for c in caught if "ran out of data" in str(c.message)]
+    assert len(ran_out) == 3 and all("at batch 5 of epoch 1" in m for m in ran_out), ran_out
+    one = _model()
+    h_one = one.fit(X[:80], y[:80], sample_weight=w[:80], batch_size=20, shuffle=False, verbose=0)
+    _assert_equal_fit(results, one, h_one)
 
 
 # -- Dask on a LocalCluster ----------------------------------------------------------------------

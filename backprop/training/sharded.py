@@ -60,18 +60,23 @@ def any_rank(comm: Any, flag: Any) -> bool:
 
 
 def data_fields(X: Array, Y: Array, Xv: Array | None) -> dict:
-    """The data in the ranks' signature: the arrays themselves.
+    """The data in the ranks' signature: the number of rows, the sample shape, the arrays.
 
-    The communicator compares their fingerprints (rows spread through the whole array,
+    The communicator compares the arrays' fingerprints (rows spread through the whole array,
     column sums) and names the one that differs. A store read batch by batch puts a few of
     its rows here instead (``streamed_sharded.store_fields``).
     """
-    return {"X": X, "y": Y, "validation X": Xv}
+    return {
+        "samples": int(X.shape[0]),
+        "sample shape": tuple(int(d) for d in X.shape[1:]),
+        "validation samples": None if Xv is None else int(Xv.shape[0]),
+        "X": X,
+        "y": Y,
+        "validation X": Xv,
+    }
 
 
-def _signature(
-    model: Any, X: Array, Y: Array, Xv: Array | None, data: dict | None = None, **settings: Any
-) -> dict:
+def _signature(model: Any, data: dict, **settings: Any) -> dict:
     opt = model.optimizer
     # the layers' settings, not their names (which count the layers a process made before)
     layers = {
@@ -95,10 +100,7 @@ def _signature(
         "metrics": [name for name, _ in model.metrics],
         "optimizer": json.dumps(opt.get_config(), sort_keys=True, default=str),
         "optimizer iterations": opt.iterations,
-        "samples": int(X.shape[0]),
-        "sample shape": tuple(int(d) for d in X.shape[1:]),
-        "validation samples": None if Xv is None else int(Xv.shape[0]),
-        **(data_fields(X, Y, Xv) if data is None else data),
+        **data,
         **settings,
     }
 
@@ -141,19 +143,23 @@ def _begin(
             f"batch_size is the global batch, split over the {comm.size} ranks; it must be at "
             f"least the number of ranks, received batch_size={batch_size}."
         )
-    mine = _signature(
-        model,
-        X,
-        Y,
-        Xv,
-        data,
-        batch_size=batch_size,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        shuffle=shuffle,
+    settings = dict(
+        batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch, shuffle=shuffle
     )
+    agree(model, comm, data_fields(X, Y, Xv) if data is None else data, settings)
+
+
+def agree(model: Any, comm: Any, data: dict, settings: dict) -> None:
+    """The ranks' check that they run the same training, then rank 0's state on every rank.
+
+    Raises
+    ------
+    DistributedError (from the communicator)
+        On every rank, if any rank's model, data (``data``) or ``settings`` differ from
+        rank 0's.
+    """
     comm.agree(
-        mine,
+        _signature(model, data, **settings),
         "The ranks must run the same training (same model, seed, optimizer, data and fit "
         "settings on every rank)",
     )
@@ -208,8 +214,13 @@ class Sharded(Eager):
     def begin(self, model: Any, X: Array, Y: Array, Xv: Array | None, settings: dict) -> None:
         self.batch_hooks = None
         _begin(model, self.comm, X, Y, Xv, data=self.data_fields(X, Y, Xv), **settings)
-        # BatchNormalization's statistics are those of the global batch: its sums over the
-        # batch go through the communicator
+        self.sync_batch_norms(model)
+
+    def sync_batch_norms(self, model: Any) -> None:
+        """Make BatchNormalization's sums over the batch go through the communicator.
+
+        Its statistics are then those of the global batch, as in one process.
+        """
         self.syncs = [_BatchSync(self.comm, model.backend) for _ in _batch_norms(model)]
         for layer, sync in zip(_batch_norms(model), self.syncs, strict=True):
             layer.sync = sync
@@ -233,12 +244,16 @@ class Sharded(Eager):
         callbacks: Any,
     ) -> Any:
         """The eager epoch, after the ranks agree whether to stop and how often to ask."""
+        self.before_epoch(model, callbacks)
+        return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
+
+    def before_epoch(self, model: Any, callbacks: Any) -> None:
+        """The ranks agree how often to ask for a stop, and whether one was set already."""
         if self.batch_hooks is None:  # once per fit: the ranks' callbacks may differ
             mine = any(watches_batches(c) for c in getattr(callbacks, "callbacks", []))
             self.batch_hooks = any_rank(self.comm, mine)
         # a stop set on some rank before the steps (on_train_begin, on_epoch_begin)
         model.stop_training = any_rank(self.comm, model.stop_training)
-        return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
 
     def batch_logs(self, callbacks: Any) -> bool:
         """Whether the batch logs carry the running loss: as the ranks agreed.

@@ -1,4 +1,4 @@
-"""The engine of a fit on a by-rows source: one process, or each rank reading only its rows.
+"""The engines of a fit on a source read batch by batch: one process, or each rank its part.
 
 Under data parallelism (``fit(distributed=...)``) every rank draws the same global order from
 the shared seed, as the sharded engine does on arrays in memory, and takes its contiguous part
@@ -10,13 +10,16 @@ global batch, to the order of floating-point additions.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from .base import Engine
-from .sharded import Sharded, data_fields, shard
-from .streamed import Rows, Streamed, is_rows
+from .base import Engine, Epoch
+from .sharded import Sharded, agree, data_fields, shard
+from .streamed import Rows, Streamed, StreamedBatches, is_batches, is_rows
 
 Array = Any
 
@@ -32,6 +35,13 @@ def streamed_engine(comm: Any) -> Engine:
     if comm is None:
         return Streamed()
     return StreamedSharded(comm)
+
+
+def batches_engine(comm: Any) -> Engine:
+    """The engine of a fit on a generator or a PyDataset (``comm``: the ranks, or None)."""
+    if comm is None:
+        return StreamedBatches()
+    return StreamedBatchesSharded(comm)
 
 
 class StreamedSharded(Streamed, Sharded):
@@ -73,10 +83,11 @@ class StreamedSharded(Streamed, Sharded):
 
     def data_fields(self, X: Any, Y: Array, Xv: Any) -> dict:
         """What the ranks compare of the data: a few rows of each store (:func:`store_fields`)."""
-        fields = data_fields(None if is_rows(X) else X, Y, None if is_rows(Xv) else Xv)
+        fields = data_fields(X, Y, Xv)  # the rows and sample shape; the stores replaced:
         if is_rows(X):
             fields.update(store_fields(X.source, ""))
         if is_rows(Xv):
+            fields["validation X"] = None
             fields.update(store_fields(Xv.source, "validation "))
         return fields
 
@@ -154,14 +165,19 @@ def rank_part(X: Any, Y: Array | None, lo: int, hi: int) -> tuple[Any, Array | N
 
 
 class _Window:
-    """The rows ``lo:hi`` of a by-rows source, as a source of its own (reads go to it)."""
+    """The rows ``lo:hi`` of a by-rows source, as a source of its own (reads go to it).
 
-    by_rows = True
+    Everything else (``name``, ``kind``, ...) is the source's.
+    """
 
     def __init__(self, source: Any, lo: int, hi: int):
         self.source, self.lo, self.n = source, lo, hi - lo
-        self.kind = source.kind
         self.sample_shape = tuple(source.sample_shape)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "source":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.source, name)
 
     def read(self, rows: np.ndarray) -> tuple:
         rows = np.asarray(rows, dtype=np.int64)
@@ -174,3 +190,120 @@ class _Window:
 
     def __repr__(self) -> str:
         return f"<rows {self.lo}:{self.lo + self.n} of {self.source!r}>"
+
+
+class StreamedBatchesSharded(StreamedBatches, Sharded):
+    """Data parallelism on generators or PyDatasets: each rank trains on its own stream.
+
+    Step ``i`` trains on the global batch made of every rank's ``i``-th batch, in rank order:
+    each rank's gradient is weighted by its share of the global batch's rows and summed over
+    the ranks, as the sharded engine does with each rank's part of a global batch. So K ranks
+    compute what one process computes on a stream whose ``i``-th batch is the ranks' ``i``-th
+    batches put together, to the order of floating-point additions; it equals a one-process
+    fit on another stream only where the ranks' streams split that stream's batches so (rank
+    ``r`` giving the rows ``shard(lo, hi, r, K)`` of each of its batches ``lo:hi``). The
+    ranks' batches may have any sizes: each step first gathers them (one small collective).
+
+    Every rank takes the same number of steps: where one rank's stream runs dry, every rank
+    ends the epoch at that step (the batches the others drew for it are not trained on),
+    warns that the input ran out, and training stops, as in one process.
+
+    Parameters
+    ----------
+    comm : Communicator
+        The ranks.
+    """
+
+    name = "streamed sharded"
+
+    def __init__(self, comm: Any):
+        Sharded.__init__(self, comm)
+        self._rows = 0  # the rows of the step's global batch
+        self._trained = 0  # the rows of the epoch's global batches so far
+
+    def begin(self, model: Any, X: Any, Y: Any, Xv: Any, settings: dict) -> None:
+        """The ranks agree on the model, the settings and the streams' sample shape and steps.
+
+        The streams themselves differ from rank to rank: only their shape and their number of
+        batches per epoch are compared.
+
+        Raises
+        ------
+        TypeError
+            If the validation data is a stream too (each rank evaluates its part of arrays
+            or of a store).
+        """
+        if is_batches(Xv):
+            raise TypeError(
+                "fit(distributed=...) validates on arrays or stores read by rows (each rank "
+                "evaluates its part of the rows); received a "
+                f"{Xv.source.kind} as validation_data. Pass validation_data=(x_val, y_val)."
+            )
+        self.batch_hooks = None
+        data = {
+            "samples": None,
+            "sample shape": tuple(X.sample_shape),
+            "steps per epoch": X.steps,
+            "validation samples": None if Xv is None else int(Xv.shape[0]),
+        }
+        if is_rows(Xv):
+            data.update(store_fields(Xv.source, "validation "))
+        else:
+            data["validation X"] = Xv
+        agree(model, self.comm, data, settings)
+        self.sync_batch_norms(model)
+
+    def run_epoch(self, model, X, Y, order, batch_size, steps, callbacks) -> Epoch:
+        """One pass over every rank's stream, the ranks' ``i``-th batches as one global batch."""
+        self.before_epoch(model, callbacks)
+        self._trained = 0
+        agreed = _Agreed(X, self)
+        result = StreamedBatches.run_epoch(
+            self, model, agreed, Y, order, batch_size, steps, callbacks
+        )
+        return dataclasses.replace(result, n=self._trained)  # the rows over all the ranks
+
+    def global_rows(self, size: int) -> int:
+        """The rows of the step's global batch (this rank's batch has ``size``)."""
+        return self._rows
+
+    def step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
+        """The sharded step on this rank's batch, its share that of the global batch's rows."""
+        local = int(x.shape[0])
+        self.sync_rows(self._rows, local)
+        return Sharded.step(self, model, x, y, local / self._rows)
+
+    def __repr__(self) -> str:
+        return f"StreamedBatchesSharded({self.comm!r})"
+
+
+class _Agreed:
+    """A stream's batches that end at the same step on every rank.
+
+    Wraps a :class:`~backprop.training.streamed.Batches`; tells the engine the rows of each
+    global batch.
+    """
+
+    def __init__(self, X: Any, engine: StreamedBatchesSharded):
+        self._X, self._engine = X, engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._X, name)
+
+    def passes(self) -> Iterator[tuple[Array, Array | None]]:
+        X, engine = self._X, self._engine
+        inner = X.passes()
+        try:
+            for step in itertools.count(1):
+                batch = next(inner, None)
+                # every rank's rows at this step (None: its stream ended)
+                sizes = engine.comm.allgather(None if batch is None else int(batch[0].shape[0]))
+                if None in sizes:
+                    if any(size is not None for size in sizes):  # the streams' lengths differ
+                        X.ran_out = X.ran_out or step
+                    return
+                engine._rows = sum(sizes)
+                engine._trained += engine._rows
+                yield batch
+        finally:
+            inner.close()
