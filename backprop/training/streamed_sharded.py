@@ -6,6 +6,10 @@ of each global batch; here that part is *read* from the store (``source.read`` o
 rows of ``order[lo:hi]``), so no rank reads, or holds, another rank's rows. The gradients are
 summed over the ranks as for arrays: K ranks compute what one process computes with the same
 global batch, to the order of floating-point additions.
+
+A generator or a PyDataset cannot be split by rows: under data parallelism each rank trains
+on its own stream, and step ``i``'s global batch is the ranks' ``i``-th batches together
+(:class:`StreamedBatchesSharded`, which says what that means for exactness).
 """
 
 from __future__ import annotations
@@ -96,7 +100,9 @@ class StreamedSharded(Streamed, Sharded):
 
         A rank without rows in a batch (the last one, shorter than the ranks) still takes part
         in the step with an empty batch: that of its last batch's shapes (every rank has rows
-        in an epoch's first batch, which holds at least as many rows as ranks).
+        in an epoch's first batch, which holds at least as many rows as ranks). Only an
+        epoch's last batch can leave a rank without rows, so the batch the reading thread
+        laid out for it (none to read) is simply never taken.
         """
         n, batch_size = self._layout
         # the global batch of this part: the part starts less than a batch after its start
