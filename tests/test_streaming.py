@@ -403,3 +403,15 @@ def test_validation_data_that_is_no_pair_nor_stream_is_refused(bad):
     X, y = _data()
     with pytest.raises(ValueError, match="validation_data must be a tuple"):
         _net("numpy").fit(X, y, validation_data=bad, verbose=0)
+
+
+def test_no_rows_of_a_store_read_nothing(tmp_path):
+    """A rank without rows in a small batch asks for none: empty arrays, nothing read."""
+    from backprop.training.streamed import Rows
+
+    X, y = _data()
+    model = _net("numpy")
+    model.fit(X[:4], y[:4], verbose=0)
+    source = bp.data.adapt(_memmap(tmp_path, X, "X"), y, np.ones(X.shape[0]))
+    x, Y = Rows(model, source).read(np.arange(0))
+    assert (tuple(x.shape), tuple(Y.shape), source.reads) == ((0, 3), (0, 2), 0)

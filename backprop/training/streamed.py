@@ -96,8 +96,18 @@ class Rows:
         self.shape = (int(source.n), *source.sample_shape)
 
     def host(self, rows: np.ndarray) -> tuple:
-        """The rows ``rows`` as host arrays ``(x, y, w)`` in the device's dtypes (any thread)."""
-        x, y, w = self.source.read(np.asarray(rows, dtype=np.int64))
+        """The rows ``rows`` as host arrays ``(x, y, w)`` in the device's dtypes (any thread).
+
+        No rows (a rank without rows in a small batch) reads nothing: empty arrays.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size:
+            x, y, w = self.source.read(rows)
+        else:
+            x, y, w = (
+                None if a is None else np.empty((0, *a.shape[1:]), np.dtype(a.dtype))
+                for a in (self.source.x, self.source.y, self.source.w)
+            )
         if y is not None:
             w = _class_weights(self.class_weight, y, w, f"{self.source.name}")
         return _host(self.model, x, y, w)
@@ -143,9 +153,7 @@ class Streamed(Eager):
     """
 
     name = "streamed"
-
-    def __init__(self) -> None:
-        self._batches: Any = None
+    _batches: Any = None  # the epoch's prefetcher, while run_epoch runs
 
     def run_epoch(self, model, X, Y, order, batch_size, steps, callbacks) -> Epoch:
         """The eager epoch, its batches read ahead of the steps."""
