@@ -415,3 +415,18 @@ def test_no_rows_of_a_store_read_nothing(tmp_path):
     source = bp.data.adapt(_memmap(tmp_path, X, "X"), y, np.ones(X.shape[0]))
     x, Y = Rows(model, source).read(np.arange(0))
     assert (tuple(x.shape), tuple(Y.shape), source.reads) == ((0, 3), (0, 2), 0)
+
+
+def test_the_progress_bar_of_a_stream_of_unknown_length_says_unknown(capsys):
+    import time
+
+    X, y = _data()
+
+    def slow():
+        for batch in _batches(X, y, batch_size=50):
+            time.sleep(0.12)  # the bar redraws at most every 0.1 s
+            yield batch
+
+    _net("numpy").fit(slow(), epochs=1, verbose=1)
+    out = capsys.readouterr().out
+    assert "2/Unknown" in out and "3/3 [" in out
