@@ -219,7 +219,10 @@ def fit(
         ``"mpi"``, ``"nccl"``, ``"single"`` or a Communicator. Every rank calls ``fit``
         with the same data; ``batch_size`` is the global batch, split over the ranks, so
         the result equals one process's with that batch size. Only rank 0 prints and
-        writes checkpoints.
+        writes checkpoints. A store (memmap, h5py, zarr, Dask): each rank reads only its
+        rows of each global batch. A generator or a PyDataset: each rank's own stream, step
+        i's global batch the ranks' i-th batches (docs/data.md says when that equals one
+        process).
     sample_weight : array_like, shape (n_samples,), optional
         Each sample's weight in the loss (finite, >= 0). As Keras's default reduction
         ``"sum_over_batch_size"``: a batch's loss is ``sum_i w_i L_i`` divided by its rows

@@ -309,11 +309,6 @@ def test_ranks_whose_stores_differ_are_refused_on_every_rank(tmp_path, change):
 # -- validation rows from a store ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="needs loop._run to call streamed_sharded.rank_part for the validation rows",
-)
 @pytest.mark.parametrize("size", [2, 3])
 def test_validation_from_a_store_over_the_ranks(tmp_path, monkeypatch, size):
     """validation_data memmapped, and validation_split of a memmap: each rank evaluates its
@@ -364,14 +359,6 @@ def test_validation_from_a_store_over_the_ranks(tmp_path, monkeypatch, size):
 
 # -- generators: each rank its own stream ------------------------------------------------------
 
-_LOOP_REFUSES_STREAMS = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="needs loop._fit_streamed to take streamed_sharded.batches_engine(comm) for "
-    "generators and PyDatasets instead of refusing them under distributed=, and "
-    "StreamedBatches.run_epoch to count self.global_rows(size) rows per step",
-)
-
 
 def _rank_stream(X, y, w, rank, size, batch_size, batches=None):
     """Rank ``rank``'s part of each batch of ``X`` in order, epoch after epoch (endless, or
@@ -394,7 +381,6 @@ class _BatchLogs(bp.callbacks.Callback):
         self.logs.append(dict(logs))
 
 
-@_LOOP_REFUSES_STREAMS
 @pytest.mark.parametrize("size", [2, 3])
 def test_ranks_on_their_own_streams_equal_one_process_on_the_global_batches(size):
     """Rank r's stream gives its shard of each batch of 20 (uneven: 103 rows): the global
@@ -424,7 +410,6 @@ def test_ranks_on_their_own_streams_equal_one_process_on_the_global_batches(size
             np.testing.assert_allclose(got[key], expected[key], rtol=1e-12, err_msg=key)
 
 
-@_LOOP_REFUSES_STREAMS
 def test_a_rank_whose_stream_runs_dry_ends_the_epoch_on_every_rank():
     """Rank 1's stream gives 4 batches where the epoch takes 6: at step 5 every rank warns
     that the input ran out and stops, none waiting for the others; the 4 steps taken are

@@ -28,14 +28,13 @@ from .sharded import any_rank, shard
 from .streamed import (
     Batches,
     Rows,
-    StreamedBatches,
     is_batches,
     is_rows,
     probe_rows,
     ran_out_warning,
     with_weights,
 )
-from .streamed_sharded import streamed_engine
+from .streamed_sharded import batches_engine, rank_part, streamed_engine
 
 Array = Any
 
@@ -277,12 +276,7 @@ def _fit_streamed(
             raise TypeError("fit() needs labels: fit(X, y, ...); received y=None.")
         x0, y0 = model._check(x0, y0)
     else:
-        if comm is not None:
-            raise TypeError(
-                f"fit(distributed=...) reads arrays or stores by rows; a {source.kind} input "
-                "trains in one process so far (each rank would need a stream of its own)."
-            )
-        engine = StreamedBatches()
+        engine = batches_engine(comm)  # under MPI each rank's own stream
         x0, y0 = _first_batch(model, source, needs_y=True)
     val = _check_validation(model, validation_data, validation, tuple(x0.shape[1:]))
     # every check ran: the model is built from the first rows
@@ -455,8 +449,7 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
     n_val = _rows(Xv)
     if comm is not None:
         if Xv is not None:  # each rank evaluates its part of the validation rows
-            lo, hi = shard(0, n_val, comm.rank, comm.size)
-            Xv, Yv = Xv[lo:hi, ...], Yv[lo:hi, ...]
+            Xv, Yv = rank_part(Xv, Yv, *shard(0, n_val, comm.rank, comm.size))
         if not comm.is_root:  # rank 0 speaks and writes for all
             verbose = 0
             callbacks = [c for c in callbacks or [] if not c.root_only]

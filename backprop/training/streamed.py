@@ -279,6 +279,10 @@ class StreamedBatches(Eager):
 
     name = "streamed"
 
+    def global_rows(self, size: int) -> int:
+        """The rows of a step's global batch: this process's (one process)."""
+        return size
+
     def run_epoch(self, model, X, Y, order, batch_size, steps, callbacks) -> Epoch:
         """One pass over ``X`` (a :class:`Batches`); ``order`` and ``batch_size`` are unused."""
         xp, fused, last = model.xp, model._fused, model.layers[-1]
@@ -292,6 +296,7 @@ class StreamedBatches(Eager):
         try:
             for i, (xb, yb) in enumerate(passes):
                 size = int(xb.shape[0])
+                total = self.global_rows(size)  # the global batch's rows (over the ranks)
                 if hooked:
                     callbacks.on_train_batch_begin(i)
                 penalty = model._penalty()  # the weights this step starts from
@@ -302,8 +307,8 @@ class StreamedBatches(Eager):
                     logits.append(last.z)  # the fused loss needs the logits
                 if penalty is not None:
                     penalties.append(penalty * size)
-                rows += size
-                logs = {"batch": i, "size": size}
+                rows += total
+                logs = {"batch": i, "size": total}
                 if watched:
                     z = last.z if fused else None
                     part = self.batch_part(model, yb, y_hat, z, penalty, size)
