@@ -232,6 +232,7 @@ def fit(
         ``{class index: weight}``: each row weighs its class's weight (binary labels
         rounded, one-hot rows by their largest entry, integer labels as they are; classes
         missing from the dict weigh 1, as in Keras). Not together with ``sample_weight``.
+        The training rows only: the rows of a ``validation_split`` are not weighted (Keras 3).
     validation_freq : int or list of int, default 1
         Validate after every ``validation_freq``-th epoch, or after the epochs listed
         (counted from 1: ``[1, 5, 10]``), as in Keras; the other epochs' logs have no

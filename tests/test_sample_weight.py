@@ -416,3 +416,24 @@ def test_weights_of_any_library_list_or_column_weigh_alike():
     for given in givens:
         model = _model()
         assert _fit(model, X, y, sample_weight=given).history == expected
+
+
+@pytest.mark.parametrize("store", [False, True])
+def test_class_weight_leaves_the_validation_split_unweighted(tmp_path, store):
+    """As Keras 3, class_weight weighs the training rows only: the rows validation_split holds
+    out are evaluated as evaluate() evaluates them (they were class-weighted)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 3)), np.arange(20) % 3
+    if store:
+        np.save(tmp_path / "X.npy", X)
+        X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    model = bp.Sequential([bp.layers.Dense(3, "softmax", input_dim=3)], seed=0, dtype="float64")
+    model.compile("sparse_categorical_crossentropy", bp.optimizers.SGD(1e-300), ["accuracy"],
+                  weighted_metrics=["accuracy"])  # fmt: skip
+    history = model.fit(X, y, epochs=1, batch_size=5, shuffle=False, verbose=0,
+                        class_weight={0: 0.1, 1: 1.0, 2: 5.0}, validation_split=0.5)  # fmt: skip
+    expected = model.evaluate(np.asarray(X)[10:], y[10:])
+    assert history.history["val_loss"][0] == pytest.approx(expected["loss"], rel=1e-12)
+    assert history.history["val_weighted_accuracy"][0] == pytest.approx(
+        expected["accuracy"], rel=1e-12
+    )

@@ -148,6 +148,8 @@ def fit(
         Xv, Yv = _validation_on_device(model, val, validation)
     elif n_val:
         X, Xv, Y, Yv = X[:-n_val, ...], X[-n_val:, ...], Y[:-n_val, ...], Y[-n_val:, ...]
+        if class_weight is not None:  # as Keras 3: the class weights are the training's only
+            Yv = Yv[:, :-1]
     else:
         Xv = Yv = None
 
