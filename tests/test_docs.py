@@ -64,6 +64,7 @@ PAGES = [
     "sklearn.md",
     "normalization.md",
     "convolution.md",
+    "data.md",
 ]
 README = "README.md"  # the front door, beside docs/; see the module docstring
 KINDS = {"python", "python-gpu", "py", "text", "bash"}
@@ -83,6 +84,13 @@ EXTRA_MODULES = [
     "training.choose",
     "training.captured",
     "training.sharded",
+    "training.streamed",
+    "training.streamed_sharded",
+    "data.adapters",
+    "data.sources",
+    "data.pydataset",
+    "data.batches",
+    "data.prefetch",
 ]
 
 
