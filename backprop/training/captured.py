@@ -39,11 +39,25 @@ Array = Any
 
 def supports(model: Any) -> bool:
     """Whether the model's step can be recorded: in-place updates, no dropout, no clipnorm."""
-    return (
-        model._grad is not None
-        and model.optimizer.clipnorm is None
-        and not any(isinstance(layer, _layers.Dropout) for layer in model.layers)
-    )
+    return why_not(model) is None
+
+
+def why_not(model: Any) -> str | None:
+    """Why the model's step cannot be recorded, in a few words; None where it can."""
+    if model._grad is None:
+        return "the model has no trainable weights: nothing to record"
+    dropout = [layer for layer in model.layers if isinstance(layer, _layers.Dropout)]
+    if dropout:
+        return (
+            f"Dropout ({dropout[0].name}) keeps the eager engine: its masks are drawn on the "
+            "host for each step"
+        )
+    if model.optimizer.clipnorm is not None:
+        return (
+            "clipnorm (per-array clipping) keeps the eager engine; global_clipnorm clips "
+            "inside the recorded step"
+        )
+    return None
 
 
 class _Static:
@@ -141,22 +155,25 @@ class Captured(Engine):
         st.rates[...] = b.asarray(
             [opt.learning_rates(steps), list(range(first + 1, first + steps + 1))], model.dtype
         )
-        if order is not None:
+        if st.order is not None:
             st.order[...] = order
         st.k[...] = 0
         st.sums[...] = 0
         st.losses[...] = 0
         sizes, lo = [], 0
-        for i in range(steps):
-            size = min(batch_size, n - lo)
-            lo += size
-            callbacks.on_train_batch_begin(i)
-            self._run(model, size, batch_size)
-            sizes.append(size)
-            callbacks.on_train_batch_end(i, {"batch": i, "size": size})
-            if model.stop_training:
-                break
-        opt.iterations = first + len(sizes)
+        try:
+            for i in range(steps):
+                size = min(batch_size, n - lo)
+                lo += size
+                callbacks.on_train_batch_begin(i)
+                self._feed(model, size, batch_size)
+                self._run(model, size, batch_size)
+                sizes.append(size)
+                callbacks.on_train_batch_end(i, {"batch": i, "size": size})
+                if model.stop_training:
+                    break
+        finally:  # an error partway (a batch that cannot be read): the steps that ran count
+            opt.iterations = first + len(sizes)
         # once per epoch, as the compiled engine (see Optimizer.flush_every); in place
         opt._flush_subnormals(xp)
         # the flags, once per epoch: a layer is dead where its largest z is <= 0 (NaN is not)
@@ -180,8 +197,36 @@ class Captured(Engine):
         )
         if not same:
             self.replays = {}
-            self.static = _Static(model, X, Y, shuffled, steps)
+            self.static = self._static(model, X, Y, shuffled, steps)
             self.key = key
+
+    def _static(self, model: Any, X: Any, Y: Any, shuffled: bool, steps: int) -> _Static:
+        """The arrays the recordings hold (the data in memory, gathered by index)."""
+        return _Static(model, X, Y, shuffled, steps)
+
+    def _feed(self, model: Any, size: int, batch_size: int) -> None:
+        """Put the next step's batch where its recording reads it.
+
+        Nothing to do in memory: the step gathers its rows through the order and the counter.
+        """
+
+    def _gather(self, model: Any, size: int, batch_size: int) -> Any:
+        """``gather() -> (x, y)``: the step's batch, made of the static arrays only.
+
+        Step ``k`` takes rows ``k B ... k B + size - 1`` of the epoch's order.
+        """
+        st, xp = self.static, model.xp
+        if size not in st.rows:
+            st.rows[size] = model.backend.asarray(list(range(size)), model.backend.int_dtype)
+        base = st.rows[size]
+
+        def gather() -> tuple[Array, Array]:
+            rows = base + st.k * batch_size
+            if st.order is not None:
+                rows = xp.take(st.order, rows)
+            return xp.take(st.X, rows, axis=0), xp.take(st.Y, rows, axis=0)
+
+        return gather
 
     def _run(self, model: Any, size: int, batch_size: int) -> None:
         replay = self.replays.get(size)
@@ -212,15 +257,10 @@ class Captured(Engine):
     def _step(self, model: Any, size: int, batch_size: int) -> Any:
         """The step on a batch of ``size`` rows, as a function of the static arrays only."""
         st, xp, opt = self.static, model.xp, model.optimizer
-        if size not in st.rows:
-            st.rows[size] = model.backend.asarray(list(range(size)), model.backend.int_dtype)
-        base, hidden = st.rows[size], relu_hidden(model)
+        gather, hidden = self._gather(model, size, batch_size), relu_hidden(model)
 
         def step() -> None:
-            rows = base + st.k * batch_size
-            if st.order is not None:
-                rows = xp.take(st.order, rows)
-            x, y = xp.take(st.X, rows, axis=0), xp.take(st.Y, rows, axis=0)
+            x, y = gather()
             k = xp.reshape(st.k, (1,))
             lr, t = xp.take(st.rates[0, ...], k), xp.take(st.rates[1, ...], k)
             model._set_buffers(st.buffers)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .base import Engine, Epoch
+from .captured_streamed import CapturedStreamed, can_record
 from .sharded import Sharded, agree, data_fields, shard
 from .streamed import Rows, Streamed, StreamedBatches, is_batches, is_rows
 
@@ -34,11 +35,30 @@ _ENDS = 4
 _DRAWN = 8
 
 
-def streamed_engine(comm: Any) -> Engine:
-    """The engine that reads a by-rows source's batches (``comm``: the ranks, or None)."""
-    if comm is None:
-        return Streamed()
-    return StreamedSharded(comm)
+def streamed_engine(comm: Any, model: Any = None, callbacks: list | None = None) -> Engine:
+    """The engine that reads a by-rows source's batches.
+
+    Parameters
+    ----------
+    comm : Communicator or None
+        The ranks of a data-parallel fit, or None: one process.
+    model : Sequential, optional
+        The model (built or not). In one process, where its step can be recorded as a CUDA
+        graph (as :func:`~backprop.training.choose.choose_engine` decides for arrays in
+        memory), the captured streamed engine: each batch copied into fixed device buffers
+        that the recording reads. Without it, the eager streamed steps.
+    callbacks : list of Callback, optional
+        The fit's callbacks: one that watches each batch keeps the eager steps.
+
+    Returns
+    -------
+    Engine
+    """
+    if comm is not None:
+        return StreamedSharded(comm)
+    if model is not None and can_record(model, callbacks):
+        return CapturedStreamed(model.backend.capture)
+    return Streamed()
 
 
 def batches_engine(comm: Any) -> Engine:
