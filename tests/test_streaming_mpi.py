@@ -3,7 +3,8 @@
 K ranks as threads (``distributed_helpers``) on a memmap, a store that logs the rows read,
 and a Dask array on a ``LocalCluster``: every rank draws the same global order from the shared
 seed, reads only its part of each global batch, and the fit equals one process's in-memory
-fit (float64). One real ``mpirun -n 2`` on a memmap (``mpi_stream_worker.py``).
+fit (float64). Real ``mpirun -n 2`` and ``-n 3``, each on a memmap and on Dask arrays
+(``mpi_stream_worker.py``).
 """
 
 import contextlib
@@ -20,7 +21,7 @@ import warnings
 import numpy as np
 import pytest
 from distributed_helpers import ThreadGroup
-from mpi_stream_worker import FIT, N, data, model
+from mpi_stream_worker import DASK_FIT, FIT, N, data, model
 
 import backprop as bp
 from backprop.distributed import DistributedError
@@ -125,13 +126,16 @@ def _one_process(X, y, w=None, **fit):
     return one, one.fit(X, y, sample_weight=w, **{**FIT, **fit})
 
 
-def _check_rank_reads(reads, keys, one_key, size, epochs):
-    """Rank r's k-th read of an epoch is its shard of one process's k-th global batch."""
-    global_batches = reads.calls[one_key]
+def _check_rank_reads(ranks, global_batches, size, epochs):
+    """Rank r's k-th read of an epoch is its shard of one process's k-th global batch.
+
+    ``ranks[r][epoch]``: rank r's reads in that epoch; ``global_batches[epoch]``: the reads
+    of one process.
+    """
     total = 0
-    for rank, key in enumerate(keys):
+    for rank, calls in enumerate(ranks):
         for epoch in range(epochs):
-            mine = reads.calls[key][epoch]
+            mine = calls[epoch]
             batches = global_batches[epoch]
             assert len(mine) == len(batches)
             for got, batch in zip(mine, batches, strict=True):
@@ -167,7 +171,9 @@ def test_ranks_on_a_memmap_equal_one_process_and_read_only_their_rows(tmp_path, 
     Xm, ym, wm = stores[size]
     _model().fit(Xm, ym, sample_weight=wm, callbacks=[reads.callback(Xm)], **FIT)
     keys = [id(s[0]) for s in stores]
-    _check_rank_reads(reads, keys[:size], keys[size], size, FIT["epochs"])
+    _check_rank_reads(
+        [reads.calls[k] for k in keys[:size]], reads.calls[keys[size]], size, FIT["epochs"]
+    )
 
 
 def test_a_rank_without_rows_in_the_last_batch(tmp_path):
@@ -237,7 +243,9 @@ def test_no_rank_touches_another_ranks_rows_in_the_store(monkeypatch):
     _assert_equal_fit(results, one, h_one)
     fit(size, None)  # one process on a store: the global batches
     keys = [id(s[0]) for s in stores]
-    _check_rank_reads(reads, keys[:size], keys[size], size, FIT["epochs"])
+    _check_rank_reads(
+        [reads.calls[k] for k in keys[:size]], reads.calls[keys[size]], size, FIT["epochs"]
+    )
     for rank in range(size):
         for epoch in range(FIT["epochs"]):
             asked = set(np.concatenate(reads.calls[keys[rank]][epoch]).tolist())
@@ -490,7 +498,7 @@ def test_ranks_on_a_dask_array_equal_one_process(request, monkeypatch, size, sch
     store = _Store(X)  # one process on a store: the global batches
     _model().fit(store, y, sample_weight=w, callbacks=[reads.callback(store)], **fit)
     keys = [id(a[0]) for a in arrays]
-    _check_rank_reads(reads, keys, id(store), size, fit["epochs"])
+    _check_rank_reads([reads.calls[k] for k in keys], reads.calls[id(store)], size, fit["epochs"])
 
 
 def _transitions(dask_scheduler):
@@ -501,8 +509,18 @@ def _transitions(dask_scheduler):
 # -- under mpirun --------------------------------------------------------------------------------
 
 
-def test_mpirun_two_ranks_on_a_memmap_equal_one_process(tmp_path):
+@pytest.mark.parametrize(
+    ("size", "fits"), [(2, ("memmap", "dask")), (3, ("memmap",))], ids=["2-memmap-dask", "3-memmap"]
+)
+def test_mpirun_on_a_memmap_and_a_dask_array_equals_one_process(tmp_path, monkeypatch, size, fits):
+    """One launch of ``size`` ranks fits on memmaps, then on Dask arrays of the same files
+    (``mpi_stream_worker.py``): each fit equals one process in memory; each rank's reads
+    while the steps run are its shard of one process's global batches, and Dask touched only
+    those rows of the files (chunks of one row). Dask on 3 ranks runs as threads above: its
+    import alone would double this launch on 3 ranks."""
     pytest.importorskip("mpi4py", reason='mpi4py missing: pip install -e ".[mpi]"')
+    if "dask" in fits:
+        pytest.importorskip("dask.array")
     here = pathlib.Path(__file__).parent
     path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     mpirun = shutil.which("mpirun", path=path)
@@ -522,17 +540,31 @@ def test_mpirun_two_ranks_on_a_memmap_equal_one_process(tmp_path):
     X, y, w = _data()
     for name, a in (("X", X), ("y", y), ("w", w)):
         _memmap(tmp_path / f"{name}.npy", a)
-    cmd = [mpirun, "-n", "2", "--oversubscribe", sys.executable, "mpi_stream_worker.py"]
+    cmd = [mpirun, "-n", str(size), "--oversubscribe", sys.executable, "mpi_stream_worker.py"]
     proc = subprocess.run(
-        [*cmd, str(tmp_path)], env=env, cwd=here, capture_output=True, text=True,
+        [*cmd, str(tmp_path), *fits], env=env, cwd=here, capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    one, h_one = _one_process(X, y, w)
-    got = np.load(tmp_path / "weights.npz")
-    history = json.loads((tmp_path / "history.json").read_text())
-    _assert_equal_fit([([got[f"arr_{i}"] for i in range(len(got.files))], history)], one, h_one)
-    # each rank read its parts of the global batches: N rows per epoch between them
-    trained = [json.loads((tmp_path / f"reads{r}.json").read_text()) for r in range(2)]
-    assert sum(trained) == N * FIT["epochs"]
-    assert all(0 < t < N * FIT["epochs"] for t in trained)
+    # one process on the memmap: the global batches, read by read
+    reads = _Reads(monkeypatch)
+    Xm, ym, wm = (np.load(tmp_path / f"{k}.npy", mmap_mode="r") for k in ("X", "y", "w"))
+    _model().fit(Xm, ym, sample_weight=wm, callbacks=[reads.callback(Xm)], **FIT)
+    global_batches = reads.calls[id(Xm)]
+    logged = [json.loads((tmp_path / f"reads{r}.json").read_text()) for r in range(size)]
+    for fit in fits:
+        epochs = (FIT if fit == "memmap" else DASK_FIT)["epochs"]
+        one, h_one = _one_process(X, y, w, epochs=epochs)
+        got = np.load(tmp_path / f"{fit}.npz")
+        history = json.loads((tmp_path / f"{fit}.json").read_text())
+        weights = [got[f"arr_{i}"] for i in range(len(got.files))]
+        _assert_equal_fit([(weights, history)], one, h_one)
+        ranks = [[[np.array(r) for r in epoch] for epoch in rank[fit]["reads"]] for rank in logged]
+        assert all(len(rank) == epochs for rank in ranks)
+        _check_rank_reads(ranks, global_batches, size, epochs)
+    if "dask" not in fits:
+        return
+    for rank in logged:  # Dask computed the rows asked for and no others, of x and of y
+        for reads_, touched in zip(rank["dask"]["reads"], rank["dask"]["touched"], strict=True):
+            asked = sorted(set(itertools.chain(*reads_)))
+            assert touched == [asked, asked]
