@@ -39,7 +39,7 @@ class Eager(Engine):
         callbacks: _callbacks.CallbackList,
     ) -> Epoch:
         xp, n = model.xp, X.shape[0]
-        fused, last = model._fused, model.layers[-1]
+        fused, first, last = model._fused, model.layers[0], model.layers[-1]
         outputs, logits, penalties, targets, batches = [], [], [], [], []
         steps_run = 0
         watched, running = self.batch_logs(callbacks), None
@@ -76,10 +76,14 @@ class Eager(Engine):
             if hooked:
                 callbacks.on_train_batch_end(i, logs)
             steps_run = i + 1
+            # the step is done: the first layer's cache of the batch (for its backward pass)
+            # is let go with the batch, so the next gather does not hold two batches at once
+            if getattr(first, "x", None) is xb:
+                first.x = None
+            xb = yb = None
             if self.stopped(model):  # as in Keras, a callback can stop after any batch
                 break
         n = min(steps_run * batch_size, n)  # the rows trained on
-        del xb, yb  # the last batch: not held through the epoch's sums
         sizes = [y_hat.shape[0] for y_hat in outputs]
         # each list joined, then dropped, in turn: one list's parts and its join at a time
         Y, Y_hat, Z = _join(xp, targets), _join(xp, outputs), _join(xp, logits)
