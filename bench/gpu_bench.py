@@ -1,6 +1,7 @@
 """GPU benchmark: backprop's engines on CuPy, torch-CUDA and JAX against PyTorch's own steps.
 
     python bench/gpu_bench.py [--samples 9] [--out gpu-bench.json] [--only cupy_captured,...]
+    python bench/gpu_bench.py --dry-run [--out streamed.json]   # the streamed rows on NumPy
 
 For each workload of ``bench/workloads.py`` and a wide one where the matmuls dominate
 (4096-4096-4096-10, batch 4096), float32 with TF32 off (checked), after a warm-up: the median
@@ -15,6 +16,12 @@ For each workload of ``bench/workloads.py`` and a wide one where the matmuls dom
 - the matmul floor: the epoch's products (per step and layer ``x @ W``, ``x.T @ dz``,
   ``dz @ W.T``) recorded as one CUDA graph, so the floor is not bound by launches.
 
+Issue 23: on the large workload, for CuPy and torch-CUDA, ``fit`` from a memmap in the page cache
+(the captured streamed engine: each batch read ahead by the prefetcher, copied to the device on a
+copy stream, then into the buffers the recorded step reads) against ``fit`` on the arrays already
+on the device; target: the streamed median step <= 1.1x the in-memory one (the copy hidden behind
+the step). ``--dry-run`` runs that comparison on NumPy only (no GPU needed), to check the code.
+
 Each backprop row records the engine that ran it; a failed recording (a RuntimeWarning) is an
 error, not a slow row. Before timing, checks the GPU test suite does not make: TF32 is really off,
 and dropout masks are drawn by CuPy's own generator. The targets of issue 14 are recorded as met
@@ -25,11 +32,13 @@ measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -288,6 +297,138 @@ def bench_gemm_floor(w, X, samples: int, epochs: int) -> dict:
     return {"times": _wall_samples(run, torch.cuda.synchronize, samples)}
 
 
+# -- issue 23: a streamed input against the data on the device ------------------------------------
+
+#: the streamed median step over the in-memory one that issue 23 asks for on a GPU
+STREAMED_BOUND = 1.1
+STREAMED_BACKENDS = ("cupy", "torch:cuda")
+STREAMED_EPOCHS = 4  # epochs per timed fit: each epoch's first batch is read before its step
+
+
+@contextlib.contextmanager
+def _streamed_wiring(model, engine_seen: str):
+    """Where ``fit`` picked the eager streamed engine for a model whose step can be recorded,
+    hand ``fit`` the captured streamed one (the loop asking ``streamed_engine(comm)`` without
+    the model); yields whether it did. Without the captured streamed engine, nothing changes."""
+    try:
+        from backprop.training import loop
+        from backprop.training.captured_streamed import can_record
+        from backprop.training.streamed_sharded import streamed_engine
+    except ImportError:
+        yield False
+        return
+    if engine_seen != "streamed" or not can_record(model, []):
+        yield False
+        return
+    original = loop.streamed_engine
+    loop.streamed_engine = lambda comm, *args, **kwargs: streamed_engine(comm, model, [])
+    try:
+        yield True
+    finally:
+        loop.streamed_engine = original
+
+
+def bench_streamed(w, X, y, samples: int, epochs: int, backend: str, capture: bool = True) -> dict:
+    """``fit`` from a memmap in the page cache against ``fit`` on the data on the device.
+
+    The same network, seed and data; the memmap is a ``.npy`` file in a temporary folder, read
+    once before timing so that it sits in the page cache. The samples alternate (in memory,
+    streamed, in memory, ...) so that both see the same state of the machine. Returns each
+    fit's seconds and engine, and whether the bench had to hand ``fit`` the captured streamed
+    engine (``wired_by_bench``).
+    """
+    import warnings
+
+    import backprop as bp
+
+    name, _, device = backend.partition(":")
+
+    def make():
+        layers = [bp.layers.Dense(u, "relu", input_dim=X.shape[1] if i == 0 else None)
+                  for i, u in enumerate(w.hidden)]  # fmt: skip
+        layers.append(bp.layers.Dense(w.sizes[-1], w.output))
+        model = bp.Sequential(layers, backend=name, device=device or None, seed=0, capture=capture)
+        model.compile(loss=w.loss, optimizer="adam")
+        return model
+
+    with tempfile.TemporaryDirectory(prefix="backprop-streamed-") as folder:
+        path = Path(folder) / "X.npy"
+        np.save(path, np.ascontiguousarray(X))
+        Xm = np.load(path, mmap_mode="r")
+        float(np.sum(Xm[:, 0]))  # touch the file: its pages in the cache
+        Path(path).read_bytes()
+        memory, streamed = make(), make()
+        b = memory.backend
+        Xd, yd = b.asarray(X, memory.dtype), b.asarray(y, b.int_dtype)
+        kwargs = dict(batch_size=w.batch_size, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a failed recording must not pass
+            memory.fit(Xd, yd, epochs=1, **kwargs)  # warm-up: records
+            streamed.fit(Xm, y, epochs=1, **kwargs)
+            seen = streamed.history.params["engine"]
+            with _streamed_wiring(streamed, seen) as wired:
+                if wired:
+                    streamed.fit(Xm, y, epochs=1, **kwargs)  # warm-up of the engine handed in
+                times: dict = {"memory": [], "streamed": []}
+                for _ in range(samples):
+                    for label, model, data in (
+                        ("memory", memory, (Xd, yd)),
+                        ("streamed", streamed, (Xm, y)),
+                    ):
+                        times[label] += _wall_samples(
+                            lambda m=model, d=data: m.fit(*d, epochs=epochs, **kwargs),
+                            b.synchronize,
+                            1,
+                        )
+        engines = {
+            "memory": memory.history.params["engine"],
+            "streamed": streamed.history.params["engine"],
+        }
+        del Xm
+    return {"times": times, "engines": engines, "wired_by_bench": wired}
+
+
+def streamed_rows(backends, samples: int, epochs: int = STREAMED_EPOCHS) -> dict:
+    """The issue-23 comparison on the large workload for each backend: median step times."""
+    w = WORKLOADS["large"]
+    X, y = w.data("float32")
+    steps = math.ceil(X.shape[0] / w.batch_size)
+    out: dict = {"workload": w.name, "steps_per_epoch": steps, "epochs_per_sample": epochs}
+    for backend in backends:
+        try:
+            res = bench_streamed(w, X, y, samples, epochs, backend)
+        except Exception as exc:
+            out[backend] = _error(exc)
+            continue
+        row = {k: v for k, v in res.items() if k != "times"}
+        for label, times in res["times"].items():
+            per_step = [t / (epochs * steps) for t in times]
+            row[f"{label}_median_step_s"] = statistics.median(per_step)
+            row[f"{label}_min_step_s"] = min(per_step)
+        row["ratio"] = row["streamed_median_step_s"] / row["memory_median_step_s"]
+        out[backend] = row
+        print(
+            f"streamed vs in memory, {w.name}, {backend}: "
+            f"{row['streamed_median_step_s'] * 1e6:.1f} vs {row['memory_median_step_s'] * 1e6:.1f}"
+            f" us per step ({row['ratio']:.3f}x; engines {row['engines']}"
+            f"{', wired by the bench' if row['wired_by_bench'] else ''})"
+        )
+    return out
+
+
+def streamed_targets(rows: dict) -> dict:
+    """``{label: (value, bound)}``: the streamed step over the in-memory one, per backend."""
+    targets = {}
+    for backend in STREAMED_BACKENDS:
+        row = rows.get(backend)
+        value = row.get("ratio") if isinstance(row, dict) else None
+        targets[f"large: streamed step <= {STREAMED_BOUND}x in memory on {backend}"] = (
+            value,
+            STREAMED_BOUND,
+        )
+    return targets
+
+
 # -- checks the test suite does not make ----------------------------------------------------------
 
 
@@ -415,6 +556,11 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=9)
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument("--only", default=None, help="comma-separated contenders to run")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only the streamed-vs-in-memory rows, on NumPy (no GPU): checks the code path",
+    )
     args = parser.parse_args()
 
     results: dict = {"workloads": {}, "checks": {}}
@@ -422,6 +568,12 @@ def main() -> int:
     def save():
         if args.out:
             Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+
+    if args.dry_run:
+        results["streamed"] = rows = streamed_rows(["numpy"], args.samples, epochs=1)
+        results["dry_run"] = "NumPy only: the GPU targets are not judged"
+        save()
+        return 1 if "error" in rows["numpy"] else 0
 
     try:
         results["environment"] = environment()
@@ -441,6 +593,12 @@ def main() -> int:
             results["checks"][label] = _error(exc) | {"ok": False}
         print(f"check {label}: {'ok' if results['checks'][label]['ok'] else 'FAILED'} "
               f"{json.dumps(results['checks'][label], default=str)[:600]}")  # fmt: skip
+        save()
+
+    only = set(args.only.split(",")) if args.only else None
+    # before the workloads: a run cut short by its time limit keeps these figures
+    if not only or "streamed" in only:
+        results["streamed"] = streamed_rows(STREAMED_BACKENDS, args.samples)
         save()
 
     try:
@@ -463,7 +621,6 @@ def main() -> int:
         "torch_cuda_graph": lambda w, X, y, e: bench_torch_graph(w, X, y, args.samples, e),
         "gemm_floor_graph": lambda w, X, y, e: bench_gemm_floor(w, X, args.samples, e),
     }
-    only = set(args.only.split(",")) if args.only else None
     workloads = {**WORKLOADS, "wide": WIDE}
     print(f"{'workload':8s} " + " ".join(f"{k:>16s}" for k in contenders) + "  (us per step)")
     for name, w in workloads.items():
@@ -525,6 +682,7 @@ def main() -> int:
             ratio(med(workload, "cupy_captured"), med(workload, "torch_cuda_graph")),
             1.0,
         )
+    targets.update(streamed_targets(results.get("streamed", {})))
     results["targets"] = {}
     for label, (value, bound) in targets.items():
         met = value is not None and value <= bound
@@ -532,6 +690,10 @@ def main() -> int:
         shown = "n/a" if value is None else f"{value:.3g}"
         print(f"target {label}: {shown} (bound {bound:g}) -> {'met' if met else 'NOT met'}")
     failed = False
+    for backend, row in results.get("streamed", {}).items():
+        if isinstance(row, dict) and "error" in row:
+            failed = True
+            print(f"streamed {backend} failed: {row['error']}\n{row.get('traceback', '')}")
     for name, row in wl.items():
         for label, v in row.items():
             if isinstance(v, dict) and "error" in v:

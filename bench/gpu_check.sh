@@ -4,8 +4,11 @@
 # ../shared/wheels (the machine has no network: only those local wheels are installed).
 #
 # Parts: environment, `backprop info`, the test suite's gpu-marked rows (`pytest -m gpu`: among
-# them tests/test_captured.py, the recorded steps against the eager ones on CuPy and torch-CUDA),
-# the GPU benchmark (every engine and PyTorch's own eager and CUDA-graph steps). A failing part does not stop the others. Everything is written under $OUT (a
+# them tests/test_captured.py and tests/test_captured_streamed.py, the recorded steps against the
+# eager ones on CuPy and torch-CUDA, in memory and on a memmap), the GPU benchmark (every engine
+# and PyTorch's own eager and CUDA-graph steps; first, issue 23's streamed input: a memmap in the
+# page cache against the data on the device, large workload, target <= 1.1x the in-memory step,
+# under "streamed" in gpu-bench.json). A failing part does not stop the others. Everything is written under $OUT (a
 # temporary folder when unset): env.txt, info.txt, gpu-tests.log, gpu-tests.xml,
 # gpu-tests-summary.json, gpu-bench.log, gpu-bench.json, summary.json. The time limits add up to
 # under 8 minutes; a normal run takes 2-4.
@@ -60,7 +63,7 @@ print('conftest HAS_CUPY =', conftest.HAS_CUPY); sys.exit(0 if conftest.HAS_CUPY
 
 # all gpu-marked rows (no -x: one run must show every failure); -p no:cacheprovider keeps the
 # tree clean
-run_part tests 240 "$OUT/gpu-tests.log" python3 -m pytest -q -m gpu -p no:cacheprovider \
+run_part tests 230 "$OUT/gpu-tests.log" python3 -m pytest -q -m gpu -p no:cacheprovider \
     -rfEs --durations=15 --junitxml="$OUT/gpu-tests.xml"
 python3 - "$OUT/gpu-tests.xml" "$OUT/gpu-tests-summary.json" <<'EOF' 2>&1 | tee -a "$OUT/gpu-tests.log"
 import json, sys
@@ -93,7 +96,7 @@ EOF
 # pytest exits 0 when every cupy row is missing (all skipped/deselected): count that as a failure
 [ "${PIPESTATUS[0]}" = 0 ] || { [ "${rc[tests]}" = 0 ] && rc[tests]=5; }
 
-run_part bench 170 "$OUT/gpu-bench.log" python3 bench/gpu_bench.py --samples 5 \
+run_part bench 180 "$OUT/gpu-bench.log" python3 bench/gpu_bench.py --samples 5 \
     --out "$OUT/gpu-bench.json"
 
 status=0

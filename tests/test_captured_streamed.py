@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -26,6 +27,24 @@ from backprop.training.streamed_sharded import streamed_engine
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 CPU = ["numpy", "array_api_strict", "array_api_strict:device1"] + (["torch"] * HAS_TORCH)
+
+
+def _gpu_specs() -> list:
+    specs = []
+    try:
+        bp.backend.resolve("cupy")
+        specs.append("cupy")
+    except Exception:
+        pass
+    if HAS_TORCH:
+        import torch
+
+        if torch.cuda.is_available():
+            specs.append("torch:cuda")
+    return [pytest.param(s, marks=pytest.mark.gpu) for s in specs]
+
+
+GPU = _gpu_specs()
 
 
 def _model(spec="numpy", capture=True, opt="adam", loss="binary_crossentropy", k=1, bn=True):
@@ -317,3 +336,49 @@ def test_a_read_error_partway_leaves_the_last_complete_step(recorder, monkeypatc
         fits.append(model)
     for p, q in zip(fits[0].get_weights(), fits[1].get_weights(), strict=True):
         np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-12)
+
+
+# -- real recordings on a GPU -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", GPU)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_recorded_streamed_step_on_the_gpu_equals_the_eager_one(
+    monkeypatch, tmp_path, spec, dtype
+):
+    """CUDA graphs replaying on the buffers, the batches copied in on the copy stream."""
+    recorded, real = [], bp.backend.Backend.capture
+
+    def capture(self, fn):
+        replay = real(self, fn)
+        recorded.append(replay)
+        return replay
+
+    monkeypatch.setattr(bp.backend.Backend, "capture", capture)
+    X, y = _data(301, k=3)  # a short last batch
+    Xm = _memmap(tmp_path, X.astype(dtype))
+    name, _, device = spec.partition(":")
+    fits = []
+    for rec in (False, True):
+        model = bp.Sequential(
+            [
+                bp.layers.Dense(16, "relu", input_dim=3),
+                bp.layers.BatchNormalization(),
+                bp.layers.Dense(3, "softmax"),
+            ],
+            backend=name, device=device or None, dtype=dtype, seed=0, capture=rec,
+        )  # fmt: skip
+        model.compile("sparse_categorical_crossentropy", "adam", ["accuracy"])
+        _wire(monkeypatch, model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # a failed recording warns
+            model.fit(Xm, y, epochs=3, batch_size=32, verbose=0)
+        fits.append(model)
+    assert fits[1].history.params["engine"] == "captured streamed"
+    assert len(recorded) == 2 and all(callable(r) for r in recorded)  # full and short batches
+    rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (1e-4, 1e-5)
+    for p, q in zip(fits[0].get_weights(), fits[1].get_weights(), strict=True):
+        np.testing.assert_allclose(q, p, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        fits[1].history.history["loss"], fits[0].history.history["loss"], rtol=rtol
+    )
