@@ -18,6 +18,10 @@ it:
 One graph per batch shape: the full batches, and the short last batch. The first step of
 each shape runs for real before it is recorded. A model the step cannot hold (dropout, whose
 masks come from a generator a graph cannot record; per-array clipping) trains eagerly.
+
+A store read by rows (a memmap, h5py, zarr, Dask) is never whole on the device: there the
+step reads fixed batch buffers instead of gathering from the data (:mod:`.captured_streamed`,
+through the hooks ``_static``, ``_feed`` and ``_gather``).
 """
 
 from __future__ import annotations
