@@ -35,7 +35,8 @@ def data(n=N, seed=0):
     return X, y, w
 
 
-def model(batchnorm=False):
+def model(batchnorm=False, backend=None):
+    """The model every rank builds (on ``backend``: NumPy unless told; float64 where it has it)."""
     L = bp.layers
     reg = bp.regularizers.L2(1e-3)
     hidden = [L.Dense(6, "relu", input_dim=4, kernel_regularizer=reg)]
@@ -45,7 +46,8 @@ def model(batchnorm=False):
             L.BatchNormalization(),
             L.Activation("relu"),
         ]
-    m = bp.Sequential([*hidden, L.Dense(1, "sigmoid")], dtype="float64", seed=0)
+    dtype = "float64" if backend is None or backend.supports_float64 else "float32"
+    m = bp.Sequential([*hidden, L.Dense(1, "sigmoid")], backend=backend, dtype=dtype, seed=0)
     m.compile("binary_crossentropy", bp.optimizers.Adam(0.01), metrics=["accuracy"])
     return m
 

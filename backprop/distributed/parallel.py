@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from .. import backend as _backend
+from .. import data as _data
 from ..training import loop as _loop
 from ..training.sharded import shard
+from ..training.streamed_sharded import store_fields
 from .comm import failures_told, resolve
 
 __all__ = ["DataParallel", "resolve", "shard"]
@@ -86,12 +88,14 @@ class DataParallel:
 
         Parameters
         ----------
-        X : array_like, shape (n, n_features)
-            The same inputs on every rank.
+        X : array_like, shape (n, n_features), or a store read by rows
+            The same inputs on every rank: arrays, or a store (a NumPy memmap, an h5py or
+            zarr dataset, a Dask array) of which each rank reads only its part of the rows
+            (and the few rows the ranks compare).
         y : array_like, shape (n,) or (n, n_outputs)
-            Their targets.
+            Their targets (in memory, or a store beside a store ``X``).
         batch_size : int, optional
-            Rows per batch on each rank.
+            Rows per batch on each rank (a store: 1024 unless told, as ``model.evaluate``).
         sample_weight : array_like, shape (n,), optional
             A weight per row, as for ``model.evaluate`` (the same on every rank).
 
@@ -106,17 +110,16 @@ class DataParallel:
             On every rank, if any rank's backend, dtype, layers, loss, metrics, weights, ``X``
             or ``y`` differ from rank 0's: the message names each rank and field that differs
             (e.g. ``rank 1: X: 30 rows where rank 0 has 37``). Otherwise each rank would sum
-            its part of other data into a "global" score of its own.
+            its part of other data into a "global" score of its own. Arrays are compared
+            whole (rows spread through them, column sums); a store by its number of rows,
+            sample shape and 16 of its rows, as ``fit(distributed=...)`` compares it, since
+            comparing it whole would read all of it on every rank.
         """
         model, comm = self.model, self.comm
         with failures_told(comm):
             if model.loss is not None:  # else evaluate says that compile comes first
-                X_checked, y_checked = model._check(X, y)
-                signature = _evaluation_signature(model, X_checked, y_checked)
-                if sample_weight is not None:  # compared like X and y (the loop checks it)
-                    signature["sample_weight"] = _backend.to_numpy(sample_weight)
                 comm.agree(
-                    signature,
+                    _evaluation_signature(model, X, y, sample_weight),
                     "The ranks must evaluate the same model on the same data (the same "
                     "backend, dtype, layers, loss, metrics, weights, X and y on every rank)",
                 )
@@ -135,7 +138,7 @@ class DataParallel:
         return f"DataParallel({self.model.name!r}, {self.comm!r})"
 
 
-def _evaluation_signature(model: Any, X: Array, y: Array | None) -> dict:
+def _evaluation_signature(model: Any, X: Any, y: Any, sample_weight: Any) -> dict:
     """What the ranks compare before evaluating: the model, its weights and the data.
 
     The arrays are fingerprinted by the communicator (:mod:`.agreement`); the weights by one
@@ -159,6 +162,31 @@ def _evaluation_signature(model: Any, X: Array, y: Array | None) -> dict:
         "loss": type(model.loss).__name__,
         "metrics": [name for name, _ in model.metrics],
         "weights": digest.hexdigest()[:16],
-        "X": X,
-        "y": y,
+        **_evaluation_data(model, X, y, sample_weight),
     }
+
+
+def _evaluation_data(model: Any, X: Any, y: Any, sample_weight: Any) -> dict:
+    """The data in the ranks' signature: the arrays, or a few rows of a store.
+
+    Arrays are checked as ``evaluate`` checks them and fingerprinted whole (rows spread
+    through them, column sums). A store read by rows (a memmap, h5py, zarr, Dask) gives its
+    number of rows, sample shape and the few rows ``fit(distributed=...)`` compares
+    (:func:`~backprop.training.streamed_sharded.store_fields`): fingerprinting it whole would
+    read all of it on every rank, where each rank evaluates only its part. A generator or a
+    PyDataset gives nothing here: ``evaluate`` refuses it over the ranks.
+    """
+    source = _data.adapt(X, y, sample_weight, name="X")
+    if source is not None:
+        if not source.by_rows:
+            return {}
+        return {
+            "samples": int(source.n),
+            "sample shape": tuple(int(d) for d in source.sample_shape),
+            **store_fields(source, ""),
+        }
+    X_checked, y_checked = model._check(X, y)
+    data = {"X": X_checked, "y": y_checked}
+    if sample_weight is not None:  # compared like X and y (the loop checks it)
+        data["sample_weight"] = _backend.to_numpy(sample_weight)
+    return data
