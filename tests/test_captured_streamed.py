@@ -296,11 +296,6 @@ def test_a_model_the_step_cannot_hold_trains_eagerly(recorder, monkeypatch, tmp_
     _same(*fits)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loop.py asks streamed_engine(comm) without the model: the lead passes "
-    "streamed_engine(comm, model, callbacks) (then this mark goes)",
-)
 def test_fit_on_a_store_records_the_step_where_it_can(recorder, tmp_path):
     X, y = _data(40)
     model = _model()

@@ -271,7 +271,7 @@ def _fit_streamed(
         val_source = None
     if source.by_rows:
         _arrays_take_no_steps(steps_per_epoch, "fit", "steps_per_epoch")
-        engine = streamed_engine(comm)  # refuses what it cannot run, before anything is read
+        engine = streamed_engine(comm, model, callbacks or [])  # before anything is read
         # the first rows: checked against the model (shape, labels), and they build it
         x0, y0, _ = source.read(np.arange(min(source.n, _probe.DEAD_CHECK_ROWS)))
         if y0 is None:
