@@ -177,6 +177,48 @@ def test_evaluate_over_ranks_equals_evaluate():
             assert result[key] == pytest.approx(expected[key], rel=1e-12)
 
 
+class _TestLogs(bp.callbacks.Callback):
+    def __init__(self, root_only=False):
+        self.root_only, self.ends = root_only, []
+
+    def on_test_end(self, logs=None):
+        self.ends.append(dict(logs))
+
+
+def test_evaluate_over_ranks_is_registered_for_model_evaluate(backend64):
+    """What ``model.evaluate(..., distributed=...)`` calls (found by name, as fit finds the
+    communicators): the ranks' check, then each rank its part, the callbacks as in fit (the
+    root-only ones on rank 0 only), the scores of one process."""
+    X, y = _data(50)
+    model = _model(backend64)
+    model.fit(X, y > 0, epochs=1, verbose=0)
+    expected = model.evaluate(X, y > 0)
+    over_ranks = bp.registry.lookup("distributed", "evaluate")
+
+    def rank_evaluate(rank, comm):
+        m = _model(backend64)
+        m.set_weights(model.get_weights())
+        every, root = _TestLogs(), _TestLogs(root_only=True)
+        result = over_ranks(m, X, y > 0, comm, batch_size=7, callbacks=[every, root])
+        return result, every.ends, root.ends
+
+    results = ThreadGroup(3).run(rank_evaluate)
+    for rank, (result, every, root) in enumerate(results):
+        assert every == [result] and root == ([result] if rank == 0 else [])
+        assert result.keys() == expected.keys()
+        for key in expected:
+            assert result[key] == pytest.approx(expected[key], rel=1e-12)
+    # the ranks' check comes first
+    results = ThreadGroup(2, timeout=20).run(
+        lambda rank, comm: over_ranks(
+            _model(backend64), X[: 50 - 3 * rank], y[: 50 - 3 * rank] > 0, comm
+        )
+    )
+    for result in results:
+        assert isinstance(result, DistributedError), repr(result)
+        assert "rank 1: X: 47 rows where rank 0 has 50" in str(result)
+
+
 # -- the ranks must evaluate the same thing (issue 25.2) ------------------------------------------
 
 

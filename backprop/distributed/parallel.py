@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import backend as _backend
 from .. import data as _data
+from .. import registry as _registry
 from ..training import loop as _loop
 from ..training.sharded import shard
 from ..training.streamed_sharded import store_fields
@@ -115,15 +116,9 @@ class DataParallel:
             sample shape and 16 of its rows, as ``fit(distributed=...)`` compares it, since
             comparing it whole would read all of it on every rank.
         """
-        model, comm = self.model, self.comm
-        with failures_told(comm):
-            if model.loss is not None:  # else evaluate says that compile comes first
-                comm.agree(
-                    _evaluation_signature(model, X, y, sample_weight),
-                    "The ranks must evaluate the same model on the same data (the same "
-                    "backend, dtype, layers, loss, metrics, weights, X and y on every rank)",
-                )
-            return _loop.evaluate(model, X, y, batch_size, comm=comm, sample_weight=sample_weight)
+        return evaluate(
+            self.model, X, y, self.comm, batch_size=batch_size, sample_weight=sample_weight
+        )
 
     def predict(self, X: Any, batch_size: int | None = None) -> Any:
         """``model.predict`` on this rank (every rank has the whole model).
@@ -136,6 +131,58 @@ class DataParallel:
 
     def __repr__(self) -> str:
         return f"DataParallel({self.model.name!r}, {self.comm!r})"
+
+
+def evaluate(
+    model: Any,
+    X: Any,
+    y: Any,
+    comm: Any,
+    *,
+    batch_size: int | None = None,
+    verbose: int = 0,
+    callbacks: list | None = None,
+    sample_weight: Any = None,
+    steps: int | None = None,
+) -> dict[str, float]:
+    """``model.evaluate`` over the ranks of ``comm``: their check, then each rank its part.
+
+    :meth:`DataParallel.evaluate`, and what ``model.evaluate(..., distributed=...)`` finds
+    by name (``backprop.registry``, kind ``"distributed"``, name ``"evaluate"``), as ``fit``
+    finds the communicators: the model sits below this package and never imports it.
+
+    Parameters
+    ----------
+    model : Sequential
+        A compiled model, the same on every rank.
+    X, y, batch_size, sample_weight
+        As :meth:`DataParallel.evaluate`.
+    comm : Communicator
+        The ranks.
+    verbose, callbacks, steps
+        As ``model.evaluate``; the callbacks run as in ``fit(distributed=...)`` (the
+        root-only ones on rank 0 only).
+
+    Returns
+    -------
+    dict
+        The same ``{"loss": ..., metric: ...}`` on every rank.
+    """
+    with failures_told(comm):
+        if model.loss is not None:  # else evaluate says that compile comes first
+            comm.agree(
+                _evaluation_signature(model, X, y, sample_weight),
+                "The ranks must evaluate the same model on the same data (the same "
+                "backend, dtype, layers, loss, metrics, weights, X and y on every rank)",
+            )
+        return _loop.evaluate(
+            model, X, y, batch_size, verbose, comm=comm, callbacks=callbacks,
+            sample_weight=sample_weight, steps=steps,
+        )  # fmt: skip
+
+
+# model.evaluate(distributed=...) finds it by name (the model never imports this package)
+_registry.register("distributed", "evaluate", evaluate)
 
 
 def _evaluation_signature(model: Any, X: Any, y: Any, sample_weight: Any) -> dict:
