@@ -85,6 +85,7 @@ EXTRA_MODULES = [
     "training.captured",
     "training.sharded",
     "training.streamed",
+    "training.captured_streamed",
     "training.streamed_sharded",
     "data.adapters",
     "data.sources",
