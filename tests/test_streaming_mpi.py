@@ -391,14 +391,6 @@ def _evaluate_on_ranks(size, stores, weights, backend=None, **kwargs):
 
 # the loop refuses a store under a communicator until loop.evaluate takes each rank's window
 # of it (rank_part, as the validation rows of fit(distributed=...) do): the lead's change
-_NEEDS_LOOP = pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="loop.evaluate refuses a store under a communicator (issue 23: the lead's change)",
-)
-
-
-@_NEEDS_LOOP
 @pytest.mark.parametrize(("size", "kind"), [(3, "memmap"), (2, "dask")])
 def test_evaluate_over_ranks_on_a_store_equals_one_process(backend64, tmp_path, size, kind):
     """Memmapped (or Dask) x, y and sample weights: each rank evaluates its part of the
@@ -426,7 +418,6 @@ def test_evaluate_over_ranks_on_a_store_equals_one_process(backend64, tmp_path, 
             np.testing.assert_allclose(result[key], expected[key], rtol=1e-12, err_msg=key)
 
 
-@_NEEDS_LOOP
 @pytest.mark.parametrize("size", [2, 3])
 def test_evaluate_over_ranks_reads_only_its_rows_of_a_store(size):
     """2000 rows: each rank's store gives the rows of its part, the first 512 (the model's

@@ -651,14 +651,8 @@ def evaluate(
         X, Y = model._to_device(X, y)
         Y = with_weights(model, Y, sample_weight)
     n = _rows(X)
-    if comm is not None:
-        if is_rows(X):
-            raise TypeError(
-                "evaluate over the ranks takes in-memory arrays so far; a store read batch by "
-                "batch (a memmap, h5py, zarr, Dask) evaluates in one process."
-            )
-        lo, hi = shard(0, n, comm.rank, comm.size)
-        X, Y = X[lo:hi, ...], Y[lo:hi, ...]
+    if comm is not None:  # this rank's rows: slices of arrays, a window of a store's rows
+        X, Y = rank_part(X, Y, *shard(0, n, comm.rank, comm.size))
     model._comm = comm
     try:
         cb = None
