@@ -311,6 +311,7 @@ def evaluate(
     sample_weight: Any = None,
     return_dict: bool = True,
     steps: int | None = None,
+    distributed: Any = None,
 ) -> dict[str, float] | float | list[float]:
     """Loss and metrics on ``(X, y)`` (inference mode: no dropout).
 
@@ -331,13 +332,17 @@ def evaluate(
         ``on_test_batch_begin``/``on_test_batch_end`` around each batch (the end's logs: the
         running loss and metrics), then ``on_test_end`` with the results.
     sample_weight : array_like, shape (n,), optional
-        Each sample's weight in the loss, as in ``fit`` (the metrics stay unweighted).
+        Each sample's weight in the loss and the ``weighted_metrics``, as in ``fit``.
     return_dict : bool, default True
         True: the dict below. False: Keras's plain result, the loss as a float without
         metrics, else ``[loss, *metrics]`` in the metrics' order. The default differs from
         Keras's (False) because code written for this library reads the dict.
     steps : int, optional
         The batches of a generator or a PyDataset to evaluate (unset: all of them).
+    distributed : bool, str or Communicator, optional
+        As in ``fit``: every rank calls ``evaluate`` with the same data and evaluates its
+        part of the rows (a store: reads only them); the results are those of one process.
+        The ranks first check that they hold the same data (a store: 16 of its rows).
 
     Returns
     -------
@@ -346,10 +351,21 @@ def evaluate(
     """
     if not isinstance(return_dict, bool):
         raise TypeError(f"return_dict must be True or False, received {return_dict!r}.")
-    result = _loop.evaluate(
-        self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight,
-        steps=steps,
-    )  # fmt: skip
+    if distributed is None or distributed is False:
+        result = _loop.evaluate(
+            self, X, y, batch_size, verbose, callbacks=callbacks, sample_weight=sample_weight,
+            steps=steps,
+        )  # fmt: skip
+    else:  # the ranks' check, then each rank its part (backprop.distributed registered it)
+        hint = (
+            "evaluate(distributed=...) needs backprop.distributed, which registers it when "
+            "imported: import backprop.distributed (import backprop does)."
+        )
+        comm = _registry.lookup(*COMMUNICATORS, hint=hint).resolve(distributed, self.backend)
+        result = _registry.lookup("distributed", "evaluate", hint=hint)(
+            self, X, y, comm, batch_size=batch_size, verbose=verbose, callbacks=callbacks,
+            sample_weight=sample_weight, steps=steps,
+        )  # fmt: skip
     if return_dict:
         return result
     values = list(result.values())

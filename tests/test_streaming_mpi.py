@@ -389,8 +389,6 @@ def _evaluate_on_ranks(size, stores, weights, backend=None, **kwargs):
     return ThreadGroup(size, timeout=20).run(rank_evaluate)
 
 
-# the loop refuses a store under a communicator until loop.evaluate takes each rank's window
-# of it (rank_part, as the validation rows of fit(distributed=...) do): the lead's change
 @pytest.mark.parametrize(("size", "kind"), [(3, "memmap"), (2, "dask")])
 def test_evaluate_over_ranks_on_a_store_equals_one_process(backend64, tmp_path, size, kind):
     """Memmapped (or Dask) x, y and sample weights: each rank evaluates its part of the
@@ -416,6 +414,32 @@ def test_evaluate_over_ranks_on_a_store_equals_one_process(backend64, tmp_path, 
         assert result.keys() == expected.keys()
         for key in expected:
             np.testing.assert_allclose(result[key], expected[key], rtol=1e-12, err_msg=key)
+
+
+def test_model_evaluate_takes_distributed_as_fit_does(tmp_path):
+    """model.evaluate(..., distributed=comm) is DataParallel.evaluate: the ranks' check, then
+    each rank its rows; verbose prints once (rank 0), and return_dict=False still applies."""
+    X, y, w = _data()
+    path = _memmap(tmp_path / "X.npy", X)
+    weights = _trained_weights()
+    one = _model()
+    one.set_weights(weights)
+    expected = one.evaluate(X, y, sample_weight=w, batch_size=16)
+
+    def rank_evaluate(rank, comm):
+        m = _model()
+        m.set_weights(weights)
+        store = np.load(path, mmap_mode="r")
+        as_dict = m.evaluate(store, y, sample_weight=w, batch_size=16, distributed=comm)
+        as_list = m.evaluate(store, y, sample_weight=w, batch_size=16, distributed=comm,
+                             return_dict=False)  # fmt: skip
+        return as_dict, as_list
+
+    for as_dict, as_list in _ok(ThreadGroup(2, timeout=20).run(rank_evaluate)):
+        assert as_dict.keys() == expected.keys()
+        for key in expected:
+            np.testing.assert_allclose(as_dict[key], expected[key], rtol=1e-12, err_msg=key)
+        np.testing.assert_allclose(as_list, list(expected.values()), rtol=1e-12)
 
 
 @pytest.mark.parametrize("size", [2, 3])

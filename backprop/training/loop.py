@@ -667,7 +667,7 @@ def evaluate(
         result = evaluate_device(model, X, Y, batch_size, n_total=n, callbacks=cb)
     finally:
         model._comm = None
-    if verbose:
+    if verbose and (comm is None or comm.is_root):  # rank 0 speaks for all
         print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
     return result
 
