@@ -1,6 +1,7 @@
 """Training on stores read batch by batch (issue 23): the same numbers as the arrays in memory."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -430,3 +431,220 @@ def test_the_progress_bar_of_a_stream_of_unknown_length_says_unknown(capsys):
     _net("numpy").fit(slow(), epochs=1, verbose=1)
     out = capsys.readouterr().out
     assert "2/Unknown" in out and "3/3 [" in out
+
+
+# -- a new user's defects (round 3): validation reads, hooks, messages, blocked generators ----
+
+
+class _CountingStore(_Store):
+    """A sliceable store that records the rows of each read."""
+
+    def __init__(self, a):
+        super().__init__(a)
+        self.reads = []
+
+    def __getitem__(self, index):
+        self.reads.append(np.arange(self.shape[0])[index])
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize("how", ["split", "data"])
+def test_a_stores_validation_is_read_in_batches(backend64, monkeypatch, how):
+    """validation_batch_size unset: a store's validation is read STREAM_BATCH_SIZE rows a read
+    (never the whole validation set at once), with the numbers of the in-memory fit."""
+    from backprop.training import loop
+
+    monkeypatch.setattr(loop, "STREAM_BATCH_SIZE", 16)
+    X, y = _data()
+    Xv, yv = X[:40] * 0.5, y[:40]
+    ref = _net(backend64)
+    model = _net(backend64)
+    kwargs = dict(epochs=2, batch_size=32, verbose=0)
+    if how == "split":
+        h_ref = ref.fit(X, y, validation_split=0.3, **kwargs)
+        store = _CountingStore(X)
+        h = model.fit(store, y, validation_split=0.3, **kwargs)
+        first_val = 105  # the last 45 rows validate
+    else:
+        h_ref = ref.fit(X, y, validation_data=(Xv, yv), **kwargs)
+        store = _CountingStore(Xv)
+        h = model.fit(X, y, validation_data=(store, yv), **kwargs)
+        first_val = 0
+    _assert_same_fit(model, ref, h, h_ref)
+    assert "val_loss" in h.history
+    val_reads = [len(rows) for rows in store.reads if rows.size and rows.max() >= first_val]
+    # two validations, each 16 + 16 + 8 or 16 + 16 + 13 rows: never the whole set at once
+    assert sorted(val_reads) == sorted([16, 16, 40 - 32 if how == "data" else 45 - 32] * 2)
+
+
+class _Hooked(_Listed):
+    """A PyDataset that records its hooks and the batches read, in order."""
+
+    def __init__(self, batches):
+        super().__init__(batches)
+        self.events = []
+
+    def __getitem__(self, i):
+        self.events.append(i)
+        return super().__getitem__(i)
+
+    def on_epoch_begin(self):
+        self.events.append("begin")
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        self.events.append("end")
+
+
+def test_a_pydataset_gets_on_epoch_begin_before_each_pass():
+    X, y = _data()
+    data, val = _Hooked(_batches(X, y, batch_size=50)), _Hooked(_batches(X[:40], y[:40]))
+    model = _net("numpy")
+    model.fit(data, epochs=2, validation_data=val, verbose=0)
+    epoch = ["begin", 0, 1, 2, "end"]
+    assert data.events == epoch * 2  # batch 0 of epoch 1 is read after the hook too
+    assert val.events.count("begin") == 2 and val.events[-3:] == [0, 1, "end"]
+    data.events.clear()
+    model.evaluate(data)
+    model.predict(data)
+    assert data.events == epoch * 2
+
+
+def test_a_pydataset_with_workers_warns_once_what_is_ignored():
+    X, y = _data()
+
+    class Many(_Listed):
+        def __init__(self, batches):
+            super().__init__(batches)
+            bp.data.PyDataset.__init__(self, workers=4, use_multiprocessing=True)
+
+    data = Many(_batches(X, y))
+    model = _net("numpy")
+    with pytest.warns(UserWarning, match=r"workers=4.*use_multiprocessing=True.*one background"):
+        model.fit(data, epochs=2, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.evaluate(data)  # once per dataset
+
+
+def _ran_out(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    (w,) = [w for w in caught if issubclass(w.category, bp.training.streamed.RanOut)]
+    assert w.filename == __file__  # the user's call, not the library
+    return str(w.message)
+
+
+def test_the_ran_out_warning_names_the_calls_steps_and_points_at_the_call():
+    X, y = _data()
+    model = _net("numpy")
+    model.fit(X, y, epochs=1, verbose=0)
+    text = _ran_out(lambda: model.predict(_stream("generator", X), steps=10))
+    assert "steps=10" in text and "prediction" in text and "validation_steps" not in text
+    text = _ran_out(lambda: model.evaluate(_stream("generator", X, y), steps=10))
+    assert "steps=10" in text and "evaluation" in text and "validation_steps" not in text
+    text = _ran_out(lambda: model.fit(_stream("generator", X, y), epochs=2, verbose=0))
+    assert "With a generator is" not in text and "one stream for all epochs" in text
+    text = _ran_out(
+        lambda: model.fit(
+            X, y, epochs=1, verbose=0, validation_data=_stream("generator", X, y),
+            validation_steps=10,
+        )  # fmt: skip
+    )
+    assert "validation_steps=10" in text
+
+
+def test_steps_per_epoch_keeps_one_iterator_of_a_restartable_iterable(backend64):
+    """As Keras 3: with steps_per_epoch a list of batches goes on where the last epoch
+    stopped (batches 0-2, 3-5, 6-8, then it runs out); without, each epoch restarts."""
+    X, y = _data(300)
+    batches = list(_batches(X, y, batch_size=30))  # 10 batches
+    ref = _net(backend64)
+    for b in batches[:9]:
+        ref.train_on_batch(*b)
+    model = _net(backend64)
+    with pytest.warns(UserWarning, match="ran out of data at batch 2 of epoch 4"):
+        h = model.fit(batches, steps_per_epoch=3, epochs=5, verbose=0, shuffle=False)
+    assert h.epoch == [0, 1, 2, 3]
+    ref.train_on_batch(*batches[9])
+    for a, b in zip(model.get_weights(), ref.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_failing_predict_or_evaluate_says_nothing_of_weights():
+    X, y = _data()
+    model = _net("numpy")
+    model.fit(X, y, epochs=1, verbose=0)
+    for call in (lambda: model.predict(_bad("raises", X, y)),
+                 lambda: model.evaluate(_bad("raises", X, y))):  # fmt: skip
+        with pytest.raises(_Boom) as info:
+            call()
+        notes = " ".join(info.value.__notes__)
+        assert "batch 3 of the generator" in notes and "weights" not in notes
+    with pytest.raises(_Boom) as info:
+        model.fit(_bad("raises", X, y), epochs=1, verbose=0)
+    assert "the weights of the last complete step" in " ".join(info.value.__notes__)
+
+
+def test_a_list_of_batches_of_python_lists_is_read_as_batches(backend64):
+    X, y = _data()
+    ref, model = _net(backend64), _net(backend64)
+    h_ref = ref.fit(X[:25], y[:25], epochs=2, batch_size=25, verbose=0)
+    h = model.fit([(X[:25].tolist(), y[:25].tolist())], epochs=2, verbose=0)
+    _assert_same_fit(model, ref, h, h_ref)
+    # a 2-D or 3-D X given as nested lists stays in-memory data
+    assert bp.data.adapt(X[:4].tolist()) is None
+    assert bp.data.adapt(np.zeros((4, 2, 3)).tolist()) is None
+    assert bp.data.adapt(np.zeros((4, 3, 2, 2)).tolist()) is None  # samples of 3 equal rows
+    h2 = _net(backend64).fit(X[:25].tolist(), y[:25].tolist(), epochs=2, batch_size=25, verbose=0)
+    _assert_same_fit(model, ref, h, h2)
+
+
+def test_a_fit_failing_while_the_generator_blocks_raises_at_once(monkeypatch):
+    """The error path does not join a thread stuck in the user's next(); the thread ends when
+    the generator returns, and does not touch the model afterwards. No timing: the join is
+    watched."""
+    import threading
+
+    from backprop.training.streamed import Batches
+
+    X, y = _data()
+    release, joins, hosted = threading.Event(), [], []
+    good = list(_batches(X, y))
+
+    def gen():
+        yield from good[:2]
+        release.wait()  # blocked in next() until the test ends
+        yield good[2]
+
+    original_join, original_host = threading.Thread.join, Batches.host
+
+    def join(self, timeout=None):
+        if self.name == "backprop-prefetch" and self.is_alive():
+            joins.append(timeout)
+        return original_join(self, timeout)
+
+    def host(self, item):
+        hosted.append(item[0])
+        return original_host(self, item)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    monkeypatch.setattr(Batches, "host", host)
+
+    class Fail(bp.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise _Boom("callback failed")
+
+    try:
+        with pytest.raises(_Boom):
+            _net("numpy").fit(gen(), epochs=1, callbacks=[Fail()], verbose=0)
+        (thread,) = _prefetch_threads()  # still in the user's next(): not waited for
+        assert joins == [] or all(t == 0 for t in joins)
+        seen = list(hosted)
+    finally:
+        release.set()
+    original_join(thread, 10)
+    assert not thread.is_alive()
+    assert hosted == seen  # the batch that came after the error was never checked

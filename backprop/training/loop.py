@@ -504,8 +504,12 @@ def _run(model, engine, X, Y, Xv, Yv, batch_size, steps, settings, verbose, call
             _nonfinite(model, epoch, logs["loss"], snapshot, result, callbacks or [])
         # an evaluate with the fit's callbacks, as in Keras; on the epochs validation_freq names
         if Xv is not None and _validates(validation["freq"], epoch):
+            # a store's validation is read in batches, as evaluate reads it (never at once)
+            val_batch = validation["batch_size"]
+            if val_batch is None and is_rows(Xv):
+                val_batch = STREAM_BATCH_SIZE
             val = evaluate_device(
-                model, Xv, Yv, validation["batch_size"], n_total=n_val, callbacks=cb
+                model, Xv, Yv, val_batch, n_total=n_val, callbacks=cb, steps_name="validation_steps"
             )
             logs.update({f"val_{k}": v for k, v in val.items()})
         # the last batch's flags come back with the metrics; a full probe confirms them
@@ -725,8 +729,12 @@ def evaluate_device(
     batch_size: int | None = None,
     n_total: int | None = None,
     callbacks: _callbacks.CallbackList | None = None,
+    steps_name: str = "steps",
 ) -> dict[str, float]:
     """Loss and metrics of ``(X, Y)`` on the device; ``n_total`` rows over all ranks.
+
+    ``steps_name``: the argument that set a stream's steps, for the ran-out warning
+    (``validation_steps`` in a fit's validation).
 
     ``X`` may also be a store read by rows (:class:`Rows`, read ahead in a thread) or a
     stream's :class:`Batches` (its batches as they come; ``batch_size`` unused). With
@@ -781,7 +789,7 @@ def evaluate_device(
                 "and a generator that can give validation_steps batches per validation, or "
                 "a PyDataset, or an iterable that restarts (a list of batches, a DataLoader)."
             )
-        ran_out_warning(X, None, "the evaluation")
+        ran_out_warning(X, None, "the evaluation", steps_name)
     if result is None:  # every rank finishes once
         result = _result(model, total_loss, totals, seen, n_total if n is not None else None)
     if callbacks is not None:
