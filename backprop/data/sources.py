@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .checks import as_array, check_sample_weight
+from .pydataset import PyDataset
 
 
 class DataReadError(ValueError):
@@ -83,6 +84,9 @@ class Source:
             "Pass validation_data=(x_val, y_val), a PyDataset or a generator (with "
             "validation_steps) instead."
         )
+
+    def on_epoch_begin(self) -> None:
+        """Called by the loop before each pass (a PyDataset's hook)."""
 
     def on_epoch_end(self) -> None:
         """Called by the loop after each epoch (a PyDataset's hook)."""
@@ -394,6 +398,19 @@ class PyDatasetSource(Source):
                 yield batch
             else:
                 yield self.dataset[i]
+
+    def on_epoch_begin(self) -> None:
+        """The dataset's ``on_epoch_begin`` (as Keras 3 calls it, before each pass).
+
+        A dataset that defines the hook may change its batches there (shuffle them): batch 0,
+        read early for the sample shape, is then dropped and read again after the hook.
+        """
+        hook = getattr(self.dataset, "on_epoch_begin", None)
+        if hook is None:
+            return
+        hook()
+        if getattr(type(self.dataset), "on_epoch_begin", None) is not PyDataset.on_epoch_begin:
+            self._first = _NOTHING
 
     def on_epoch_end(self) -> None:
         """The dataset's ``on_epoch_end``."""

@@ -241,6 +241,7 @@ class Batches:
         """
         self.epochs += 1
         self.ran_out = None
+        self.source.on_epoch_begin()  # as Keras 3, before each pass (fit, evaluate, predict)
         batches = self.source.epoch()
         if self.steps is not None:  # bound before the thread: a one-shot generator loses none
             batches = itertools.islice(batches, self.steps)
