@@ -228,7 +228,8 @@ class _Squares(PyDataset):
 def test_a_pydataset_gives_its_batches_and_its_hook_runs():
     data = _Squares(3, workers=4, max_queue_size=2)
     assert (data.workers, data.use_multiprocessing, data.max_queue_size) == (4, False, 2)
-    source = adapt(data)
+    with pytest.warns(UserWarning, match=r"workers=4 and use_multiprocessing=False: both are"):
+        source = adapt(data)
     assert (source.sample_shape, source.steps(32), source.by_rows, source.n) == (
         (1,),
         3,

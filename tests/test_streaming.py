@@ -508,7 +508,7 @@ def test_a_pydataset_gets_on_epoch_begin_before_each_pass():
     data.events.clear()
     model.evaluate(data)
     model.predict(data)
-    assert data.events == ([0] + epoch) * 2  # each call reads batch 0 for the shape first
+    assert data.events == [0, *epoch] * 2  # each call reads batch 0 for the shape first
 
 
 def test_a_pydataset_with_workers_warns_once_what_is_ignored():
@@ -521,8 +521,11 @@ def test_a_pydataset_with_workers_warns_once_what_is_ignored():
 
     data = Many(_batches(X, y))
     model = _net("numpy")
-    with pytest.warns(UserWarning, match=r"workers=4.*use_multiprocessing=True.*one background"):
+    with pytest.warns(
+        UserWarning, match=r"workers=4.*use_multiprocessing=True.*one background"
+    ) as rec:
         model.fit(data, epochs=2, verbose=0)
+    assert [w.filename for w in rec] == [__file__]  # once, at the user's call
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.evaluate(data)  # once per dataset

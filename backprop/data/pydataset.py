@@ -2,7 +2,8 @@
 
 Subclass it, give it ``__len__`` (the number of batches) and ``__getitem__(i)`` (batch ``i``,
 a tuple ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``), and pass it to ``fit``, ``evaluate``
-or ``predict`` in place of the arrays. ``on_epoch_end`` runs after each epoch (shuffle there).
+or ``predict`` in place of the arrays. ``on_epoch_begin`` runs before each pass (of ``fit``,
+``evaluate``, ``predict``) and ``on_epoch_end`` after each epoch (shuffle in either).
 
 Examples
 --------
@@ -31,9 +32,10 @@ class PyDataset:
     ----------
     workers : int, default 1
         Stored for compatibility with Keras. backprop reads the batches in one background
-        thread (see :class:`~backprop.data.prefetch.Prefetcher`) whatever the value.
+        thread (see :class:`~backprop.data.prefetch.Prefetcher`) whatever the value; a value
+        above 1 gives a UserWarning once per dataset.
     use_multiprocessing : bool, default False
-        Stored for compatibility with Keras; not used.
+        Stored for compatibility with Keras; not used (True gives the same warning).
     max_queue_size : int, default 10
         Stored for compatibility with Keras; the prefetch depth is set by the loop.
 

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import warnings
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +29,21 @@ import numpy as np
 
 from .checks import as_array, check_sample_weight
 from .pydataset import PyDataset
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's code, outside backprop.
+
+    For the function that calls ``warnings.warn``: the number of frames up to the first one
+    whose file lies outside the package (the user's ``fit``/``evaluate``/``predict`` call),
+    however deep inside backprop the warning is raised.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class DataReadError(ValueError):
@@ -345,6 +363,32 @@ def _shape_of(x: Any, name: str, what: str) -> tuple[int, ...]:
     return tuple(int(d) for d in shape[1:])
 
 
+#: the datasets already warned about their workers (once each)
+_WARNED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _warn_workers(dataset: Any, name: str) -> None:
+    """Warn once per dataset that ``workers > 1`` and ``use_multiprocessing`` are ignored."""
+    workers = getattr(dataset, "workers", 1)
+    multi = getattr(dataset, "use_multiprocessing", False)
+    if not ((isinstance(workers, int) and workers > 1) or multi):
+        return
+    try:
+        if dataset in _WARNED:
+            return
+        _WARNED.add(dataset)
+    except TypeError:  # not hashable or not weakly referable: warn each time
+        pass
+    warnings.warn(
+        f"{name} ({type(dataset).__name__}) has workers={workers!r} and "
+        f"use_multiprocessing={multi!r}: both are ignored. backprop reads the batches of a "
+        "PyDataset in order in one background thread, a few batches ahead of the step; no "
+        "worker threads or processes are started.",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+
+
 class PyDatasetSource(Source):
     """Batches ``dataset[0]``, ..., ``dataset[len - 1]`` of a PyDataset, each epoch.
 
@@ -363,6 +407,7 @@ class PyDatasetSource(Source):
         super().__init__(name)
         self.dataset = dataset
         self._first = _NOTHING  # batch 0, read for sample_shape and handed out once
+        _warn_workers(dataset, name)
 
     def _len(self) -> int:
         n = len(self.dataset)
