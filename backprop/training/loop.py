@@ -889,7 +889,7 @@ def predict(
                 f"{Xd.source.name} ({Xd.source.what}) gave no batch to predict: its batches "
                 "ran out (a generator is one stream: pass a fresh one)."
             )
-        ran_out_warning(Xd, None, "the prediction")
+        ran_out_warning(Xd, None, "the prediction", "steps")
     if cb is not None:
         cb.on_predict_end()
     out = parts[0] if len(parts) == 1 else model.xp.concat(parts, axis=0)

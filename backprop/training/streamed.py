@@ -333,24 +333,36 @@ class StreamedBatches(Eager):
         return Epoch(sums, rows, len(dead), (Y, Y_hat, Z, sizes), None, None, steps_run)
 
 
-def ran_out_warning(X: Batches, epoch: int | None, what: str = "training") -> None:
-    """Warn that ``X`` ran out at step ``X.ran_out`` (as Keras's "Your input ran out of data")."""
+def ran_out_warning(
+    X: Batches, epoch: int | None, what: str = "training", steps_name: str = "steps_per_epoch"
+) -> None:
+    """Warn that ``X`` ran out at step ``X.ran_out`` (as Keras's "Your input ran out of data").
+
+    ``steps_name``: the argument that set ``X.steps`` (``steps_per_epoch`` in training,
+    ``validation_steps`` in a fit's validation, ``steps`` in evaluate and predict). The
+    warning points at the user's ``fit``/``evaluate``/``predict`` call.
+    """
     steps = X.steps
-    wanted = (
-        f"steps_per_epoch={steps}: make sure it can give at least steps_per_epoch * epochs batches"
-        if steps is not None and what == "training"
-        else f"validation_steps={steps}: make sure it can give validation_steps batches per "
-        "validation"
-        if steps is not None
-        else "a generator is one stream for all epochs: pass steps_per_epoch (and make it "
-        "endless), or an iterable that restarts (a list of batches, a DataLoader, a PyDataset)"
-    )
+    if steps is not None and what == "training":
+        advice = (
+            f"Make sure it can give at least steps_per_epoch * epochs batches "
+            f"(steps_per_epoch={steps})."
+        )
+    elif steps is not None:
+        per = " per validation" if steps_name == "validation_steps" else ""
+        advice = f"Make sure it can give {steps_name}={steps} batches{per}."
+    else:
+        advice = (
+            "A generator is one stream for all epochs: pass steps_per_epoch (and make it "
+            "endless), or an iterable that restarts (a list of batches, a DataLoader, a "
+            "PyDataset)."
+        )
     during = f" of epoch {epoch + 1}" if epoch is not None else ""
     warnings.warn(
         f"Your input ran out of data at batch {X.ran_out}{during} ({X.source.name}, "
-        f"{X.source.what}); interrupting {what}. With {wanted}.",
+        f"{X.source.what}); interrupting {what}. {advice}",
         RanOut,
-        stacklevel=2,
+        stacklevel=_data.sources.user_stacklevel(),
     )
 
 
