@@ -558,7 +558,7 @@ def test_the_ran_out_warning_names_the_calls_steps_and_points_at_the_call():
             verbose=0,
             validation_data=_stream("generator", X, y),
             validation_steps=10,
-        )  # fmt: skip
+        )
     )
     assert "validation_steps=10" in text
 

@@ -435,8 +435,11 @@ class PyDatasetSource(Source):
         """``len(dataset)`` (the batch size is the dataset's)."""
         return self._len()
 
-    def epoch(self) -> Iterator[Any]:
-        """The batches of one epoch: ``dataset[i]`` for i in ``range(len(dataset))``."""
+    def epoch(self, keep: bool = False) -> Iterator[Any]:
+        """The batches of one epoch: ``dataset[i]`` for i in ``range(len(dataset))``.
+
+        ``keep`` is unused: each epoch starts at batch 0.
+        """
         for i in range(self._len()):
             if i == 0 and self._first is not _NOTHING:
                 batch, self._first = self._first, _NOTHING
@@ -526,15 +529,23 @@ class IterableSource(Source):
         except TypeError:  # no __len__, or a DataLoader over an IterableDataset
             return None
 
-    def epoch(self) -> Iterator[Any]:
-        """The batches of one epoch: the next ones of the iterator, or a fresh pass."""
+    def epoch(self, keep: bool = False) -> Iterator[Any]:
+        """The batches of one epoch: the next ones of the iterator, or a fresh pass.
+
+        Parameters
+        ----------
+        keep : bool, default False
+            Whether an iterable that restarts goes on with the pass the last epoch left
+            (``steps_per_epoch`` given, as Keras 3 keeps one iterator across epochs) rather
+            than starting a fresh one. A generator always goes on.
+        """
         if self._first is not _NOTHING:
             batch, self._first = self._first, _NOTHING
             yield batch
-        elif not self.one_shot:
+        elif not self.one_shot and not (keep and self._it is not None):
             self._it = iter(self.data)
         it = self._it
-        if not self.one_shot:
+        if not self.one_shot and not keep:
             self._it = None  # the next epoch starts a fresh pass
         # not ``yield from it``: an epoch stopped partway (steps_per_epoch) and collected
         # would close the user's generator through it, and the next epoch find it finished

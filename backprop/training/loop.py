@@ -291,7 +291,7 @@ def _fit_streamed(
         steps = steps_per_epoch or source.steps(batch_size)
         X = Batches(
             model, source, steps, needs_y=True, probe=probe_rows(model, x0),
-            class_weight=class_weight,
+            class_weight=class_weight, keep=steps_per_epoch is not None, training=True,
         )  # fmt: skip
     if val_source is not None:
         Xv, Yv = Rows(model, val_source), None

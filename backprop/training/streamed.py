@@ -202,10 +202,20 @@ class Batches:
         the dead-network check looks at.
     class_weight : dict, optional
         Checked ``class_weight`` of ``fit``: each batch's weights from its labels.
+    keep : bool, default False
+        Whether each pass goes on where the last one stopped (``steps_per_epoch`` given: as
+        Keras 3, one iterator of a list of batches or a DataLoader across the epochs).
+    training : bool, default False
+        Whether these are a fit's training batches (an error's note then says which weights
+        the model holds).
     """
 
-    def __init__(self, model, source, steps, *, needs_y, probe=None, class_weight=None):
+    def __init__(
+        self, model, source, steps, *, needs_y, probe=None, class_weight=None, keep=False,
+        training=False,
+    ):  # fmt: skip
         self.model, self.source, self.steps = model, source, steps
+        self.keep, self.training = keep, training
         self.needs_y, self.probe, self.class_weight = needs_y, probe, class_weight
         self.sample_shape = tuple(source.sample_shape)
         self.epochs = 0  # passes begun
@@ -242,7 +252,7 @@ class Batches:
         self.epochs += 1
         self.ran_out = None
         self.source.on_epoch_begin()  # as Keras 3, before each pass (fit, evaluate, predict)
-        batches = self.source.epoch()
+        batches = self.source.epoch(keep=self.keep)
         if self.steps is not None:  # bound before the thread: a one-shot generator loses none
             batches = itertools.islice(batches, self.steps)
         taken = 0
@@ -256,10 +266,14 @@ class Batches:
                     break
                 except Exception as e:
                     if not any(f"batch {taken + 1} of" in str(a) for a in e.args):
+                        weights = (
+                            "; the model holds the weights of the last complete step"
+                            if self.training  # evaluate and predict change no weight
+                            else ""
+                        )
                         e.add_note(
                             f"Raised while reading batch {taken + 1} of {self.source.what} "
-                            f"({self.source.name}); the model holds the weights of the last "
-                            "complete step."
+                            f"({self.source.name}){weights}."
                         )
                     raise
                 taken += 1
