@@ -20,13 +20,39 @@ def _is_batches(a: list | tuple) -> bool:
     """Whether a list/tuple holds batches ``(x, y)`` rather than data (rows, numbers).
 
     Batches: its first item is a tuple/list whose first item is an array of at least 2
-    dimensions. Anything else (numbers, nested lists, a list of rows) is data that the
-    in-memory checks judge, as before.
+    dimensions, or a tuple/list of 2 or 3 array-likes (nested lists included) with x at least
+    2-D and the others of x's number of rows (:func:`_is_batch_of_lists`). Anything else
+    (numbers, nested lists of numbers, a list of rows) is data that the in-memory checks
+    judge, as before.
     """
     first = a[0] if a else None
     if not isinstance(first, list | tuple) or not first:
         return False
-    return len(getattr(first[0], "shape", ())) >= 2
+    if len(getattr(first[0], "shape", ())) >= 2:
+        return True
+    return _is_batch_of_lists(first)
+
+
+def _is_batch_of_lists(item: list | tuple) -> bool:
+    """Whether ``item`` reads as a batch ``(x, y[, w])`` given as Python lists.
+
+    A 2-D X given as lists has numbers as the items of its rows, and a 3-D one rows of 1-D
+    items, so neither is taken for a batch. A 4-D X whose samples have 2 or 3 rows would have
+    the look of one; its rows all have one shape, which tells it apart when the sample is a
+    list (a batch given as a list with x and y of one shape is then read as data too: give
+    it as a tuple).
+    """
+    if len(item) not in (2, 3):
+        return False
+    parts = [p for p in item if p is not None]
+    try:
+        shapes = [np.shape(p) for p in parts]
+    except ValueError:  # ragged: not an array-like
+        return False
+    x = shapes[0]
+    if len(x) < 2 or any(len(s) < 1 or s[0] != x[0] for s in shapes[1:]):
+        return False
+    return isinstance(item, tuple) or any(s != x for s in shapes)
 
 
 def _is_pydataset(x: Any) -> bool:
