@@ -158,3 +158,38 @@ def test_a_consumer_slower_than_the_producer_gets_every_batch():
 def test_depth_must_be_a_count():
     with pytest.raises(ValueError, match="depth must be an integer >= 0, received -1"):
         Prefetcher(iter([]), lambda b: b, None, depth=-1)
+
+
+class _Fail(Exception):
+    pass
+
+
+def test_an_error_in_the_with_block_does_not_wait_for_a_blocked_producer():
+    """The error path abandons the thread (it may be stuck in user code): no join with a
+    timeout; the thread ends when the user's call returns and converts nothing after it.
+    The normal close still joins."""
+    release, converted = threading.Event(), []
+
+    def blocked():
+        yield 0
+        release.wait(TIMEOUT)
+        yield 1
+
+    def convert(i):
+        converted.append(i)
+        return i
+
+    try:
+        with pytest.raises(_Fail), Prefetcher(blocked(), convert, None, depth=2) as p:
+            assert next(p) == 0
+            raise _Fail
+        assert p.alive  # not waited for: still in the user's next()
+        p.close()  # a later close does not wait either
+        assert p.alive
+    finally:
+        release.set()
+    _wait_until_stopped(p.thread)
+    assert converted == [0]  # the batch that came after the error was not converted
+    with Prefetcher(iter(range(3)), convert, None, depth=2) as q:
+        assert list(q) == [0, 1, 2]
+    assert not q.alive  # the normal path joins the thread

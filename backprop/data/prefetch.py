@@ -94,6 +94,7 @@ class Prefetcher:
         self._stage = _stager(convert, self._transfer)
         self.depth = depth
         self._done = False
+        self._abandoned = False
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
         if depth:
@@ -156,6 +157,8 @@ class Prefetcher:
         thread = self.thread
         if thread is None or not thread.is_alive():
             return
+        if self._abandoned:  # an error path: the thread may be stuck in user code
+            timeout = 0
         while True:  # make room, so that a producer waiting to put sees the stop at once
             try:
                 self._queue.get_nowait()
@@ -163,6 +166,17 @@ class Prefetcher:
                 break
         if thread is not threading.current_thread():
             thread.join(timeout)
+
+    def abandon(self) -> None:
+        """Stop the thread without waiting for it: the way out of an error.
+
+        The thread may be stuck in the user's code (a generator blocked in ``next()``); it
+        ends when that call returns, and stages nothing after it (the stop is checked
+        first), so it never calls into the model again. Later :meth:`close` calls do not
+        wait either.
+        """
+        self._abandoned = True
+        self.close(timeout=0)
 
     @property
     def alive(self) -> bool:
@@ -172,8 +186,11 @@ class Prefetcher:
     def __enter__(self) -> Prefetcher:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is not None and issubclass(exc_type, Exception):
+            self.abandon()  # an error: raise it now, not after the thread's batch
+        else:
+            self.close()
 
     def __del__(self) -> None:
         if getattr(self, "_stop", None) is not None:

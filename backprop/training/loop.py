@@ -779,6 +779,9 @@ def evaluate_device(
                 result = _result(model, total_loss, totals, n, n_total)
                 logs.update(result)
             callbacks.on_test_batch_end(i, logs)
+    except BaseException:
+        _abandon(X)  # raise now: the thread may be blocked in the user's code
+        raise
     finally:
         batches.close()  # a stream's thread stops, whatever ended the pass
     if n is None and X.ran_out is not None:
@@ -795,6 +798,12 @@ def evaluate_device(
     if callbacks is not None:
         callbacks.on_test_end(dict(result))
     return result
+
+
+def _abandon(X: Any) -> None:
+    """Stop a store's or a stream's read-ahead thread without waiting (an error path)."""
+    if is_rows(X) or is_batches(X):
+        X.abandon()
 
 
 def _windows(X: Any, Y: Any, batch_size: int) -> Iterator[tuple[Any, Any]]:
@@ -881,6 +890,9 @@ def predict(
             parts.append(model._forward(xb, training=False))
             if cb is not None:
                 cb.on_predict_batch_end(i, {"outputs": parts[-1]})
+    except BaseException:
+        _abandon(Xd)  # raise now: the thread may be blocked in the user's code
+        raise
     finally:
         batches.close()
     if n is None and Xd.ran_out is not None:

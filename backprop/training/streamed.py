@@ -133,8 +133,16 @@ class Rows:
         n = self.shape[0]
         ranges = (np.arange(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size))
         with self.prefetch(ranges) as batches:
+            self._prefetcher = batches
             for batch in batches:
                 yield self.ready(batch)
+
+    _prefetcher: Any = None  # the prefetcher of ``windows``, while they run
+
+    def abandon(self) -> None:
+        """An error ends ``windows``: stop its thread without waiting for a read in hand."""
+        if self._prefetcher is not None:
+            self._prefetcher.abandon()
 
 
 def host_rows(model: Any, order: Array | None, lo: int, hi: int) -> np.ndarray:
@@ -168,6 +176,9 @@ class Streamed(Eager):
         self._batches = X.prefetch(rows())  # made in the training thread (CUDA's stream)
         try:
             return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
+        except BaseException:
+            self._batches.abandon()  # raise now, not after the read in hand
+            raise
         finally:
             self._batches.close()
             self._batches = None
@@ -242,6 +253,13 @@ class Batches:
             raise type(e)(f"{where}: {e}") from None
         return _host(model, x, y, _class_weights(self.class_weight, y, w, where))
 
+    _prefetcher: Any = None  # the pass's prefetcher, while one runs
+
+    def abandon(self) -> None:
+        """An error ends the pass: stop its thread without waiting (it may be in user code)."""
+        if self._prefetcher is not None:
+            self._prefetcher.abandon()
+
     def passes(self) -> Iterator[tuple[Array, Array | None]]:
         """One pass: its batches on the device, read ahead; ``ran_out`` set where it ran dry.
 
@@ -259,6 +277,7 @@ class Batches:
         with _data.Prefetcher(
             enumerate(batches, start=1), self.host, self.model.backend, PREFETCH_DEPTH
         ) as prefetched:
+            self._prefetcher = prefetched
             while True:
                 try:
                     batch = next(prefetched)
@@ -334,6 +353,9 @@ class StreamedBatches(Eager):
                 steps_run = i + 1
                 if self.stopped(model):
                     break
+        except BaseException:
+            X.abandon()  # raise now: the thread may be blocked in the user's generator
+            raise
         finally:
             passes.close()  # a pass left early (a callback stopped it): its thread stops now
         if not steps_run:
