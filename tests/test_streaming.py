@@ -656,3 +656,12 @@ def test_a_fit_failing_while_the_generator_blocks_raises_at_once(monkeypatch):
     original_join(thread, 10)
     assert not thread.is_alive()
     assert hosted == seen  # the batch that came after the error was never checked
+
+
+def test_validation_data_given_as_python_lists_validates_as_the_arrays(backend64):
+    X, y = _data()
+    Xv, yv = X[:40] * 0.5, y[:40]
+    ref, model = _net(backend64), _net(backend64)
+    h_ref = ref.fit(X, y, epochs=2, verbose=0, validation_data=(Xv, yv))
+    h = model.fit(X, y, epochs=2, verbose=0, validation_data=(Xv.tolist(), yv.tolist()))
+    _assert_same_fit(model, ref, h, h_ref)

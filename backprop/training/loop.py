@@ -179,7 +179,8 @@ def _is_pair(validation_data: Any) -> bool:
     """Whether ``validation_data`` is ``(X_val, y_val[, w_val])``, not a list of batches."""
     if not isinstance(validation_data, tuple | list) or not validation_data:
         return False
-    return not isinstance(validation_data[0], tuple | list)
+    # X_val may itself be a list (of rows): a pair unless its items read as batches
+    return not _data.adapters._is_batches(validation_data)
 
 
 def _stream_of(validation_data: Any) -> Any:
