@@ -142,15 +142,9 @@ def train_on_batch(
     _compilation.check_optimizer_state(self)
     # every check runs before the model is built or touched, as in fit
     X, y = self._check(x, y)
-    if sample_weight is not None and class_weight is not None:  # as Keras 3 refuses
-        raise ValueError(
-            "train_on_batch() takes sample_weight or class_weight, not both. Multiply the "
-            "class weights into sample_weight yourself and pass that alone."
-        )
-    if sample_weight is not None:
-        sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
-    if class_weight is not None:
-        class_weight = _data.check_class_weight(class_weight)
+    sample_weight, class_weight = _data.check_weights(
+        sample_weight, class_weight, X.shape[0], "train_on_batch()"
+    )
     X, Y = self._to_device(X, y)
     if class_weight is not None:
         sample_weight = _data.class_weight_to_sample_weight(class_weight, self.backend.to_numpy(Y))

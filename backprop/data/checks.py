@@ -709,6 +709,27 @@ def check_sample_weight(sample_weight: Any, n: int, name: str = "sample_weight")
     return w
 
 
+def check_weights(
+    sample_weight: Any, class_weight: Any, n: int | None, what: str
+) -> tuple[np.ndarray | None, dict[int, float] | None]:
+    """``(sample_weight, class_weight)`` checked: not both (Keras 3 refuses), each as checked.
+
+    ``n`` is the number of rows the sample weights must have (None: ``sample_weight`` is
+    only compared with ``class_weight``, as a store's weights are read with its rows);
+    ``what`` names the call in the message (``"fit()"``).
+    """
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(
+            f"{what} takes sample_weight or class_weight, not both. Multiply the class "
+            "weights into sample_weight yourself and pass that alone."
+        )
+    if sample_weight is not None and n is not None:
+        sample_weight = check_sample_weight(sample_weight, n)
+    if class_weight is not None:
+        class_weight = check_class_weight(class_weight)
+    return sample_weight, class_weight
+
+
 def check_class_weight(class_weight: Any) -> dict[int, float]:
     """A ``{class: weight}`` dict with integer classes and finite weights >= 0.
 

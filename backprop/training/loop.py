@@ -123,15 +123,9 @@ def fit(
     _arrays_take_no_steps(steps["train"], "fit", "steps_per_epoch")
     # every check runs before the model is built or touched
     X, y = model._check(X, y)
-    if sample_weight is not None and class_weight is not None:  # as Keras 3 refuses
-        raise ValueError(
-            "fit() takes sample_weight or class_weight, not both. Multiply the class weights "
-            "into sample_weight yourself and pass that alone."
-        )
-    if sample_weight is not None:
-        sample_weight = _data.check_sample_weight(sample_weight, X.shape[0])
-    if class_weight is not None:
-        class_weight = _data.check_class_weight(class_weight)
+    sample_weight, class_weight = _data.check_weights(
+        sample_weight, class_weight, X.shape[0], "fit()"
+    )
     n_val = int(X.shape[0] * validation_split) if validation_data is None else 0
     if validation_split and validation_data is None and n_val in (0, X.shape[0]):
         raise ValueError(
@@ -259,13 +253,8 @@ def _fit_streamed(
     callbacks, initial_epoch, comm, class_weight, validation, steps_per_epoch,
 ) -> _callbacks.History:  # fmt: skip
     """``fit`` on a store read by rows, or on the batches a generator or a PyDataset gives."""
-    if class_weight is not None:
-        class_weight = _data.check_class_weight(class_weight)
-        if source.by_rows and source.w is not None:  # as Keras 3 refuses
-            raise ValueError(
-                "fit() takes sample_weight or class_weight, not both. Multiply the class "
-                "weights into sample_weight yourself and pass that alone."
-            )
+    store_weights = source.w if source.by_rows else None  # read with the rows
+    _, class_weight = _data.check_weights(store_weights, class_weight, None, "fit()")
     if validation_split and validation_data is None:
         source, val_source = source.split(validation_split)  # refused for streams, as Keras
     else:
