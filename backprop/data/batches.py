@@ -12,13 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import (
-    _check_finite,
-    _numeric_device_array,
-    as_array,
-    check_sample_weight,
-    check_X,
-)
+from .checks import check_sample_weight, check_targets, check_X
 
 
 def _items(batch: Any, what: str, step: int) -> tuple[Any, Any, Any]:
@@ -37,24 +31,6 @@ def _items(batch: Any, what: str, step: int) -> tuple[Any, Any, Any]:
         )
     x, y, w = (*batch, None, None)[:3]
     return x, y, w
-
-
-def _check_targets(y: Any, n: int, dtype: str) -> Any:
-    """Check ``y``: numeric, 1-D or 2-D, ``n`` rows, finite.
-
-    Its kind (labels, one-hot rows) is checked against the loss later, where the loss is known.
-    """
-    y = as_array(y, "y")
-    xp = np if isinstance(y, np.ndarray) else _numeric_device_array(y, "y")
-    if y.ndim not in (1, 2):
-        raise ValueError(f"Expected y to be 1-D or 2-D, received shape {tuple(y.shape)}.")
-    if y.shape[0] != n:
-        raise ValueError(
-            f"x and y must have the same number of rows: x has {n}, y has {y.shape[0]} "
-            f"(shape {tuple(y.shape)})."
-        )
-    _check_finite(y, xp, "y", dtype)
-    return y
 
 
 def check_batch(
@@ -121,7 +97,7 @@ def check_batch(
         x = check_X(x, name="x", dtype=dtype, input_shape=sample_shape)
         n = int(x.shape[0])
         if y is not None:
-            y = _check_targets(y, n, dtype)
+            y = check_targets(y, n, dtype=dtype, x_name="x")[0]
         if w is not None:
             w = check_sample_weight(w, n, "sample_weight")
     except (TypeError, ValueError) as e:

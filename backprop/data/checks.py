@@ -433,6 +433,27 @@ def _refuse(name: str, dtype: str, limit: float, row: int, col: Any, value: np.g
     )
 
 
+def check_targets(
+    y: Any, n_samples: int, name: str = "y", dtype: str = "float64", x_name: str = "X"
+) -> tuple[Any, Any]:
+    """``(y, xp)``: ``y`` numeric, 1-D or 2-D, of ``n_samples`` rows, finite.
+
+    What :func:`check_y` checks before the loss's layout (and what a streamed batch's targets
+    get before the loss is known); ``x_name`` names the inputs in the message.
+    """
+    y = as_array(y, name)
+    xp = _numeric_device_array(y, name) if not isinstance(y, np.ndarray) else np
+    if y.ndim not in (1, 2):
+        raise ValueError(f"Expected {name} to be 1-D or 2-D, received shape {tuple(y.shape)}.")
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"{x_name} and {name} must have the same number of rows: {x_name} has "
+            f"{n_samples}, {name} has {y.shape[0]} (shape {tuple(y.shape)})."
+        )
+    _check_finite(y, xp, name, dtype)
+    return y, xp
+
+
 def check_y(
     y: Any,
     n_samples: int,
@@ -481,16 +502,7 @@ def check_y(
             f"{name} must be an array of shape (n_samples,) or (n_samples, n_outputs); "
             "received None."
         )
-    y = as_array(y, name)
-    xp = _numeric_device_array(y, name) if not isinstance(y, np.ndarray) else np
-    if y.ndim not in (1, 2):
-        raise ValueError(f"Expected {name} to be 1-D or 2-D, received shape {tuple(y.shape)}.")
-    if y.shape[0] != n_samples:
-        raise ValueError(
-            f"X and {name} must have the same number of rows: X has {n_samples}, {name} has "
-            f"{y.shape[0]} (shape {tuple(y.shape)})."
-        )
-    _check_finite(y, xp, name, dtype)
+    y, xp = check_targets(y, n_samples, name, dtype)
     width = 1 if y.ndim == 1 else y.shape[1]
     if kind == "sparse":
         if width != 1:

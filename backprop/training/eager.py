@@ -38,7 +38,7 @@ class Eager(Engine):
         steps: int,
         callbacks: _callbacks.CallbackList,
     ) -> Epoch:
-        xp, n = model.xp, X.shape[0]
+        n = X.shape[0]
         fused, first, last = model._fused, model.layers[0], model.layers[-1]
         outputs, logits, penalties, targets, batches = [], [], [], [], []
         steps_run = 0
@@ -84,13 +84,7 @@ class Eager(Engine):
             if self.stopped(model):  # as in Keras, a callback can stop after any batch
                 break
         n = min(steps_run * batch_size, n)  # the rows trained on
-        sizes = [y_hat.shape[0] for y_hat in outputs]
-        # each list joined, then dropped, in turn: one list's parts and its join at a time
-        Y, Y_hat, Z = _join(xp, targets), _join(xp, outputs), _join(xp, logits)
-        dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
-        total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
-        sums = _logs.stack(model, total_loss, totals)
-        return Epoch(sums, n, len(dead), (Y, Y_hat, Z, sizes), None, batches, steps_run)
+        return epoch_of(model, targets, outputs, logits, penalties, n, batches, steps_run)
 
     def batch_logs(self, callbacks: _callbacks.CallbackList) -> bool:
         """Whether the train-batch logs carry the running loss and metrics this fit."""
@@ -132,6 +126,30 @@ def batch(xp: Any, X: Array, Y: Array, order: Array | None, lo: int, hi: int) ->
         return X[lo:hi, ...], Y[lo:hi, ...]
     rows = order[lo:hi]
     return xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+
+
+def epoch_of(
+    model: Any,
+    targets: list,
+    outputs: list,
+    logits: list,
+    penalties: list,
+    n: int,
+    batches: list[int] | None,
+    steps_run: int,
+) -> Epoch:
+    """The :class:`Epoch` of steps run one by one, from each step's targets and outputs.
+
+    The epoch's loss and metrics are computed once, here, from what every step produced
+    (each list joined, then dropped, in turn: one list's parts and its join at a time).
+    """
+    xp = model.xp
+    sizes = [y_hat.shape[0] for y_hat in outputs]
+    Y, Y_hat, Z = _join(xp, targets), _join(xp, outputs), _join(xp, logits)
+    dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
+    total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
+    sums = _logs.stack(model, total_loss, totals)
+    return Epoch(sums, n, len(dead), (Y, Y_hat, Z, sizes), None, batches, steps_run)
 
 
 def _join(xp: Any, parts: list) -> Array | None:

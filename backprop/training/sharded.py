@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import data as _data
 from . import step as _step
 from .base import watches_batches
 from .eager import Eager
@@ -287,35 +286,17 @@ class Sharded(Eager):
         rank scales its gradient by ``share = m_r / m`` and one sum over the ranks gives the
         exact global gradient, however uneven the shards (an average of the ranks' means
         would not). A regularizer's gradient, added on every rank, sums to itself since the
-        shares sum to one. A rank with no rows in this batch sends zeros.
+        shares sum to one. A rank with no rows in this batch sends zeros. With sample
+        weights (a last column of ``y``) each rank's loss is ``sum_r w_i L_i / m_r``; times
+        ``share`` it is the rank's part of the global ``sum_i w_i L_i / m``, as above.
         """
-        if model._theta is not None and _data.split_weights(y, model.output_dim)[1] is not None:
-            return self._weighted_step(model, x, y, share)
         xp, comm = model.xp, self.comm
         if model._theta is None:  # nothing to learn: nothing to sum
             return _step.step(model, x, y) if x.shape[0] or self.syncs else None
         # a rank without rows still takes part in BatchNormalization's sums over the batch
         if x.shape[0] or self.syncs:
             y_hat = model._forward(x, training=True)
-            model._backward_from_loss(y, y_hat)
-            g = model._flat_grads()
-            if share != 1.0:
-                g *= share
-        else:
-            y_hat, g = None, xp.zeros_like(model._theta)
-        _step.update(model, comm.allreduce(g, model.backend))
-        return y_hat if x.shape[0] else None
-
-    def _weighted_step(self, model: Any, x: Array, y: Array, share: float) -> Array | None:
-        """``step`` with sample weights (a last column of ``y``).
-
-        Each rank's weighted loss is ``sum_r w_i L_i / m_r``; times ``share = m_r / m`` it is
-        the rank's part of the global ``sum_i w_i L_i / m``: the same sum over the ranks.
-        """
-        xp, comm = model.xp, self.comm
-        if x.shape[0] or self.syncs:
-            y_hat = model._forward(x, training=True)
-            _step.backward(model, y, y_hat)
+            _step.backward(model, y, y_hat)  # with the sample weights where y carries them
             g = model._flat_grads()
             if share != 1.0:
                 g *= share

@@ -32,8 +32,8 @@ from .. import data as _data
 from ..backend import to_numpy
 from . import logs as _logs
 from .base import Epoch
-from .eager import Eager, _join
-from .probe import DEAD_CHECK_ROWS, relu_hidden
+from .eager import Eager, epoch_of
+from .probe import DEAD_CHECK_ROWS
 
 Array = Any
 
@@ -319,7 +319,7 @@ class StreamedBatches(Eager):
 
     def run_epoch(self, model, X, Y, order, batch_size, steps, callbacks) -> Epoch:
         """One pass over ``X`` (a :class:`Batches`); ``order`` and ``batch_size`` are unused."""
-        xp, fused, last = model.xp, model._fused, model.layers[-1]
+        fused, last = model._fused, model.layers[-1]
         outputs, logits, penalties, targets = [], [], [], []
         watched, running = self.batch_logs(callbacks), None
         hooked = any(
@@ -361,12 +361,7 @@ class StreamedBatches(Eager):
         if not steps_run:
             return Epoch(None, 0, 0, (None, None, None, []), None, None, 0)
         del xb, yb
-        sizes = [y_hat.shape[0] for y_hat in outputs]
-        Y, Y_hat, Z = _join(xp, targets), _join(xp, outputs), _join(xp, logits)
-        dead = [xp.all(layer.z <= 0) for layer in relu_hidden(model)]
-        total_loss, totals = _logs.epoch_sums(model, Y, Y_hat, Z, penalties, dead)
-        sums = _logs.stack(model, total_loss, totals)
-        return Epoch(sums, rows, len(dead), (Y, Y_hat, Z, sizes), None, None, steps_run)
+        return epoch_of(model, targets, outputs, logits, penalties, rows, None, steps_run)
 
 
 def ran_out_warning(
