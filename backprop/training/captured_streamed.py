@@ -24,15 +24,12 @@ and an epoch whose callbacks watch each batch run the eager streamed steps inste
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import numpy as np
 
 from .. import callbacks as _callbacks
 from . import captured as _captured
 from .base import Epoch
-from .streamed import Streamed
+from .streamed import Streamed, epoch_rows
 
 Array = Any
 
@@ -137,16 +134,9 @@ class CapturedStreamed(_captured.Captured):
             self._eager = Streamed()
         if self._eager is not None:
             return self._eager.run_epoch(model, X, Y, order, batch_size, steps, callbacks)
-        n = X.shape[0]
-        host_order = None if order is None else np.asarray(model.backend.to_numpy(order))
-
-        def rows() -> Iterator[np.ndarray]:
-            for i in range(steps):
-                lo, hi = i * batch_size, min((i + 1) * batch_size, n)
-                yield np.arange(lo, hi) if host_order is None else host_order[lo:hi]
-
         self._rows = X
-        self._batches = X.prefetch(rows())  # made in the training thread (CUDA's stream)
+        rows = epoch_rows(model, order, X.shape[0], batch_size, steps)
+        self._batches = X.prefetch(rows)  # made in the training thread (CUDA's stream)
         try:
             # the order is the prefetcher's: the recorded step reads the buffers in turn
             return super().run_epoch(model, X, Y, None, batch_size, steps, callbacks)

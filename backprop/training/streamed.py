@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -145,11 +145,29 @@ class Rows:
             self._prefetcher.abandon()
 
 
-def host_rows(model: Any, order: Array | None, lo: int, hi: int) -> np.ndarray:
-    """The store's rows of the epoch's ``lo:hi``: the permutation's, or ``lo:hi`` itself."""
-    if order is None:
-        return np.arange(lo, hi)
-    return np.asarray(model.backend.to_numpy(order[lo:hi]), dtype=np.int64)
+def epoch_rows(
+    model: Any,
+    order: Array | None,
+    n: int,
+    batch_size: int,
+    steps: int,
+    part: Callable[[int, int], tuple[int, int]] | None = None,
+) -> Iterator[np.ndarray]:
+    """The store's rows of each step of the epoch, for the prefetcher to read in turn.
+
+    The permutation's rows (brought to the host once, here, in the training thread), or the
+    rows in order; ``part(lo, hi)`` is the part of a batch this process reads (a rank's).
+    """
+    host_order = None if order is None else np.asarray(model.backend.to_numpy(order))
+
+    def rows() -> Iterator[np.ndarray]:
+        for i in range(steps):
+            lo, hi = i * batch_size, min((i + 1) * batch_size, n)
+            if part is not None:
+                lo, hi = part(lo, hi)
+            yield np.arange(lo, hi) if host_order is None else host_order[lo:hi]
+
+    return rows()
 
 
 class Streamed(Eager):
@@ -165,15 +183,8 @@ class Streamed(Eager):
 
     def run_epoch(self, model, X, Y, order, batch_size, steps, callbacks) -> Epoch:
         """The eager epoch, its batches read ahead of the steps."""
-        n = X.shape[0]
-        host_order = None if order is None else np.asarray(model.backend.to_numpy(order))
-
-        def rows() -> Iterator[np.ndarray]:
-            for i in range(steps):
-                lo, hi = self.rows(i * batch_size, min((i + 1) * batch_size, n))
-                yield np.arange(lo, hi) if host_order is None else host_order[lo:hi]
-
-        self._batches = X.prefetch(rows())  # made in the training thread (CUDA's stream)
+        rows = epoch_rows(model, order, X.shape[0], batch_size, steps, self.rows)
+        self._batches = X.prefetch(rows)  # made in the training thread (CUDA's stream)
         try:
             return super().run_epoch(model, X, Y, order, batch_size, steps, callbacks)
         except BaseException:
@@ -184,9 +195,7 @@ class Streamed(Eager):
             self._batches = None
 
     def batch(self, model: Any, X: Any, Y: Any, order: Array | None, lo: int, hi: int):
-        """The rows ``order[lo:hi]`` read from the store (ahead) and moved to the device."""
-        if self._batches is None:  # outside run_epoch: read them now
-            return X.read(host_rows(model, order, lo, hi))
+        """The rows ``order[lo:hi]``, read from the store ahead, on the device."""
         return X.ready(next(self._batches))
 
 
